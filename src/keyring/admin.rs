@@ -1,0 +1,363 @@
+//! Key-ring administration: the operations behind `pension-gateway keys …`.
+//!
+//! Every operation reads the manifest, computes the new one, validates the *whole resulting
+//! set* exactly as the server would load it (every key file parsed, modes checked), and only
+//! then writes — key files first (created 0600), the manifest last, each through a temporary
+//! file and `rename`, so a running gateway that reloads at any moment sees the old set or the
+//! new one, never half of either.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::load::build_keyring;
+use super::manifest::{
+    BankKeyEntry, BankKeyState, Manifest, Rollout, WechatKeyEntry, WechatKeyState,
+};
+use super::KeyRingError;
+use crate::crypto::{EngineKind, PublicKey, SecretKey};
+
+/// A key directory being administered.
+pub struct KeyDir {
+    dir: PathBuf,
+    engine: EngineKind,
+    signer_id: Vec<u8>,
+}
+
+/// One row of `keys list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyListing {
+    /// `bank` or `wechat`.
+    pub role: &'static str,
+    /// Version.
+    pub version: u32,
+    /// Lifecycle state (`staged`, `active`, …, `trusted`, `untrusted`).
+    pub state: String,
+    /// Fingerprint of the public key (`-` when the file cannot be read).
+    pub fingerprint: String,
+    /// Share of responses this key signs, percent (bank keys).
+    pub signs_percent: Option<u8>,
+}
+
+impl KeyDir {
+    /// Administers `dir` with the engine and signer ID the gateway uses.
+    pub fn new(dir: impl Into<PathBuf>, engine: EngineKind, signer_id: &[u8]) -> Self {
+        Self {
+            dir: dir.into(),
+            engine,
+            signer_id: signer_id.to_vec(),
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads the manifest (an absent one is an empty manifest, for a fresh directory).
+    pub fn manifest(&self) -> Result<Manifest, KeyRingError> {
+        let path = self.dir.join("keyring.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Manifest::parse(&text).map_err(KeyRingError::Invalid),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(KeyRingError::Io {
+                path: path.display().to_string(),
+                cause: e.to_string(),
+            }),
+        }
+    }
+
+    /// Validates `next` as the server would load it, then writes it atomically.
+    fn commit(&self, next: &Manifest) -> Result<(), KeyRingError> {
+        build_keyring(&self.dir, next, self.engine, &self.signer_id, next.demo)?;
+        let text = next.to_toml().map_err(KeyRingError::Invalid)?;
+        write_atomic(&self.dir.join("keyring.toml"), text.as_bytes(), false)
+    }
+
+    /// Creates a new key directory's first set in one validated step: bank key v1 (active)
+    /// and WeChat's public key `wechat_version` (trusted). Refused if a manifest exists.
+    pub fn init(&self, wechat_version: u32, wechat_key_text: &str) -> Result<(), KeyRingError> {
+        if self.dir.join("keyring.toml").exists() {
+            return Err(KeyRingError::Invalid(format!(
+                "{} already has a keyring.toml",
+                self.dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| KeyRingError::Io {
+            path: self.dir.display().to_string(),
+            cause: e.to_string(),
+        })?;
+        let wechat = PublicKey::parse(wechat_key_text)
+            .map_err(|e| KeyRingError::Invalid(format!("WeChat key v{wechat_version}: {e}")))?;
+        let wechat_file = format!("wechat-v{wechat_version}.pub");
+        write_atomic(
+            &self.dir.join(&wechat_file),
+            format!("{}\n", wechat.to_hex()).as_bytes(),
+            false,
+        )?;
+        let key_file = self.write_new_bank_key(1)?;
+        let m = Manifest {
+            demo: false,
+            bank: vec![BankKeyEntry {
+                version: 1,
+                state: BankKeyState::Active,
+                private_key: key_file,
+            }],
+            wechat: vec![WechatKeyEntry {
+                version: wechat_version,
+                state: WechatKeyState::Trusted,
+                public_key: wechat_file,
+            }],
+            rollout: None,
+        };
+        self.commit(&m)
+    }
+
+    fn write_new_bank_key(&self, version: u32) -> Result<String, KeyRingError> {
+        let key = SecretKey::generate();
+        let key_file = format!("bank-v{version}.key");
+        let pem = key
+            .to_pem()
+            .map_err(|e| KeyRingError::Invalid(e.to_string()))?;
+        write_atomic(&self.dir.join(&key_file), pem.as_bytes(), true)?;
+        write_atomic(
+            &self.dir.join(format!("bank-v{version}.pub")),
+            format!("{}\n", key.public_key().to_hex()).as_bytes(),
+            false,
+        )?;
+        Ok(key_file)
+    }
+
+    /// Generates bank key version `max + 1` as `staged` (exported to WeChat, not yet signing).
+    /// Returns the version.
+    pub fn generate(&self) -> Result<u32, KeyRingError> {
+        let mut m = self.manifest()?;
+        if m.bank.is_empty() {
+            return Err(KeyRingError::Invalid(
+                "no key set here yet; start with `keys init`".into(),
+            ));
+        }
+        let version = m.bank.iter().map(|b| b.version).max().unwrap_or(0) + 1;
+        let key_file = self.write_new_bank_key(version)?;
+        m.bank.push(BankKeyEntry {
+            version,
+            state: BankKeyState::Staged,
+            private_key: key_file,
+        });
+        self.commit(&m)?;
+        Ok(version)
+    }
+
+    /// Makes bank key `version` (staged or retiring) the active one; the previous active key
+    /// becomes `retiring`; a rollout of that version ends.
+    pub fn activate(&self, version: u32) -> Result<(), KeyRingError> {
+        let mut m = self.manifest()?;
+        let target = m
+            .bank
+            .iter()
+            .find(|b| b.version == version)
+            .map(|b| b.state);
+        match target {
+            None => {
+                return Err(KeyRingError::Invalid(format!(
+                    "there is no bank key version {version}"
+                )))
+            }
+            Some(BankKeyState::Active) => {
+                return Err(KeyRingError::Invalid(format!(
+                    "bank key v{version} is already active"
+                )))
+            }
+            Some(BankKeyState::Retired) => {
+                return Err(KeyRingError::Invalid(format!(
+                    "bank key v{version} is retired; generate a new version instead"
+                )))
+            }
+            Some(_) => {}
+        }
+        for b in &mut m.bank {
+            if b.state == BankKeyState::Active {
+                b.state = BankKeyState::Retiring;
+            }
+            if b.version == version {
+                b.state = BankKeyState::Active;
+            }
+        }
+        if m.rollout.is_some_and(|r| r.version == version) {
+            m.rollout = None;
+        }
+        self.commit(&m)
+    }
+
+    /// Retires bank key `version` (must not be active; a rollout of it ends).
+    pub fn retire(&self, version: u32) -> Result<(), KeyRingError> {
+        let mut m = self.manifest()?;
+        let entry = m
+            .bank
+            .iter_mut()
+            .find(|b| b.version == version)
+            .ok_or_else(|| {
+                KeyRingError::Invalid(format!("there is no bank key version {version}"))
+            })?;
+        if entry.state == BankKeyState::Active {
+            return Err(KeyRingError::Invalid(format!(
+                "bank key v{version} is active; activate another version first (zero active keys is refused)"
+            )));
+        }
+        entry.state = BankKeyState::Retired;
+        if m.rollout.is_some_and(|r| r.version == version) {
+            m.rollout = None;
+        }
+        self.commit(&m)
+    }
+
+    /// Starts, changes or (with 0 %) ends a gray rollout of staged bank key `version`.
+    pub fn rollout(&self, version: u32, percent: u8) -> Result<(), KeyRingError> {
+        let mut m = self.manifest()?;
+        m.rollout = (percent > 0).then_some(Rollout { version, percent });
+        self.commit(&m)
+    }
+
+    /// Trusts WeChat public key `version` (hex `04…` or PEM), replacing the file of that version.
+    pub fn trust_wechat(&self, version: u32, key_text: &str) -> Result<(), KeyRingError> {
+        let key = PublicKey::parse(key_text)
+            .map_err(|e| KeyRingError::Invalid(format!("WeChat key v{version}: {e}")))?;
+        let mut m = self.manifest()?;
+        let file = format!("wechat-v{version}.pub");
+        write_atomic(
+            &self.dir.join(&file),
+            format!("{}\n", key.to_hex()).as_bytes(),
+            false,
+        )?;
+        match m.wechat.iter_mut().find(|w| w.version == version) {
+            Some(w) => {
+                w.state = WechatKeyState::Trusted;
+                w.public_key = file;
+            }
+            None => m.wechat.push(WechatKeyEntry {
+                version,
+                state: WechatKeyState::Trusted,
+                public_key: file,
+            }),
+        }
+        m.wechat.sort_by_key(|w| w.version);
+        self.commit(&m)
+    }
+
+    /// Stops trusting WeChat key `version` (refused if it is the last trusted one).
+    pub fn untrust_wechat(&self, version: u32) -> Result<(), KeyRingError> {
+        let mut m = self.manifest()?;
+        let w = m
+            .wechat
+            .iter_mut()
+            .find(|w| w.version == version)
+            .ok_or_else(|| {
+                KeyRingError::Invalid(format!("there is no WeChat key version {version}"))
+            })?;
+        w.state = WechatKeyState::Untrusted;
+        self.commit(&m)
+    }
+
+    /// The public key of bank version `version`, for WeChat.
+    pub fn export_public(&self, version: u32) -> Result<PublicKey, KeyRingError> {
+        let m = self.manifest()?;
+        let entry = m
+            .bank
+            .iter()
+            .find(|b| b.version == version)
+            .ok_or_else(|| {
+                KeyRingError::Invalid(format!("there is no bank key version {version}"))
+            })?;
+        let path = self.dir.join(&entry.private_key);
+        super::check_private_key_mode(&path)?;
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
+            KeyRingError::Io {
+                path: path.display().to_string(),
+                cause: e.to_string(),
+            }
+        })?);
+        let sk = SecretKey::parse(&text)
+            .map_err(|e| KeyRingError::Invalid(format!("bank key v{version}: {e}")))?;
+        Ok(sk.public_key())
+    }
+
+    /// Every key with its state and fingerprint.
+    pub fn list(&self) -> Result<Vec<KeyListing>, KeyRingError> {
+        let m = self.manifest()?;
+        let mut out = Vec::new();
+        for b in &m.bank {
+            let fingerprint = self
+                .export_public(b.version)
+                .map(|k| k.fingerprint())
+                .unwrap_or_else(|_| "-".into());
+            let rollout = m
+                .rollout
+                .filter(|r| r.version == b.version)
+                .map(|r| r.percent);
+            let active_share = 100 - m.rollout.map_or(0, |r| r.percent);
+            let signs_percent = match b.state {
+                BankKeyState::Active => Some(active_share),
+                _ => rollout,
+            };
+            out.push(KeyListing {
+                role: "bank",
+                version: b.version,
+                state: state_name(b.state),
+                fingerprint,
+                signs_percent,
+            });
+        }
+        for w in &m.wechat {
+            let fingerprint = std::fs::read_to_string(self.dir.join(&w.public_key))
+                .ok()
+                .and_then(|t| PublicKey::parse(&t).ok())
+                .map_or_else(|| "-".into(), |k| k.fingerprint());
+            let state = match w.state {
+                WechatKeyState::Trusted => "trusted",
+                WechatKeyState::Untrusted => "untrusted",
+            };
+            out.push(KeyListing {
+                role: "wechat",
+                version: w.version,
+                state: state.into(),
+                fingerprint,
+                signs_percent: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn state_name(s: BankKeyState) -> String {
+    format!("{s:?}").to_lowercase()
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and `rename`.
+/// Private files are created with mode 0600 from the start (never briefly readable).
+pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), KeyRingError> {
+    let io = |e: std::io::Error| KeyRingError::Io {
+        path: path.display().to_string(),
+        cause: e.to_string(),
+    };
+    let dir = path
+        .parent()
+        .ok_or_else(|| KeyRingError::Invalid(format!("{} has no directory", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if private { 0o600 } else { 0o644 });
+    }
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = opts.open(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Reading a key directory into a [`KeyRing`], refusing anything unsafe or inconsistent.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::manifest::{BankKeyState, Manifest, WechatKeyState};
+use super::{BankKey, KeyRing, WechatKey};
+use crate::crypto::{EngineKind, PublicKey, SecretKey};
+
+/// Why a key set was refused. Messages name files and versions, never key bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRingError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {cause}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        cause: String,
+    },
+    /// A private key file is readable by group or others.
+    #[error("private key file {0} must have mode 0600 (run `chmod 600 {0}`)")]
+    Permissions(String),
+    /// The set breaks a rule (manifest, key material, demo keys outside demo mode).
+    #[error("key set refused: {0}")]
+    Invalid(String),
+}
+
+/// Refuses a private key file unless only its owner may read or write it.
+#[cfg(unix)]
+pub fn check_private_key_mode(path: &Path) -> Result<(), KeyRingError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| io_err(path, e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(KeyRingError::Permissions(path.display().to_string()));
+    }
+    Ok(())
+}
+
+/// On non-Unix systems file modes do not exist; the check passes.
+#[cfg(not(unix))]
+pub fn check_private_key_mode(_path: &Path) -> Result<(), KeyRingError> {
+    Ok(())
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> KeyRingError {
+    KeyRingError::Io {
+        path: path.display().to_string(),
+        cause: e.to_string(),
+    }
+}
+
+/// Loads and validates the key set in `dir` (its `keyring.toml` and the files it names).
+/// `demo_mode` must be true to accept a manifest marked `demo = true`.
+pub fn load_keyring(
+    dir: &Path,
+    engine: EngineKind,
+    signer_id: &[u8],
+    demo_mode: bool,
+) -> Result<KeyRing, KeyRingError> {
+    let manifest_path = dir.join("keyring.toml");
+    let text = std::fs::read_to_string(&manifest_path).map_err(|e| io_err(&manifest_path, e))?;
+    let manifest = Manifest::parse(&text).map_err(KeyRingError::Invalid)?;
+    build_keyring(dir, &manifest, engine, signer_id, demo_mode)
+}
+
+/// Builds a key ring from `manifest` and the key files in `dir`: the full validation, used both
+/// by loading and by every `keys` command before it writes anything.
+pub fn build_keyring(
+    dir: &Path,
+    manifest: &Manifest,
+    engine: EngineKind,
+    signer_id: &[u8],
+    demo_mode: bool,
+) -> Result<KeyRing, KeyRingError> {
+    manifest.check().map_err(KeyRingError::Invalid)?;
+    if manifest.demo && !demo_mode {
+        return Err(KeyRingError::Invalid(format!(
+            "{} holds the published demo keys; they are refused unless the server runs in demo mode",
+            dir.display()
+        )));
+    }
+    let eng = engine.engine();
+    let mut bank = BTreeMap::new();
+    for entry in &manifest.bank {
+        if entry.state == BankKeyState::Retired {
+            continue;
+        }
+        let path = dir.join(&entry.private_key);
+        check_private_key_mode(&path)?;
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?);
+        let sk = SecretKey::parse(&text).map_err(|e| {
+            KeyRingError::Invalid(format!(
+                "bank key v{} ({}): {e}",
+                entry.version,
+                path.display()
+            ))
+        })?;
+        let signer = eng
+            .signer(&sk, signer_id)
+            .map_err(|e| KeyRingError::Invalid(format!("bank key v{}: {e}", entry.version)))?;
+        bank.insert(
+            entry.version,
+            BankKey {
+                version: entry.version,
+                state: entry.state,
+                signer,
+            },
+        );
+    }
+    let mut trusted = BTreeMap::new();
+    for entry in manifest
+        .wechat
+        .iter()
+        .filter(|w| w.state == WechatKeyState::Trusted)
+    {
+        let path = dir.join(&entry.public_key);
+        let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+        let pk = PublicKey::parse(&text).map_err(|e| {
+            KeyRingError::Invalid(format!(
+                "WeChat key v{} ({}): {e}",
+                entry.version,
+                path.display()
+            ))
+        })?;
+        let verifier = eng
+            .verifier(&pk, signer_id)
+            .map_err(|e| KeyRingError::Invalid(format!("WeChat key v{}: {e}", entry.version)))?;
+        trusted.insert(
+            entry.version,
+            WechatKey {
+                version: entry.version,
+                verifier,
+            },
+        );
+    }
+    KeyRing::new(
+        bank,
+        manifest.rollout,
+        trusted,
+        manifest.demo,
+        dir.to_path_buf(),
+    )
+}

@@ -1,0 +1,175 @@
+//! `keyring.toml`: the one manifest naming every key version and its lifecycle state.
+//!
+//! ```toml
+//! demo = false                 # true only for keys/demo; refused outside demo mode
+//! [[bank]]                     # the bank's signing key pairs
+//! version = 1
+//! state = "active"             # staged | active | retiring | retired
+//! private_key = "bank-v1.key"  # PKCS#8 PEM or hex, file mode 0600
+//! [[wechat]]                   # WeChat's verifying public keys
+//! version = 1
+//! state = "trusted"            # trusted | untrusted
+//! public_key = "wechat-v1.pub" # hex 04‖x‖y or SPKI PEM
+//! [rollout]                    # optional gray rollout of a staged bank key
+//! version = 2
+//! percent = 10
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of a bank signing key (DESIGN.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BankKeyState {
+    /// Generated and exported to WeChat; not signing yet (except a rollout share).
+    Staged,
+    /// Signs responses.
+    Active,
+    /// Kept loadable for rollback; does not sign.
+    Retiring,
+    /// Kept in the manifest for history only; not loaded.
+    Retired,
+}
+
+/// Whether the gateway accepts signatures made with a WeChat key version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WechatKeyState {
+    /// Signatures verify against this key.
+    Trusted,
+    /// Known but refused.
+    Untrusted,
+}
+
+/// One bank key entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BankKeyEntry {
+    /// Version number, ≥ 1, as sent in `WxIns-Version`.
+    pub version: u32,
+    /// Lifecycle state.
+    pub state: BankKeyState,
+    /// File name of the private key, relative to the key directory.
+    pub private_key: String,
+}
+
+/// One WeChat public key entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatKeyEntry {
+    /// Version number WeChat names in `Authorization`.
+    pub version: u32,
+    /// Trusted or not.
+    pub state: WechatKeyState,
+    /// File name of the public key, relative to the key directory.
+    pub public_key: String,
+}
+
+/// A gray rollout: `percent` of responses are signed by staged bank key `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// The staged version being rolled out.
+    pub version: u32,
+    /// Share of responses it signs, 0–100.
+    pub percent: u8,
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Demo keys (published in the repository): refused unless the server runs in demo mode.
+    #[serde(default)]
+    pub demo: bool,
+    /// Bank signing keys.
+    #[serde(default)]
+    pub bank: Vec<BankKeyEntry>,
+    /// WeChat verifying keys.
+    #[serde(default)]
+    pub wechat: Vec<WechatKeyEntry>,
+    /// Optional gray rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+impl Manifest {
+    /// Parses manifest text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| format!("keyring.toml is invalid: {}", e.message()))
+    }
+
+    /// Serialises the manifest.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string_pretty(self).map_err(|e| format!("cannot write keyring.toml: {e}"))
+    }
+
+    /// Structural rules that hold for every manifest, before any file is read: unique versions
+    /// ≥ 1, exactly one active bank key, at least one trusted WeChat key, a rollout only of a
+    /// staged key with 0–100 %.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for b in &self.bank {
+            if b.version == 0 || !seen.insert(b.version) {
+                return Err(format!(
+                    "bank key version {} is zero or repeated",
+                    b.version
+                ));
+            }
+            check_file_name(&b.private_key)?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for w in &self.wechat {
+            if w.version == 0 || !seen.insert(w.version) {
+                return Err(format!(
+                    "WeChat key version {} is zero or repeated",
+                    w.version
+                ));
+            }
+            check_file_name(&w.public_key)?;
+        }
+        let active = self
+            .bank
+            .iter()
+            .filter(|b| b.state == BankKeyState::Active)
+            .count();
+        if active != 1 {
+            return Err(format!(
+                "exactly one bank key must be active, found {active}"
+            ));
+        }
+        if !self
+            .wechat
+            .iter()
+            .any(|w| w.state == WechatKeyState::Trusted)
+        {
+            return Err("at least one WeChat key must be trusted".into());
+        }
+        if let Some(r) = self.rollout {
+            if r.percent > 100 {
+                return Err(format!("rollout percent {} is above 100", r.percent));
+            }
+            match self.bank.iter().find(|b| b.version == r.version) {
+                Some(b) if b.state == BankKeyState::Staged => {}
+                Some(_) => {
+                    return Err(format!(
+                        "rollout version {} must be a staged bank key",
+                        r.version
+                    ))
+                }
+                None => return Err(format!("rollout version {} is not a bank key", r.version)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Key files live in the key directory itself: no separators, no `..`, no hidden files.
+fn check_file_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+        return Err(format!(
+            "key file name `{name}` must be a plain file name inside the key directory"
+        ));
+    }
+    Ok(())
+}

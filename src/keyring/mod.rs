@@ -1,0 +1,182 @@
+//! Versioned key material (DESIGN.md §3): the bank's signing keys and WeChat's verifying keys,
+//! loaded from a key directory as one validated set and swapped atomically.
+//!
+//! Following rustls' `TicketRotator`: a new set is built completely outside the swap; if any
+//! part fails the old set keeps serving. Requests hold an `Arc` of the snapshot they started
+//! with, so a swap never changes keys under a request in flight.
+
+pub mod admin;
+mod load;
+mod manifest;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+pub use load::{build_keyring, check_private_key_mode, load_keyring, KeyRingError};
+pub use manifest::{BankKeyEntry, BankKeyState, Manifest, Rollout, WechatKeyEntry, WechatKeyState};
+
+use crate::crypto::{PreparedSigner, PreparedVerifier, PublicKey};
+
+/// A bank key loaded for signing.
+pub struct BankKey {
+    /// Version sent in `WxIns-Version`.
+    pub version: u32,
+    /// Lifecycle state.
+    pub state: BankKeyState,
+    /// Prepared signer.
+    pub signer: Box<dyn PreparedSigner>,
+}
+
+/// A WeChat key loaded for verifying.
+pub struct WechatKey {
+    /// Version WeChat names.
+    pub version: u32,
+    /// Prepared verifier.
+    pub verifier: Box<dyn PreparedVerifier>,
+}
+
+/// One immutable, validated key set.
+pub struct KeyRing {
+    bank: BTreeMap<u32, BankKey>,
+    active: u32,
+    rollout: Option<Rollout>,
+    trusted_wechat: BTreeMap<u32, WechatKey>,
+    demo: bool,
+    source: PathBuf,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("bank_versions", &self.bank.keys().collect::<Vec<_>>())
+            .field("active", &self.active)
+            .field("rollout", &self.rollout)
+            .field(
+                "trusted_wechat",
+                &self.trusted_wechat.keys().collect::<Vec<_>>(),
+            )
+            .field("demo", &self.demo)
+            .finish()
+    }
+}
+
+impl KeyRing {
+    /// Assembles a key ring from loaded parts; `load_keyring` is the usual way in.
+    pub(crate) fn new(
+        bank: BTreeMap<u32, BankKey>,
+        rollout: Option<Rollout>,
+        trusted_wechat: BTreeMap<u32, WechatKey>,
+        demo: bool,
+        source: PathBuf,
+    ) -> Result<Self, KeyRingError> {
+        let active = bank
+            .values()
+            .find(|k| k.state == BankKeyState::Active)
+            .map(|k| k.version)
+            .ok_or_else(|| KeyRingError::Invalid("no active bank key".into()))?;
+        if trusted_wechat.is_empty() {
+            return Err(KeyRingError::Invalid("no trusted WeChat key".into()));
+        }
+        Ok(Self {
+            bank,
+            active,
+            rollout,
+            trusted_wechat,
+            demo,
+            source,
+        })
+    }
+
+    /// The bank key that signs a response. `pick` is any uniformly distributed number (e.g.
+    /// drawn per response); during a rollout, `pick % 100 < percent` selects the new version.
+    pub fn response_signer(&self, pick: u64) -> Option<&BankKey> {
+        if let Some(r) = self.rollout {
+            if pick % 100 < u64::from(r.percent) {
+                if let Some(k) = self.bank.get(&r.version) {
+                    return Some(k);
+                }
+            }
+        }
+        self.bank.get(&self.active)
+    }
+
+    /// The active bank key version.
+    pub fn active_version(&self) -> u32 {
+        self.active
+    }
+
+    /// The bank key of `version` if loaded (staged, active or retiring).
+    pub fn bank_key(&self, version: u32) -> Option<&BankKey> {
+        self.bank.get(&version)
+    }
+
+    /// All loaded bank keys.
+    pub fn bank_keys(&self) -> impl Iterator<Item = &BankKey> {
+        self.bank.values()
+    }
+
+    /// The trusted WeChat key of `version`, or `None` if unknown or untrusted.
+    pub fn wechat_key(&self, version: u32) -> Option<&WechatKey> {
+        self.trusted_wechat.get(&version)
+    }
+
+    /// Every trusted WeChat key, newest version first (the likeliest match when no hint is given).
+    pub fn trusted_wechat_keys(&self) -> impl Iterator<Item = &WechatKey> {
+        self.trusted_wechat.values().rev()
+    }
+
+    /// The current gray rollout, if any.
+    pub fn rollout(&self) -> Option<Rollout> {
+        self.rollout
+    }
+
+    /// Whether these are the published demo keys.
+    pub fn is_demo(&self) -> bool {
+        self.demo
+    }
+
+    /// The directory the set was loaded from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The public key of bank version `version`, for exporting to WeChat or checking responses.
+    pub fn bank_public_key(&self, version: u32) -> Option<PublicKey> {
+        self.bank.get(&version).map(|k| *k.signer.public_key())
+    }
+}
+
+/// The live key ring: readers take a snapshot, reloads swap in a fully validated new set.
+pub struct KeyRingHandle {
+    current: ArcSwap<KeyRing>,
+    loader: Box<dyn Fn() -> Result<KeyRing, KeyRingError> + Send + Sync>,
+}
+
+impl KeyRingHandle {
+    /// Wraps a loaded ring and the function that reloads it.
+    pub fn new(
+        initial: KeyRing,
+        loader: Box<dyn Fn() -> Result<KeyRing, KeyRingError> + Send + Sync>,
+    ) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(initial),
+            loader,
+        }
+    }
+
+    /// The snapshot a request should use from start to finish.
+    pub fn snapshot(&self) -> Arc<KeyRing> {
+        self.current.load_full()
+    }
+
+    /// Rebuilds the set from disk. On success it replaces the live set; on failure the live
+    /// set is untouched and the error is returned for logs and metrics.
+    pub fn reload(&self) -> Result<Arc<KeyRing>, KeyRingError> {
+        let fresh = Arc::new((self.loader)()?);
+        self.current.store(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+}
