@@ -1,0 +1,85 @@
+//! Embedded migrations, one folder per backend with identical version names.
+//!
+//! diesel's migration harness is synchronous, so it runs on tokio's blocking pool: SQLite on the
+//! wrapped sync connection directly, MySQL through `AsyncConnectionWrapper` (which blocks on the
+//! async driver from that blocking thread). This works on both the multi-thread and the
+//! current-thread runtime, unlike `AsyncMigrationHarness` (`block_in_place`).
+
+use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationVersion;
+use diesel::RunQueryDsl;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::AsyncMysqlConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::pool::{self, Pools};
+use super::{Store, StoreError};
+
+/// `migrations/mysql`, embedded at compile time.
+pub(crate) const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+/// `migrations/sqlite`, embedded at compile time.
+pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Name of the MySQL advisory lock held while migrating.
+const LOCK_NAME: &str = "pension_gateway.migrations";
+/// Seconds to wait for another instance's migration to finish.
+const LOCK_WAIT_SECS: i32 = 120;
+
+fn versions(v: Vec<MigrationVersion<'_>>) -> Vec<String> {
+    v.into_iter().map(|m| m.to_string()).collect()
+}
+
+pub(super) async fn run(store: &Store) -> Result<Vec<String>, StoreError> {
+    let inner = &store.inner;
+    let applied = match &inner.pools {
+        Pools::Sqlite(p) => {
+            let mut conn = pool::acquire_sqlite(p, inner.acquire_timeout).await?;
+            conn.spawn_blocking(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(versions)
+                    .map_err(diesel::result::Error::QueryBuilderError)
+            })
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?
+        }
+        Pools::Mysql(p) => {
+            let obj =
+                pool::acquire_mysql(p, inner.acquire_timeout, inner.password.as_deref()).await?;
+            // Taken out of the pool: the wrapper owns it and it is closed afterwards.
+            let conn: AsyncMysqlConnection = Object::take(obj);
+            tokio::task::spawn_blocking(move || migrate_mysql(conn))
+                .await
+                .map_err(|e| StoreError::Migration(format!("migration task failed: {e}")))??
+        }
+    };
+    if applied.is_empty() {
+        tracing::info!("database schema is current");
+    } else {
+        tracing::info!(versions = ?applied, "database migrations applied");
+    }
+    Ok(applied)
+}
+
+fn migrate_mysql(conn: AsyncMysqlConnection) -> Result<Vec<String>, StoreError> {
+    let mut w: AsyncConnectionWrapper<AsyncMysqlConnection> = AsyncConnectionWrapper::from(conn);
+    let got: Option<i32> = diesel::select(diesel::dsl::sql::<
+        diesel::sql_types::Nullable<diesel::sql_types::Integer>,
+    >(&format!(
+        "GET_LOCK('{LOCK_NAME}', {LOCK_WAIT_SECS})"
+    )))
+    .get_result(&mut w)
+    .map_err(|e| StoreError::Migration(format!("cannot take migration lock: {e}")))?;
+    if got != Some(1) {
+        return Err(StoreError::Migration(format!(
+            "another instance held the migration lock `{LOCK_NAME}` for over {LOCK_WAIT_SECS} s"
+        )));
+    }
+    let res = w
+        .run_pending_migrations(MYSQL_MIGRATIONS)
+        .map(versions)
+        .map_err(|e| StoreError::Migration(e.to_string()));
+    // The lock also goes away with the connection; release explicitly anyway.
+    let _ = w.batch_execute(&format!("DO RELEASE_LOCK('{LOCK_NAME}')"));
+    res
+}

@@ -1,0 +1,260 @@
+//! Storage layer: diesel schema, embedded migrations, pooled connections and the queries the
+//! gateway needs, over MySQL (diesel-async's pure-Rust `mysql_async` driver) or SQLite (bundled).
+//!
+//! The backend is picked at run time from the URL scheme, vaultwarden style: one [`schema`], one
+//! migration folder per backend with identical names (`migrations/{mysql,sqlite}/<ts>_init`),
+//! query code written once and expanded per backend by the `db_run!` macro.
+//!
+//! Error policy: every failure is a [`StoreError`] whose text is safe to log — it never holds a
+//! MySQL password, a personal value or a conflicting key's value — and callers map the variant
+//! (not the text) to their own error codes: [`StoreError::Unavailable`] means "retry / not ready",
+//! the others are bugs or operator mistakes.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+
+mod migrate;
+pub mod models;
+mod pool;
+pub mod schema;
+
+pub use models::{Account, AuditRecord, BindingSession, NewAccount, NewAudit, UpsertSummary};
+
+use pool::{Pools, Target};
+
+/// Runs `$body` with `$conn` bound to `&mut` the backend's concrete connection type, checked out
+/// of the pool under the store's acquire deadline. The body is type-checked once per backend, so
+/// query code is written once (the pattern of vaultwarden's `db_run!`).
+macro_rules! db_run {
+    ($store:expr, $conn:ident => $body:expr) => {{
+        let inner = &$store.inner;
+        match &inner.pools {
+            super::pool::Pools::Mysql(pool) => {
+                let mut obj = super::pool::acquire_mysql(
+                    pool,
+                    inner.acquire_timeout,
+                    inner.password.as_deref(),
+                )
+                .await?;
+                let $conn: &mut diesel_async::AsyncMysqlConnection = &mut *obj;
+                let res: Result<_, super::StoreError> = $body;
+                res.map_err(|e| inner.scrub(e))
+            }
+            super::pool::Pools::Sqlite(pool) => {
+                let mut obj = super::pool::acquire_sqlite(pool, inner.acquire_timeout).await?;
+                let $conn: &mut super::pool::SqliteConn = &mut *obj;
+                let res: Result<_, super::StoreError> = $body;
+                res
+            }
+        }
+    }};
+}
+
+mod queries;
+#[doc(hidden)]
+pub mod testing;
+mod upsert;
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// MySQL or MariaDB through diesel-async's pure-Rust driver.
+    Mysql,
+    /// Bundled SQLite (file or in-memory).
+    Sqlite,
+}
+
+/// Tuning for [`Store::open`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Pool size (ignored for `sqlite::memory:`, which uses one pooled connection; see NOTES).
+    pub max_connections: usize,
+    /// Deadline for checking a connection out of the pool, including creating it.
+    pub acquire_timeout: Duration,
+    /// Create a missing SQLite file (its directory must exist). Off by default so a typo in the
+    /// path fails instead of silently starting on an empty database.
+    pub create_if_missing: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(2),
+            create_if_missing: false,
+        }
+    }
+}
+
+/// Errors of the storage layer. Messages are safe to log (no passwords, no personal data).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Bad URL, missing SQLite file, unsupported scheme: an operator must fix the configuration.
+    #[error("database configuration error: {0}")]
+    Config(String),
+    /// The database cannot be reached right now (pool timeout, connection refused, lost link).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A statement failed (constraint, type mismatch, corrupt row).
+    #[error("database query failed: {0}")]
+    Query(String),
+    /// Applying the embedded migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        match e {
+            // MySQL's duplicate-key message quotes the conflicting value (a session id, an account
+            // number), so unique violations are reported by constraint only.
+            E::DatabaseError(K::UniqueViolation, info) => {
+                StoreError::Query(match info.constraint_name() {
+                    Some(c) => format!("unique constraint `{c}` violated"),
+                    None => "unique constraint violated (duplicate key)".to_owned(),
+                })
+            }
+            E::DatabaseError(K::ClosedConnection, info) => {
+                StoreError::Unavailable(format!("connection lost: {}", info.message()))
+            }
+            E::BrokenTransactionManager => {
+                StoreError::Unavailable("connection left in a broken transaction state".into())
+            }
+            other => StoreError::Query(other.to_string()),
+        }
+    }
+}
+
+/// Handle to the database: cheap to clone, shares one pool.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pools: Pools,
+    backend: Backend,
+    acquire_timeout: Duration,
+    /// Printable target: the MySQL URL with `***` for the password, or the SQLite path.
+    display: String,
+    /// Kept only to scrub it out of driver messages.
+    password: Option<String>,
+    /// Keeps a shared-cache in-memory database alive for the store's lifetime.
+    _keepalive: Option<Arc<Mutex<SqliteConnection>>>,
+}
+
+impl Inner {
+    fn scrub(&self, e: StoreError) -> StoreError {
+        let pw = self.password.as_deref();
+        match e {
+            StoreError::Config(m) => StoreError::Config(pool::scrub(m, pw)),
+            StoreError::Unavailable(m) => StoreError::Unavailable(pool::scrub(m, pw)),
+            StoreError::Query(m) => StoreError::Query(pool::scrub(m, pw)),
+            StoreError::Migration(m) => StoreError::Migration(pool::scrub(m, pw)),
+        }
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.inner.backend)
+            .field("target", &self.inner.display)
+            .field("acquire_timeout", &self.inner.acquire_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens a pool for `url`; the URL scheme picks the backend: `mysql://user:pass@host:port/db`,
+    /// `sqlite://relative/or/absolute/path.db` (`sqlite:///abs/path.db` for an absolute path), or
+    /// `sqlite::memory:`.
+    ///
+    /// A SQLite file that does not exist is refused unless `create_if_missing` (a typo never
+    /// silently creates an empty database); its parent directory must exist. An unknown scheme is
+    /// a [`StoreError::Config`] naming the scheme. One connection is checked out before returning,
+    /// so an unreachable MySQL fails here with [`StoreError::Unavailable`] within
+    /// `acquire_timeout`. The MySQL password never appears in an error or log line.
+    pub async fn open(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
+        let inner = match pool::parse_target(url)? {
+            Target::Mysql {
+                url,
+                redacted,
+                password,
+            } => {
+                let pools = Pools::Mysql(pool::mysql_pool(&url, opts.max_connections)?);
+                Inner {
+                    pools,
+                    backend: Backend::Mysql,
+                    acquire_timeout: opts.acquire_timeout,
+                    display: redacted,
+                    password,
+                    _keepalive: None,
+                }
+            }
+            Target::SqliteFile { path } => {
+                pool::check_sqlite_path(&path, opts.create_if_missing)?;
+                let Some(conn_str) = path.to_str() else {
+                    return Err(StoreError::Config("SQLite path is not valid UTF-8".into()));
+                };
+                Inner {
+                    pools: Pools::Sqlite(pool::sqlite_pool(conn_str, opts.max_connections)?),
+                    backend: Backend::Sqlite,
+                    acquire_timeout: opts.acquire_timeout,
+                    display: format!("sqlite://{conn_str}"),
+                    password: None,
+                    _keepalive: None,
+                }
+            }
+            Target::SqliteMemory { uri } => {
+                let keepalive = pool::memory_keepalive(&uri).await?;
+                Inner {
+                    // Shared-cache tables use table-level locks that fail with SQLITE_LOCKED at
+                    // once (busy_timeout does not apply), so in-memory access is serialised.
+                    pools: Pools::Sqlite(pool::sqlite_pool(&uri, 1)?),
+                    backend: Backend::Sqlite,
+                    acquire_timeout: opts.acquire_timeout,
+                    display: "sqlite::memory:".to_owned(),
+                    password: None,
+                    _keepalive: Some(keepalive),
+                }
+            }
+        };
+        let store = Store {
+            inner: Arc::new(inner),
+        };
+        store.ping().await?;
+        tracing::info!(backend = ?store.inner.backend, target = %store.inner.display, "database pool ready");
+        Ok(store)
+    }
+
+    /// The backend chosen from the URL.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// Applies the embedded migrations of this backend (`migrations/mysql` or
+    /// `migrations/sqlite`) that are not yet applied; returns the versions applied, oldest first
+    /// (empty when the schema is current). On MySQL a named lock (`GET_LOCK`) keeps several
+    /// gateway instances from migrating at once.
+    pub async fn run_migrations(&self) -> Result<Vec<String>, StoreError> {
+        migrate::run(self).await.map_err(|e| self.inner.scrub(e))
+    }
+
+    /// `SELECT 1` through the pool; the whole check is bounded by `acquire_timeout`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let t = self.inner.acquire_timeout;
+        let what = match self.inner.backend {
+            Backend::Mysql => "MySQL",
+            Backend::Sqlite => "SQLite",
+        };
+        match tokio::time::timeout(t, self.ping_inner()).await {
+            Ok(r) => r,
+            Err(_) => Err(pool::deadline(what, t)),
+        }
+    }
+}

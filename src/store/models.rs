@@ -1,0 +1,380 @@
+//! Public record types of the store and the row types diesel reads and writes.
+//!
+//! Every type that carries personal data has a hand-written `Debug` that masks it, so a stray
+//! `{:?}` in a log line never leaks a name, phone, account number or full digest.
+
+use std::fmt;
+
+use diesel::prelude::*;
+
+use super::schema::{binding_sessions, pension_accounts, query_audit};
+use super::StoreError;
+
+/// A personal pension account as the gateway reads it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// 资金账户 number.
+    pub account_no: String,
+    /// Account holder's name.
+    pub holder_name: String,
+    /// Reserved phone number.
+    pub phone: String,
+    /// HMAC-SM3 of the normalised ID number.
+    pub id_digest: [u8; 32],
+    /// 1 opened, 2 closed, 3 not opened, 4 opened at another bank.
+    pub status: i16,
+    /// Unix seconds the account was opened.
+    pub opened_at: Option<i64>,
+    /// Unix seconds the account was closed.
+    pub closed_at: Option<i64>,
+}
+
+/// One row of the bank's account extract, as given to [`Store::upsert_accounts`](super::Store::upsert_accounts).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    /// 资金账户 number (unique; the upsert key).
+    pub account_no: String,
+    /// Account holder's name (at most 64 characters).
+    pub holder_name: String,
+    /// Reserved phone number (at most 20 characters).
+    pub phone: String,
+    /// HMAC-SM3 of the normalised ID number (unique across accounts).
+    pub id_digest: [u8; 32],
+    /// 1 opened, 2 closed, 3 not opened, 4 opened at another bank.
+    pub status: i16,
+    /// Unix seconds the account was opened.
+    pub opened_at: Option<i64>,
+    /// Unix seconds the account was closed.
+    pub closed_at: Option<i64>,
+    /// Unix seconds of this import.
+    pub updated_at: i64,
+}
+
+/// A session created by the bank's pages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BindingSession {
+    /// Opaque session id (at most 128 characters).
+    pub session_id: String,
+    /// Digest of the user the session was created for, if known.
+    pub id_digest: Option<[u8; 32]>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; live while `expires_at > now`.
+    pub expires_at: i64,
+}
+
+/// An audit row to write, one per answered query.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewAudit {
+    /// `Request-ID` of the query (at most 64 characters).
+    pub request_id: String,
+    /// Unix milliseconds the request arrived.
+    pub received_at_ms: i64,
+    /// `OK` or the error code returned (at most 32 characters).
+    pub outcome: String,
+    /// HTTP status returned.
+    pub http_status: i16,
+    /// Bank key version that signed the response.
+    pub bank_key_version: i32,
+    /// WeChat key version that verified the request.
+    pub wechat_key_version: Option<i32>,
+    /// Digest of the queried identity.
+    pub id_digest: Option<[u8; 32]>,
+    /// Pension status disclosed.
+    pub pension_status: Option<i16>,
+}
+
+/// An audit row as read back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// `Request-ID` of the query.
+    pub request_id: String,
+    /// Unix milliseconds the request arrived.
+    pub received_at_ms: i64,
+    /// `OK` or the error code returned.
+    pub outcome: String,
+    /// HTTP status returned.
+    pub http_status: i16,
+    /// Bank key version that signed the response.
+    pub bank_key_version: i32,
+    /// WeChat key version that verified the request.
+    pub wechat_key_version: Option<i32>,
+    /// Digest of the queried identity.
+    pub id_digest: Option<[u8; 32]>,
+    /// Pension status disclosed.
+    pub pension_status: Option<i16>,
+}
+
+/// Result of [`Store::upsert_accounts`](super::Store::upsert_accounts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpsertSummary {
+    /// Rows whose `account_no` was new.
+    pub inserted: u64,
+    /// Rows whose `account_no` already existed (counted even when nothing changed).
+    pub updated: u64,
+    /// Rows not applied: index in the input slice and a reason free of personal data.
+    pub rejected: Vec<(usize, String)>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Masking helpers
+
+/// First character then `*`: `张三丰` → `张*`.
+pub(crate) fn mask_name(s: &str) -> String {
+    match s.chars().next() {
+        Some(c) => format!("{c}*"),
+        None => String::new(),
+    }
+}
+
+/// `***` then the last four characters; shorter values are fully hidden.
+pub(crate) fn mask_tail4(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= 4 {
+        return "***".to_owned();
+    }
+    let tail: String = s.chars().skip(n - 4).collect();
+    format!("***{tail}")
+}
+
+/// Hex of the first four bytes then `…`.
+pub(crate) fn mask_digest(d: &[u8; 32]) -> String {
+    let mut s = String::with_capacity(9);
+    for b in &d[..4] {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s.push('…');
+    s
+}
+
+fn mask_opt_digest(d: &Option<[u8; 32]>) -> String {
+    d.as_ref().map_or_else(|| "None".to_owned(), mask_digest)
+}
+
+/// Session ids are bearer-like: show only a short prefix.
+fn mask_session(s: &str) -> String {
+    let head: String = s.chars().take(4).collect();
+    format!("{head}…")
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("account_no", &mask_tail4(&self.account_no))
+            .field("holder_name", &mask_name(&self.holder_name))
+            .field("phone", &mask_tail4(&self.phone))
+            .field("id_digest", &mask_digest(&self.id_digest))
+            .field("status", &self.status)
+            .field("opened_at", &self.opened_at)
+            .field("closed_at", &self.closed_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("account_no", &mask_tail4(&self.account_no))
+            .field("holder_name", &mask_name(&self.holder_name))
+            .field("phone", &mask_tail4(&self.phone))
+            .field("id_digest", &mask_digest(&self.id_digest))
+            .field("status", &self.status)
+            .field("opened_at", &self.opened_at)
+            .field("closed_at", &self.closed_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for BindingSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BindingSession")
+            .field("session_id", &mask_session(&self.session_id))
+            .field("id_digest", &mask_opt_digest(&self.id_digest))
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for NewAudit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewAudit")
+            .field("request_id", &self.request_id)
+            .field("received_at_ms", &self.received_at_ms)
+            .field("outcome", &self.outcome)
+            .field("http_status", &self.http_status)
+            .field("bank_key_version", &self.bank_key_version)
+            .field("wechat_key_version", &self.wechat_key_version)
+            .field("id_digest", &mask_opt_digest(&self.id_digest))
+            .field("pension_status", &self.pension_status)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AuditRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditRecord")
+            .field("request_id", &self.request_id)
+            .field("received_at_ms", &self.received_at_ms)
+            .field("outcome", &self.outcome)
+            .field("http_status", &self.http_status)
+            .field("bank_key_version", &self.bank_key_version)
+            .field("wechat_key_version", &self.wechat_key_version)
+            .field("id_digest", &mask_opt_digest(&self.id_digest))
+            .field("pension_status", &self.pension_status)
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row types (crate-private): digests travel as byte slices / vectors, converted at the edge.
+
+fn to_digest(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(v.as_slice()).map_err(|_| {
+        StoreError::Query(format!(
+            "stored id_digest has {} bytes, expected 32",
+            v.len()
+        ))
+    })
+}
+
+fn to_opt_digest(v: Option<Vec<u8>>) -> Result<Option<[u8; 32]>, StoreError> {
+    v.map(to_digest).transpose()
+}
+
+/// Columns selected for [`Account`], in this order.
+pub(crate) type AccountTuple = (
+    String,
+    String,
+    String,
+    Vec<u8>,
+    i16,
+    Option<i64>,
+    Option<i64>,
+);
+
+pub(crate) fn account_from_tuple(t: AccountTuple) -> Result<Account, StoreError> {
+    Ok(Account {
+        account_no: t.0,
+        holder_name: t.1,
+        phone: t.2,
+        id_digest: to_digest(t.3)?,
+        status: t.4,
+        opened_at: t.5,
+        closed_at: t.6,
+    })
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = pension_accounts)]
+pub(crate) struct AccountRow<'a> {
+    pub account_no: &'a str,
+    pub holder_name: &'a str,
+    pub phone: &'a str,
+    pub id_digest: &'a [u8],
+    pub status: i16,
+    pub opened_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl<'a> From<&'a NewAccount> for AccountRow<'a> {
+    fn from(a: &'a NewAccount) -> Self {
+        AccountRow {
+            account_no: &a.account_no,
+            holder_name: &a.holder_name,
+            phone: &a.phone,
+            id_digest: &a.id_digest,
+            status: a.status,
+            opened_at: a.opened_at,
+            closed_at: a.closed_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = binding_sessions)]
+pub(crate) struct SessionRow<'a> {
+    pub session_id: &'a str,
+    pub id_digest: Option<&'a [u8]>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl<'a> From<&'a BindingSession> for SessionRow<'a> {
+    fn from(s: &'a BindingSession) -> Self {
+        SessionRow {
+            session_id: &s.session_id,
+            id_digest: s.id_digest.as_ref().map(|d| d.as_slice()),
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        }
+    }
+}
+
+/// Columns selected for [`BindingSession`], in this order.
+pub(crate) type SessionTuple = (String, Option<Vec<u8>>, i64, i64);
+
+pub(crate) fn session_from_tuple(t: SessionTuple) -> Result<BindingSession, StoreError> {
+    Ok(BindingSession {
+        session_id: t.0,
+        id_digest: to_opt_digest(t.1)?,
+        created_at: t.2,
+        expires_at: t.3,
+    })
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = query_audit)]
+pub(crate) struct AuditRow<'a> {
+    pub request_id: &'a str,
+    pub received_at_ms: i64,
+    pub outcome: &'a str,
+    pub http_status: i16,
+    pub bank_key_version: i32,
+    pub wechat_key_version: Option<i32>,
+    pub id_digest: Option<&'a [u8]>,
+    pub pension_status: Option<i16>,
+}
+
+impl<'a> From<&'a NewAudit> for AuditRow<'a> {
+    fn from(a: &'a NewAudit) -> Self {
+        AuditRow {
+            request_id: &a.request_id,
+            received_at_ms: a.received_at_ms,
+            outcome: &a.outcome,
+            http_status: a.http_status,
+            bank_key_version: a.bank_key_version,
+            wechat_key_version: a.wechat_key_version,
+            id_digest: a.id_digest.as_ref().map(|d| d.as_slice()),
+            pension_status: a.pension_status,
+        }
+    }
+}
+
+/// Columns selected for [`AuditRecord`], in this order.
+pub(crate) type AuditTuple = (
+    String,
+    i64,
+    String,
+    i16,
+    i32,
+    Option<i32>,
+    Option<Vec<u8>>,
+    Option<i16>,
+);
+
+pub(crate) fn audit_from_tuple(t: AuditTuple) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        request_id: t.0,
+        received_at_ms: t.1,
+        outcome: t.2,
+        http_status: t.3,
+        bank_key_version: t.4,
+        wechat_key_version: t.5,
+        id_digest: to_opt_digest(t.6)?,
+        pension_status: t.7,
+    })
+}

@@ -1,0 +1,318 @@
+//! Connection URLs, pools and the one deadline every connection checkout obeys.
+//!
+//! deadpool's own timeouts need its `rt_tokio_1` feature, which diesel-async does not enable, so
+//! the whole checkout (wait for a free slot + create + recycle ping) runs under one
+//! `tokio::time::timeout(acquire_timeout)` instead: a down or black-holed MySQL gives
+//! [`StoreError::Unavailable`] within the deadline rather than a hang.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::result::ConnectionError;
+use diesel::{Connection, SqliteConnection};
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
+
+use super::StoreError;
+
+/// The async SQLite connection type: diesel's sync connection run on tokio's blocking pool.
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Per-connection SQLite settings. `busy_timeout` first so the WAL switch itself waits on locks.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                              PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// What `Store::open` understood of its URL.
+pub(crate) enum Target {
+    /// `mysql://…` — kept verbatim for the driver; `redacted` is safe to print.
+    Mysql {
+        url: String,
+        redacted: String,
+        password: Option<String>,
+    },
+    /// `sqlite://path`.
+    SqliteFile { path: PathBuf },
+    /// `sqlite::memory:` — a fresh, uniquely named shared-cache database.
+    SqliteMemory { uri: String },
+}
+
+/// Parses the store URL; the scheme picks the backend.
+pub(crate) fn parse_target(url: &str) -> Result<Target, StoreError> {
+    let url = url.trim();
+    if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+        return Ok(Target::SqliteMemory {
+            uri: unique_memory_uri(),
+        });
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        let shown: String = url
+            .chars()
+            .take_while(|c| *c != ':' && *c != '@')
+            .take(16)
+            .collect();
+        return Err(StoreError::Config(format!(
+            "database URL `{shown}…` has no scheme; use mysql://user:pass@host:port/db, \
+             sqlite://path/to/file.db or sqlite::memory:"
+        )));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "mysql" => {
+            let (redacted, password) = redact_mysql(scheme, rest);
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            let host = authority.rsplit('@').next().unwrap_or("");
+            if host.is_empty() {
+                return Err(StoreError::Config(format!(
+                    "MySQL URL `{redacted}` has no host"
+                )));
+            }
+            let db = rest
+                .split_once('/')
+                .map(|(_, p)| p.split('?').next().unwrap_or(""));
+            if db.is_none_or(str::is_empty) {
+                return Err(StoreError::Config(format!(
+                    "MySQL URL `{redacted}` names no database (expected mysql://user:pass@host:port/db)"
+                )));
+            }
+            Ok(Target::Mysql {
+                url: url.to_owned(),
+                redacted,
+                password,
+            })
+        }
+        "sqlite" => {
+            if rest.is_empty() {
+                return Err(StoreError::Config("sqlite:// URL has an empty path".into()));
+            }
+            if rest.starts_with("file:") || rest.contains('?') {
+                return Err(StoreError::Config(format!(
+                    "SQLite path `{rest}` must be a plain file path (no `file:` URI or `?` options)"
+                )));
+            }
+            Ok(Target::SqliteFile {
+                path: PathBuf::from(rest),
+            })
+        }
+        other => {
+            let shown: String = other.chars().take(16).collect();
+            Err(StoreError::Config(format!(
+                "unsupported database URL scheme `{shown}://`; expected `mysql://`, `sqlite://` or `sqlite::memory:`"
+            )))
+        }
+    }
+}
+
+/// `mysql://user:secret@host/db?x` → (`mysql://user:***@host/db`, Some("secret")).
+/// The query string is dropped from the printable form; only the password is kept for scrubbing.
+pub(crate) fn redact_mysql(scheme: &str, rest: &str) -> (String, Option<String>) {
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let path = path.split('?').next().unwrap_or("");
+    match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = (&authority[..at], &authority[at + 1..]);
+            match userinfo.split_once(':') {
+                Some((user, pw)) if !pw.is_empty() => (
+                    format!("{scheme}://{user}:***@{host}{path}"),
+                    Some(pw.to_owned()),
+                ),
+                _ => (format!("{scheme}://{userinfo}@{host}{path}"), None),
+            }
+        }
+        None => (format!("{scheme}://{authority}{path}"), None),
+    }
+}
+
+fn unique_memory_uri() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "file:pension-gateway-mem-{}-{n}-{nanos}?mode=memory&cache=shared",
+        std::process::id()
+    )
+}
+
+/// Refuses a missing SQLite file unless `create_if_missing` (vaultwarden: a typo never silently
+/// creates an empty database); the parent directory must always exist.
+pub(crate) fn check_sqlite_path(path: &Path, create_if_missing: bool) -> Result<(), StoreError> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(StoreError::Config(format!(
+            "SQLite path `{shown}` is a directory"
+        )));
+    }
+    if path.exists() {
+        return Ok(());
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(StoreError::Config(format!(
+            "directory `{}` of SQLite database `{shown}` does not exist",
+            parent.display()
+        )));
+    }
+    if !create_if_missing {
+        return Err(StoreError::Config(format!(
+            "SQLite database `{shown}` does not exist; check the path, or set create_if_missing to create it"
+        )));
+    }
+    Ok(())
+}
+
+/// Removes the MySQL password (raw and percent-decoded) from a driver message.
+pub(crate) fn scrub(msg: String, password: Option<&str>) -> String {
+    let Some(pw) = password.filter(|p| !p.is_empty()) else {
+        return msg;
+    };
+    let mut out = msg.replace(pw, "***");
+    let decoded = percent_decode(pw);
+    if !decoded.is_empty() && decoded != pw {
+        out = out.replace(&decoded, "***");
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The two pools; the enum is what [`db_run!`](super::db_run) matches on.
+#[derive(Clone)]
+pub(crate) enum Pools {
+    Mysql(Pool<AsyncMysqlConnection>),
+    Sqlite(Pool<SqliteConn>),
+}
+
+pub(crate) fn mysql_pool(url: &str, max: usize) -> Result<Pool<AsyncMysqlConnection>, StoreError> {
+    let mut cfg = ManagerConfig::<AsyncMysqlConnection>::default();
+    cfg.recycling_method = RecyclingMethod::Verified;
+    let mgr = AsyncDieselConnectionManager::new_with_config(url, cfg);
+    Pool::builder(mgr)
+        .max_size(max.max(1))
+        .build()
+        .map_err(|e| StoreError::Config(format!("cannot build MySQL pool: {e}")))
+}
+
+type SetupFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = diesel::ConnectionResult<SqliteConn>> + Send + 'a>,
+>;
+
+/// Opens one pooled SQLite connection and applies the per-connection pragmas.
+fn establish_sqlite(url: &str) -> SetupFuture<'_> {
+    Box::pin(async move {
+        let mut conn = SqliteConn::establish(url).await?;
+        conn.batch_execute(SQLITE_PRAGMAS)
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+        Ok(conn)
+    })
+}
+
+pub(crate) fn sqlite_pool(conn_str: &str, max: usize) -> Result<Pool<SqliteConn>, StoreError> {
+    let mut cfg = ManagerConfig::<SqliteConn>::default();
+    cfg.recycling_method = RecyclingMethod::Verified;
+    cfg.custom_setup = Box::new(establish_sqlite);
+    let mgr = AsyncDieselConnectionManager::new_with_config(conn_str, cfg);
+    Pool::builder(mgr)
+        .max_size(max.max(1))
+        .build()
+        .map_err(|e| StoreError::Config(format!("cannot build SQLite pool: {e}")))
+}
+
+/// Opens the connection that keeps a shared-cache in-memory database alive: SQLite frees such a
+/// database when its last connection closes, and pooled connections come and go.
+pub(crate) async fn memory_keepalive(
+    uri: &str,
+) -> Result<Arc<Mutex<SqliteConnection>>, StoreError> {
+    let uri = uri.to_owned();
+    let conn = tokio::task::spawn_blocking(move || SqliteConnection::establish(&uri))
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("SQLite open task failed: {e}")))?
+        .map_err(|e| {
+            StoreError::Unavailable(format!("cannot open in-memory SQLite database: {e}"))
+        })?;
+    Ok(Arc::new(Mutex::new(conn)))
+}
+
+fn map_pool_error(e: PoolError, what: &str, password: Option<&str>) -> StoreError {
+    use diesel_async::pooled_connection::deadpool::PoolError as P;
+    use diesel_async::pooled_connection::PoolError as Backend;
+    let msg = match &e {
+        P::Backend(Backend::ConnectionError(ConnectionError::InvalidConnectionUrl(_))) => {
+            return StoreError::Config(format!("invalid {what} connection URL"));
+        }
+        P::Backend(Backend::ConnectionError(c)) => format!("cannot connect to {what}: {c}"),
+        P::Backend(Backend::QueryError(q)) => {
+            format!("{what} connection failed its health check: {q}")
+        }
+        P::Closed => format!("{what} pool is closed"),
+        other => format!("{what} pool error: {other}"),
+    };
+    let msg = scrub(msg, password);
+    tracing::warn!(backend = what, error = %msg, "database connection unavailable");
+    StoreError::Unavailable(msg)
+}
+
+/// Checks a connection out of the pool within `timeout` (wait + create + recycle together).
+pub(crate) async fn acquire_mysql(
+    pool: &Pool<AsyncMysqlConnection>,
+    timeout: Duration,
+    password: Option<&str>,
+) -> Result<Object<AsyncMysqlConnection>, StoreError> {
+    match tokio::time::timeout(timeout, pool.get()).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(map_pool_error(e, "MySQL", password)),
+        Err(_) => Err(deadline("MySQL", timeout)),
+    }
+}
+
+/// Checks a connection out of the pool within `timeout` (wait + create + recycle together).
+pub(crate) async fn acquire_sqlite(
+    pool: &Pool<SqliteConn>,
+    timeout: Duration,
+) -> Result<Object<SqliteConn>, StoreError> {
+    match tokio::time::timeout(timeout, pool.get()).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(map_pool_error(e, "SQLite", None)),
+        Err(_) => Err(deadline("SQLite", timeout)),
+    }
+}
+
+pub(crate) fn deadline(what: &str, timeout: Duration) -> StoreError {
+    let msg = format!(
+        "no {what} connection available within {} ms",
+        timeout.as_millis()
+    );
+    tracing::warn!(backend = what, error = %msg, "database connection unavailable");
+    StoreError::Unavailable(msg)
+}

@@ -1,0 +1,120 @@
+//! Point lookups and inserts. Each body is written once; `db_run!` expands it per backend.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::models::{
+    account_from_tuple, audit_from_tuple, session_from_tuple, AccountTuple, AuditRow, AuditTuple,
+    SessionRow, SessionTuple,
+};
+use super::schema::{binding_sessions as bs, pension_accounts as pa, query_audit as qa};
+use super::{Account, AuditRecord, BindingSession, NewAudit, Store, StoreError};
+
+impl Store {
+    pub(super) async fn ping_inner(&self) -> Result<(), StoreError> {
+        db_run!(self, conn => {
+            diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>())
+                .get_result::<i32>(conn)
+                .await
+                .map(|_| ())
+                .map_err(StoreError::from)
+        })
+    }
+
+    /// The account whose ID digest is `digest`, if any.
+    pub async fn find_account_by_digest(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<Account>, StoreError> {
+        let row: Option<AccountTuple> = db_run!(self, conn => {
+            pa::table
+                .filter(pa::id_digest.eq(&digest[..]))
+                .select((pa::account_no, pa::holder_name, pa::phone, pa::id_digest, pa::status, pa::opened_at, pa::closed_at))
+                .first::<AccountTuple>(conn)
+                .await
+                .optional()
+                .map_err(StoreError::from)
+        })?;
+        row.map(account_from_tuple).transpose()
+    }
+
+    /// The session `session_id` if it is still live at `now` (unix seconds): `expires_at > now`,
+    /// so a session whose `expires_at == now` is already expired.
+    pub async fn find_live_session(
+        &self,
+        session_id: &str,
+        now: i64,
+    ) -> Result<Option<BindingSession>, StoreError> {
+        let row: Option<SessionTuple> = db_run!(self, conn => {
+            bs::table
+                .filter(bs::session_id.eq(session_id))
+                .filter(bs::expires_at.gt(now))
+                .select((bs::session_id, bs::id_digest, bs::created_at, bs::expires_at))
+                .first::<SessionTuple>(conn)
+                .await
+                .optional()
+                .map_err(StoreError::from)
+        })?;
+        row.map(session_from_tuple).transpose()
+    }
+
+    /// Records a session; a duplicate `session_id` is a [`StoreError::Query`].
+    pub async fn insert_session(&self, s: &BindingSession) -> Result<(), StoreError> {
+        if s.session_id.is_empty() || s.session_id.chars().count() > 128 {
+            return Err(StoreError::Query(
+                "session_id must be 1 to 128 characters".into(),
+            ));
+        }
+        let row = SessionRow::from(s);
+        db_run!(self, conn => {
+            diesel::insert_into(bs::table).values(&row).execute(conn).await.map(|_| ()).map_err(StoreError::from)
+        })
+    }
+
+    /// Appends one audit row.
+    pub async fn insert_audit(&self, a: &NewAudit) -> Result<(), StoreError> {
+        if a.request_id.chars().count() > 64 || a.outcome.chars().count() > 32 {
+            return Err(StoreError::Query(
+                "request_id over 64 or outcome over 32 characters".into(),
+            ));
+        }
+        let row = AuditRow::from(a);
+        db_run!(self, conn => {
+            diesel::insert_into(qa::table).values(&row).execute(conn).await.map(|_| ()).map_err(StoreError::from)
+        })
+    }
+
+    /// All audit rows of `request_id`, oldest first.
+    pub async fn audit_for_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows: Vec<AuditTuple> = db_run!(self, conn => {
+            qa::table
+                .filter(qa::request_id.eq(request_id))
+                .order(qa::id.asc())
+                .select((
+                    qa::request_id, qa::received_at_ms, qa::outcome, qa::http_status, qa::bank_key_version,
+                    qa::wechat_key_version, qa::id_digest, qa::pension_status,
+                ))
+                .load::<AuditTuple>(conn)
+                .await
+                .map_err(StoreError::from)
+        })?;
+        rows.into_iter().map(audit_from_tuple).collect()
+    }
+
+    /// Number of audit rows.
+    pub async fn count_audit(&self) -> Result<i64, StoreError> {
+        db_run!(self, conn => {
+            qa::table.count().get_result::<i64>(conn).await.map_err(StoreError::from)
+        })
+    }
+
+    /// Number of accounts.
+    pub async fn count_accounts(&self) -> Result<i64, StoreError> {
+        db_run!(self, conn => {
+            pa::table.count().get_result::<i64>(conn).await.map_err(StoreError::from)
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! Helpers for integration tests: isolate each test in a fresh MySQL database on the same server.
+//! Not part of the gateway's API.
+
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
+
+use super::pool;
+use super::StoreError;
+
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+fn check_name(db: &str) -> Result<(), StoreError> {
+    if db.is_empty() || db.len() > 64 || !db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(StoreError::Config(
+            "test database name must be 1-64 of [A-Za-z0-9_]".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `mysql://u:p@h:1/old?x` with `new_db` → `mysql://u:p@h:1/new_db?x`.
+fn with_db(url: &str, new_db: &str) -> Result<String, StoreError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(StoreError::Config("expected a mysql:// URL".into()));
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let query = tail
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    Ok(format!("{scheme}://{authority}/{new_db}{query}"))
+}
+
+async fn admin_exec(server_url_with_db: &str, sql: String) -> Result<(), StoreError> {
+    let (_, pw) = pool::redact_mysql(
+        "mysql",
+        server_url_with_db.split_once("://").map_or("", |(_, r)| r),
+    );
+    let scrub = |m: String| pool::scrub(m, pw.as_deref());
+    let mut conn = tokio::time::timeout(
+        CONNECT_DEADLINE,
+        AsyncMysqlConnection::establish(server_url_with_db),
+    )
+    .await
+    .map_err(|_| StoreError::Unavailable("MySQL test server did not answer within 10 s".into()))?
+    .map_err(|e| {
+        StoreError::Unavailable(scrub(format!("cannot connect to MySQL test server: {e}")))
+    })?;
+    conn.batch_execute(&sql)
+        .await
+        .map_err(|e| StoreError::Query(scrub(e.to_string())))
+}
+
+/// Creates database `new_db` (utf8mb4_bin) on the server of `server_url_with_db` and returns
+/// the URL of the new database (same credentials and options).
+pub async fn create_mysql_database(
+    server_url_with_db: &str,
+    new_db: &str,
+) -> Result<String, StoreError> {
+    check_name(new_db)?;
+    admin_exec(
+        server_url_with_db,
+        format!("CREATE DATABASE `{new_db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+    )
+    .await?;
+    with_db(server_url_with_db, new_db)
+}
+
+/// Drops database `db` (if it exists) on the server of `server_url_with_db`.
+pub async fn drop_mysql_database(server_url_with_db: &str, db: &str) -> Result<(), StoreError> {
+    check_name(db)?;
+    admin_exec(
+        server_url_with_db,
+        format!("DROP DATABASE IF EXISTS `{db}`"),
+    )
+    .await
+}
