@@ -1,0 +1,142 @@
+//! `bench crypto`: multi-threaded SM2 sign and verify throughput per engine, beside
+//! `openssl speed sm2` run in the same command.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::crypto::signing_string::request_signing_string;
+use crate::crypto::{EngineKind, SecretKey, DEFAULT_SIGNER_ID};
+
+/// One engine's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineFigures {
+    /// Engine name.
+    pub engine: String,
+    /// Threads used.
+    pub threads: usize,
+    /// Signatures per second, all threads.
+    pub sign_per_sec: f64,
+    /// Verifications per second, all threads.
+    pub verify_per_sec: f64,
+    /// Per core (÷ threads).
+    pub sign_per_sec_per_core: f64,
+    /// Per core (÷ threads).
+    pub verify_per_sec_per_core: f64,
+}
+
+/// OpenSSL's single-core figures from `openssl speed sm2`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct OpensslFigures {
+    /// sign/s.
+    pub sign_per_sec: f64,
+    /// verify/s.
+    pub verify_per_sec: f64,
+}
+
+/// Runs `op` on `threads` threads for `secs`, returning operations per second.
+fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (stop, op) = (Arc::clone(&stop), Arc::clone(&op));
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    op();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Measures one engine.
+pub fn measure_engine(
+    kind: EngineKind,
+    threads: usize,
+    secs: f64,
+) -> Result<EngineFigures, String> {
+    let engine = kind.engine();
+    let sk = SecretKey::generate();
+    let signer: Arc<dyn crate::crypto::PreparedSigner> = Arc::from(
+        engine
+            .signer(&sk, DEFAULT_SIGNER_ID)
+            .map_err(|e| e.to_string())?,
+    );
+    let verifier: Arc<dyn crate::crypto::PreparedVerifier> = Arc::from(
+        engine
+            .verifier(&sk.public_key(), DEFAULT_SIGNER_ID)
+            .map_err(|e| e.to_string())?,
+    );
+    let msg = Arc::new(request_signing_string(
+        "POST",
+        b"/v1/pension/account",
+        "1661776967",
+        "5f270f2ff52b0c67dd47cd5c3ee17e91",
+        br#"{"user_true_name":"\u5f20\u4e09","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#,
+    ));
+    let sig = signer.sign(&msg).map_err(|e| e.to_string())?;
+    let (s, m) = (Arc::clone(&signer), Arc::clone(&msg));
+    let sign = throughput(
+        threads,
+        secs,
+        Arc::new(move || {
+            let _ = std::hint::black_box(s.sign(&m));
+        }),
+    );
+    let (v, m) = (Arc::clone(&verifier), Arc::clone(&msg));
+    let verify = throughput(
+        threads,
+        secs,
+        Arc::new(move || {
+            let _ = std::hint::black_box(v.verify(&m, &sig));
+        }),
+    );
+    Ok(EngineFigures {
+        engine: kind.name().to_string(),
+        threads,
+        sign_per_sec: sign,
+        verify_per_sec: verify,
+        sign_per_sec_per_core: sign / threads as f64,
+        verify_per_sec_per_core: verify / threads as f64,
+    })
+}
+
+/// Runs `openssl speed -seconds S sm2` (one core) and parses its last line; `None` when
+/// `openssl` is absent or prints something unexpected.
+pub fn openssl_speed(secs: u64) -> Option<OpensslFigures> {
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", &secs.max(1).to_string(), "sm2"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_openssl_speed(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses the `256 bits SM2 (CurveSM2)   0.0002s   0.0002s   4156.2   4565.6` line.
+pub fn parse_openssl_speed(text: &str) -> Option<OpensslFigures> {
+    let line = text.lines().rev().find(|l| l.contains("SM2"))?;
+    let nums: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match nums.as_slice() {
+        [.., sign, verify] => Some(OpensslFigures {
+            sign_per_sec: *sign,
+            verify_per_sec: *verify,
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,448 @@
+//! Settings: one TOML file plus environment overrides, validated at start-up.
+//!
+//! Every key is declared once below with its type and default. An environment variable
+//! `GATEWAY__SECTION__KEY` overrides `[section] key` (double underscores, case-insensitive),
+//! e.g. `GATEWAY__DATABASE__URL=mysql://…`. Validation fails fast with a message naming the
+//! key. Secrets (`accounts.id_pepper`, passwords inside `database.url`) print as `***`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::crypto::EngineKind;
+
+/// Why configuration was refused. The message names the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// All settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// HTTP listeners and process behaviour.
+    pub server: ServerSettings,
+    /// The WeChat pension channel.
+    pub wechat: WechatSettings,
+    /// Key ring location and SM2 engine.
+    pub keys: KeySettings,
+    /// Database connection.
+    pub database: DatabaseSettings,
+    /// Account lookup.
+    pub accounts: AccountSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Nonce replay store.
+    pub replay: ReplaySettings,
+    /// Rate and concurrency limits (`RULE_LIMIT`).
+    pub limits: LimitSettings,
+}
+
+/// `[replay]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplaySettings {
+    /// `memory` (one instance) or `redis` (several instances).
+    pub store: String,
+    /// Redis URL when `store = "redis"`.
+    pub redis_url: String,
+    /// Key prefix in Redis.
+    pub key_prefix: String,
+    /// Deadline of one Redis call, milliseconds.
+    pub timeout_ms: u64,
+    /// Accept requests when Redis is unreachable. Default false: fail closed with a signed 503.
+    pub fail_open: bool,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        Self {
+            store: "memory".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "pension-gateway:nonce:".into(),
+            timeout_ms: 500,
+            fail_open: false,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Queries per ID number per minute, per instance (0: no limit).
+    pub per_identity_per_minute: u32,
+    /// Requests in flight on the WeChat route at once (0: no limit).
+    pub max_concurrent: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            per_identity_per_minute: 30,
+            max_concurrent: 512,
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Public listener for the WeChat channel.
+    pub listen: SocketAddr,
+    /// Worker threads (0 = one per core).
+    pub workers: usize,
+    /// Demo mode: demo keys allowed, demo accounts seeded. Never in production.
+    pub demo: bool,
+    /// Seconds to let in-flight requests finish on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// Admin listener (`POST /admin/keyring/reload`); must be a loopback address; "" disables it.
+    pub admin_listen: String,
+}
+
+/// `[wechat]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WechatSettings {
+    /// Path of the account-query API registered with WeChat.
+    pub route: String,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// Allowed |now − timestamp|, seconds (inclusive).
+    pub clock_skew_secs: i64,
+    /// How long a nonce is remembered, seconds (at least 2 × clock_skew_secs).
+    pub replay_window_secs: i64,
+    /// Scheme tokens accepted at the front of `Authorization`.
+    pub accepted_schemes: Vec<String>,
+    /// Answer `TIMESTAMP_EXPIRED` / `NONCE_REPLAYED` as their own codes (true) or as
+    /// `SIGN_ERROR` with a distinct message (false, the default: WeChat documents only SIGN_ERROR).
+    pub extended_auth_codes: bool,
+    /// SM2 signer ID used on both sides.
+    pub signer_id: String,
+}
+
+/// `[keys]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySettings {
+    /// Directory holding `keyring.toml` and the key files.
+    pub dir: PathBuf,
+    /// SM2 engine for signing and verifying.
+    pub engine: EngineKind,
+    /// How often to check `keyring.toml` for changes, seconds (0: only SIGHUP and the admin call).
+    pub watch_interval_secs: u64,
+}
+
+/// `[database]`
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `mysql://user:pass@host:port/db`, `sqlite://path.db` or `sqlite::memory:`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: usize,
+    /// Deadline for getting a connection, milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// Create a missing SQLite file (demo mode sets this).
+    pub create_if_missing: bool,
+}
+
+/// `[accounts]`
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountSettings {
+    /// Secret pepper for HMAC-SM3 digests of ID numbers (hex, at least 32 bytes).
+    pub id_pepper: String,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `json` (default) or `text`.
+    pub format: String,
+    /// tracing filter, e.g. `info` or `pension_gateway=debug`.
+    pub level: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 0,
+            demo: false,
+            shutdown_timeout_secs: 30,
+            admin_listen: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+impl Default for WechatSettings {
+    fn default() -> Self {
+        Self {
+            route: "/v1/pension/account".into(),
+            max_body_bytes: 64 * 1024,
+            clock_skew_secs: 300,
+            replay_window_secs: 600,
+            accepted_schemes: vec![crate::crypto::authorization::DEFAULT_SCHEME.into()],
+            extended_auth_codes: false,
+            signer_id: "1234567812345678".into(),
+        }
+    }
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("keys/demo"),
+            engine: EngineKind::DEFAULT,
+            watch_interval_secs: 5,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/gateway.db".into(),
+            max_connections: 16,
+            acquire_timeout_ms: 2000,
+            create_if_missing: false,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "json".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// The pepper of the demo: public, so demo digests are reproducible. Refused outside demo mode.
+pub const DEMO_PEPPER_HEX: &str =
+    "64656d6f2d7065707065722d6e6f742d666f722d70726f64756374696f6e2121";
+
+impl Settings {
+    /// The settings `cargo run --release` uses with no arguments: demo keys, embedded SQLite.
+    pub fn demo() -> Self {
+        let mut s = Self::default();
+        s.server.demo = true;
+        s.database.create_if_missing = true;
+        s.accounts.id_pepper = DEMO_PEPPER_HEX.into();
+        s.log.format = "text".into();
+        // The demo is what the performance team loads with `bench http`, a handful of demo
+        // people many times over: no per-identity limit there.
+        s.limits.per_identity_per_minute = 0;
+        s
+    }
+
+    /// Loads `path` (if given) over the defaults, then applies `GATEWAY__*` variables from `env`.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        base: Settings,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = toml::Table::try_from(&base)
+            .map_err(|e| ConfigError(format!("internal: defaults do not serialise: {e}")))?;
+        if let Some(p) = path {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", p.display()))
+            })?;
+            let file: toml::Table = text.parse().map_err(|e| {
+                ConfigError(format!(
+                    "config file {} is not valid TOML: {e}",
+                    p.display()
+                ))
+            })?;
+            merge(&mut table, file);
+        }
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("GATEWAY__") else {
+                continue;
+            };
+            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let [section, key] = parts.as_slice() else {
+                return Err(ConfigError(format!(
+                    "environment variable {k} must look like GATEWAY__SECTION__KEY"
+                )));
+            };
+            let value = parse_env_value(&v);
+            let sec = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match sec {
+                toml::Value::Table(t) => {
+                    t.insert(key.clone(), value);
+                }
+                _ => return Err(ConfigError(format!("{k}: `{section}` is not a section"))),
+            }
+        }
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError(e.message().to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks cross-field rules; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let w = &self.wechat;
+        if !w.route.starts_with('/') || w.route.contains(['?', '#', ' ']) {
+            return Err(ConfigError(
+                "wechat.route must be a path starting with `/`".into(),
+            ));
+        }
+        if w.max_body_bytes == 0 || w.max_body_bytes > 16 * 1024 * 1024 {
+            return Err(ConfigError(
+                "wechat.max_body_bytes must be between 1 and 16 MiB".into(),
+            ));
+        }
+        if !(1..=3600).contains(&w.clock_skew_secs) {
+            return Err(ConfigError(
+                "wechat.clock_skew_secs must be between 1 and 3600".into(),
+            ));
+        }
+        if w.replay_window_secs < 2 * w.clock_skew_secs {
+            return Err(ConfigError(
+                "wechat.replay_window_secs must be at least 2 × wechat.clock_skew_secs".into(),
+            ));
+        }
+        if w.signer_id.is_empty() || w.signer_id.len() > 1024 {
+            return Err(ConfigError("wechat.signer_id must be 1–1024 bytes".into()));
+        }
+        if let Some(addr) = self.admin_listen().map_err(ConfigError)? {
+            if !addr.ip().is_loopback() {
+                return Err(ConfigError(
+                    "server.admin_listen must be a loopback address (127.0.0.1 or ::1)".into(),
+                ));
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError(
+                "database.max_connections must be at least 1".into(),
+            ));
+        }
+        if self.database.acquire_timeout_ms == 0 {
+            return Err(ConfigError(
+                "database.acquire_timeout_ms must be at least 1".into(),
+            ));
+        }
+        let pepper = self.id_pepper().map_err(ConfigError)?;
+        if !self.server.demo
+            && pepper.as_slice() == hex::decode(DEMO_PEPPER_HEX).unwrap_or_default().as_slice()
+        {
+            return Err(ConfigError(
+                "accounts.id_pepper is the public demo pepper; set a secret one outside demo mode"
+                    .into(),
+            ));
+        }
+        if !matches!(self.replay.store.as_str(), "memory" | "redis") {
+            return Err(ConfigError(
+                "replay.store must be `memory` or `redis`".into(),
+            ));
+        }
+        if self.replay.timeout_ms == 0 {
+            return Err(ConfigError("replay.timeout_ms must be at least 1".into()));
+        }
+        if !matches!(self.log.format.as_str(), "json" | "text") {
+            return Err(ConfigError("log.format must be `json` or `text`".into()));
+        }
+        Ok(())
+    }
+
+    /// The admin listener address, or `None` when disabled.
+    pub fn admin_listen(&self) -> Result<Option<SocketAddr>, String> {
+        let a = self.server.admin_listen.trim();
+        if a.is_empty() {
+            return Ok(None);
+        }
+        a.parse()
+            .map(Some)
+            .map_err(|_| format!("server.admin_listen `{a}` is not an address like 127.0.0.1:9090"))
+    }
+
+    /// The decoded ID pepper.
+    pub fn id_pepper(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+        let bytes = Zeroizing::new(
+            hex::decode(self.accounts.id_pepper.trim())
+                .map_err(|_| "accounts.id_pepper must be hex".to_string())?,
+        );
+        if bytes.len() < 32 {
+            return Err("accounts.id_pepper must be at least 32 bytes (64 hex digits)".into());
+        }
+        Ok(bytes)
+    }
+}
+
+fn parse_env_value(v: &str) -> toml::Value {
+    if let Ok(b) = v.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if v.starts_with('[') {
+        if let Ok(t) = format!("x = {v}").parse::<toml::Table>() {
+            if let Some(val) = t.get("x") {
+                return val.clone();
+            }
+        }
+    }
+    toml::Value::String(v.to_string())
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// A database URL with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("create_if_missing", &self.create_if_missing)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AccountSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountSettings")
+            .field("id_pepper", &"***")
+            .finish()
+    }
+}

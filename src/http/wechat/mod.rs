@@ -1,0 +1,222 @@
+//! The WeChat pension channel: an adapter that wraps a handler so that it only ever sees a
+//! verified request, and every answer — success or error — leaves signed and audited.
+//!
+//! Why an adapter and not an actix middleware: the channel must read the body itself (to
+//! verify the raw bytes and to answer oversized bodies with a *signed* error) and must sign
+//! the exact bytes it sends. Owning both ends in one function keeps that airtight.
+
+pub mod respond;
+pub mod verify;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::{header, Method};
+use actix_web::web::{Bytes, BytesMut, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::http::state::AppState;
+use crate::keyring::KeyRing;
+use crate::store::NewAudit;
+
+/// A request that passed every check of DESIGN.md §1.1.
+#[derive(Debug)]
+pub struct VerifiedRequest {
+    /// The caller's Request-ID.
+    pub request_id: String,
+    /// The raw body bytes (verified).
+    pub body: Bytes,
+    /// The WeChat key version that signed.
+    pub wechat_key_version: u32,
+}
+
+/// What a handler hands back: the result and what the audit row records.
+#[derive(Debug)]
+pub struct HandlerReply {
+    /// The 200 JSON body, or the error.
+    pub result: Result<Vec<u8>, ApiError>,
+    /// Digest of the ID number, when the body had a valid one.
+    pub id_digest: Option<[u8; 32]>,
+    /// The answered pension status, on success.
+    pub pension_status: Option<i16>,
+}
+
+/// Runs `handler` behind verification, audit and signing.
+pub async fn serve<F, Fut>(
+    req: HttpRequest,
+    payload: Payload,
+    state: AppState,
+    route: &'static str,
+    handler: F,
+) -> HttpResponse
+where
+    F: FnOnce(VerifiedRequest, AppState) -> Fut,
+    Fut: Future<Output = HandlerReply>,
+{
+    let started = Instant::now();
+    let received_at_ms = state.clock().now_ms();
+    // The snapshot this request uses from first check to last signature.
+    let ring: Arc<KeyRing> = state.keyring().snapshot();
+    let request_id = verify::request_id(req.headers());
+    let echo_id = request_id.as_ref().ok().cloned();
+
+    // The in-flight cap is checked first: it is the cheapest refusal.
+    let permit = state.concurrency().try_acquire();
+    let outcome = match permit {
+        None => Err((
+            ApiError::new(
+                ErrorCode::RuleLimit,
+                "too many requests in flight at the bank; retry shortly",
+            ),
+            "concurrency",
+        )),
+        Some(_) => authenticate(&req, payload, &state, &ring, request_id).await,
+    };
+    let (status, body, code, wechat_version, audit) = match outcome {
+        Err((err, reason)) => {
+            state
+                .metrics()
+                .verify_failures
+                .with_label_values(&[reason])
+                .inc();
+            (err.status, err.body(), Some(err.clone()), None, None)
+        }
+        Ok(verified) => {
+            let request_id = verified.request_id.clone();
+            let wechat_version = verified.wechat_key_version;
+            let reply = handler(verified, state.clone()).await;
+            let (status, body, err) = match reply.result {
+                Ok(body) => (actix_web::http::StatusCode::OK, body, None),
+                Err(e) => (e.status, e.body(), Some(e)),
+            };
+            let audit = NewAudit {
+                request_id,
+                received_at_ms,
+                outcome: err.as_ref().map_or("OK", |e| e.code.as_str()).to_string(),
+                http_status: status.as_u16() as i16,
+                bank_key_version: 0,
+                wechat_key_version: Some(wechat_version as i32),
+                id_digest: reply.id_digest,
+                pension_status: reply.pension_status,
+            };
+            (status, body, err, Some(wechat_version), Some(audit))
+        }
+    };
+
+    let key = respond::choose_signer(&ring);
+    let bank_version = key.map_or(0, |k| k.version);
+    // Audit before the response leaves; if the audit cannot be written, nothing else leaves.
+    let (status, body, code) = match audit {
+        None => (status, body, code),
+        Some(mut row) => {
+            row.bank_key_version = bank_version as i32;
+            match state.accounts().store().insert_audit(&row).await {
+                Ok(()) => (status, body, code),
+                Err(e) => {
+                    let err = ApiError::unavailable("the audit log", e);
+                    (err.status, err.body(), Some(err))
+                }
+            }
+        }
+    };
+
+    let code_str = code.as_ref().map_or("OK", |e| e.code.as_str());
+    state
+        .metrics()
+        .requests
+        .with_label_values(&[route, status.as_str(), code_str])
+        .inc();
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    match code.as_ref().and_then(|e| e.cause.as_deref()) {
+        Some(cause) => tracing::warn!(
+            request_id = echo_id.as_deref(),
+            route,
+            status = status.as_u16(),
+            code = code_str,
+            wechat_key_version = wechat_version,
+            bank_key_version = bank_version,
+            latency_us,
+            cause,
+            "wechat request failed"
+        ),
+        None => tracing::info!(
+            request_id = echo_id.as_deref(),
+            route,
+            status = status.as_u16(),
+            code = code_str,
+            wechat_key_version = wechat_version,
+            bank_key_version = bank_version,
+            latency_us,
+            "wechat request"
+        ),
+    }
+    respond::signed(&state, key, status, body, echo_id.as_deref())
+}
+
+async fn authenticate(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+    ring: &KeyRing,
+    request_id: Result<String, ApiError>,
+) -> Result<VerifiedRequest, (ApiError, &'static str)> {
+    if req.method() != Method::POST {
+        return Err((
+            ApiError::new(ErrorCode::MethodNotAllowed, "this API accepts POST only"),
+            "method",
+        ));
+    }
+    let request_id = request_id.map_err(|e| (e, "header"))?;
+    let auth = verify::check_headers(state, req.headers()).map_err(|e| (e, "header"))?;
+    let body = read_body(req, payload, state.wechat().max_body_bytes)
+        .await
+        .map_err(|e| (e, "body_size"))?;
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map_or(req.uri().path(), |pq| pq.as_str());
+    let verified = verify::verify(state, ring, req.method(), pq.as_bytes(), &auth, &body).await?;
+    Ok(VerifiedRequest {
+        request_id,
+        body,
+        wechat_key_version: verified.wechat_key_version,
+    })
+}
+
+/// Reads the body up to `limit` bytes; a declared or actual larger body is refused.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::ParamError,
+            format!("body exceeds the {limit}-byte limit"),
+        )
+    };
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
+        let len: usize = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ApiError::new(ErrorCode::ParamError, "Content-Length is invalid"))?;
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(ErrorCode::ParamError, "body could not be read").with_cause(e)
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}

@@ -1,0 +1,130 @@
+//! The `pension-gateway` command: `serve` (the default, in demo mode with no arguments),
+//! `db migrate`, `accounts seed-demo`, `accounts import`, `accounts gen-csv`, `client query`,
+//! `keys …`.
+//!
+//! Exit codes: 0 success; 1 error; 2 bad configuration; 3 `accounts import` finished but
+//! rejected some rows.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pension_gateway::config::Settings;
+
+mod cli;
+
+/// Bank gateway for WeChat pension (微信养老金) account queries, SM2-with-SM3 signed both ways.
+#[derive(Parser)]
+#[command(name = "pension-gateway", version, about)]
+struct Cli {
+    /// TOML config file (see README "Configuration"); `GATEWAY__SECTION__KEY` variables override it.
+    #[arg(long, short, global = true, env = "GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway.
+    Serve {
+        /// Demo mode: published demo keys, embedded SQLite, demo accounts. Never in production.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Database tasks.
+    Db {
+        #[command(subcommand)]
+        command: cli::DbCommand,
+    },
+    /// Account data tasks.
+    Accounts {
+        #[command(subcommand)]
+        command: cli::AccountsCommand,
+    },
+    /// Key ring administration (validated, atomic writes); reload the server afterwards.
+    Keys {
+        /// Key directory (default: `keys.dir` of the configuration).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: cli::KeysCommand,
+    },
+    /// Measure: SM2 engine throughput (`crypto`) or a running gateway under load (`http`).
+    Bench {
+        #[command(subcommand)]
+        command: cli::BenchCommand,
+    },
+    /// Act as WeChat: send signed queries, verify the bank's signed answers.
+    Client {
+        #[command(subcommand)]
+        command: cli::ClientCommand,
+    },
+}
+
+fn settings(config: Option<&std::path::Path>, demo: bool) -> Result<Settings, String> {
+    let base = if demo {
+        Settings::demo()
+    } else {
+        Settings::default()
+    };
+    Settings::load(config, base, std::env::vars()).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // No command at all is the newcomer's `cargo run --release`: demo mode. The client acts as
+    // WeChat and defaults to the demo keys too.
+    let demo = match &cli.command {
+        None
+        | Some(Command::Client { .. })
+        | Some(Command::Keys { .. })
+        | Some(Command::Bench { .. }) => true,
+        Some(Command::Serve { demo }) => *demo,
+        Some(_) => false,
+    };
+    let settings = match settings(cli.config.as_deref(), demo) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The import reports per batch on its own (progress bar, summary); the store's per-batch
+    // info line would only tear the progress bar.
+    let quiet_batches = matches!(
+        &cli.command,
+        Some(Command::Accounts {
+            command: cli::AccountsCommand::Import { .. }
+        })
+    );
+    cli::init_logging(&settings, quiet_batches);
+    let result = actix_web::rt::System::new().block_on(async move {
+        match cli.command {
+            None | Some(Command::Serve { .. }) => pension_gateway::server::run(settings)
+                .await
+                .map_err(|e| e.to_string())
+                .map(|()| ExitCode::SUCCESS),
+            Some(Command::Db { command }) => cli::db(command, &settings)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Some(Command::Accounts { command }) => cli::accounts(command, &settings).await,
+            Some(Command::Client { command }) => cli::client(command, &settings)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Some(Command::Keys { dir, command }) => {
+                cli::keys(command, dir, &settings).map(|()| ExitCode::SUCCESS)
+            }
+            Some(Command::Bench { command }) => cli::bench(command, &settings)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The newcomer's path, end to end with the real binary: start it with no arguments (demo
+//! mode), run the exact `client query` command it prints against it, check the answer verified,
+//! use the self-test tools, then SIGTERM and expect a clean exit.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pension-gateway");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn demo_server_answers_the_printed_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env(
+            "GATEWAY__DATABASE__URL",
+            format!("sqlite://{}/demo.db", tmp.path().display()),
+        )
+        .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "GATEWAY__SERVER__ADMIN_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("client query") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let printed = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the demo prints the command to run");
+    // `cargo run --release -- client query --url … --name … --id-number …`: run its arguments with the binary.
+    let args: Vec<&str> = printed
+        .split("-- ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&args[..2], ["client", "query"]);
+    assert!(printed.contains(&format!("127.0.0.1:{port}")), "{printed}");
+    let out = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("HTTP 200"), "{text}");
+    assert!(text.contains("\"pension_status\": 1"), "{text}");
+    assert!(
+        text.contains("response signature: VERIFIED (bank key version 1)"),
+        "{text}"
+    );
+
+    // A signed error is verified too, and the client still exits 0 (the signature is what it checks).
+    let mut bad = args.clone();
+    let name_at = bad.iter().position(|a| *a == "--name").unwrap() + 1;
+    bad[name_at] = "张四";
+    let out = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(&bad)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("INVALID_USER_INFO") && text.contains("VERIFIED"),
+        "{text}"
+    );
+
+    // Graceful shutdown on SIGTERM: exit 0 within the shutdown timeout.
+    let mut child = server;
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn self_test_tools_sign_and_verify() {
+    let sign = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "client",
+            "sign",
+            "--timestamp",
+            "1661776967",
+            "--nonce",
+            "5f270f2ff52b0c67dd47cd5c3ee17e91",
+            "--body",
+            r#"{"a":1}"#,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&sign.stdout).to_string();
+    assert!(sign.status.success(), "{text}");
+    assert!(text.contains("POST\\n\n/v1/pension/account\\n\n1661776967\\n\n5f270f2ff52b0c67dd47cd5c3ee17e91\\n\n{\"a\":1}\\n"), "{text}");
+    let sig = text
+        .lines()
+        .find(|l| l.starts_with("signature"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let verify = |ts: &str| {
+        Command::new(BIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "client",
+                "verify",
+                "--timestamp",
+                ts,
+                "--nonce",
+                "5f270f2ff52b0c67dd47cd5c3ee17e91",
+                "--body",
+                r#"{"a":1}"#,
+                "--signature",
+                &sig,
+                "--public-key",
+                "keys/demo/wechat-v1.pub",
+            ])
+            .output()
+            .unwrap()
+    };
+    let ok = verify("1661776967");
+    assert!(ok.status.success() && String::from_utf8_lossy(&ok.stdout).contains("VERIFIED"));
+    let bad = verify("1661776968");
+    assert!(!bad.status.success());
+}
+
+/// The running server picks up key changes from SIGHUP and from the manifest watch, with the
+/// `keys` commands doing the edits, exactly as the runbook says.
+#[test]
+fn running_server_reloads_on_sighup_and_on_manifest_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    for e in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/keys/demo")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), keys.join(e.file_name())).unwrap();
+    }
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/v1/pension/account");
+    let env = |c: &mut Command, watch: &str| {
+        c.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env(
+                "GATEWAY__DATABASE__URL",
+                format!("sqlite://{}/demo.db", tmp.path().display()),
+            )
+            .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("GATEWAY__SERVER__ADMIN_LISTEN", "")
+            .env("GATEWAY__KEYS__DIR", &keys)
+            .env("GATEWAY__KEYS__WATCH_INTERVAL_SECS", watch);
+    };
+    let start = |watch: &str| {
+        let mut cmd = Command::new(BIN);
+        env(&mut cmd, watch);
+        let mut server = Server(
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let stdout = server.0.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("client query") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("server started");
+        server
+    };
+    let query = || {
+        let out = Command::new(BIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "client",
+                "query",
+                "--url",
+                &url,
+                "--name",
+                "张三",
+                "--id-number",
+                "11010519491231002X",
+                "--keys-dir",
+            ])
+            .arg(&keys)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let keys_cmd = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        env(&mut c, "0");
+        let out = c.arg("keys").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "keys {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let wait_for = |version: u32, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = query();
+            if out.contains(&format!("VERIFIED (bank key version {version})")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{what}: {out}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+
+    // Phase 1, no watch: the edit is invisible until SIGHUP.
+    let server = start("0");
+    assert!(query().contains("VERIFIED (bank key version 1)"));
+    keys_cmd(&["generate"]);
+    keys_cmd(&["activate", "2"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        query().contains("VERIFIED (bank key version 1)"),
+        "no reload without a trigger"
+    );
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(2, "SIGHUP reload not applied");
+    // A broken manifest is refused on SIGHUP; the last good set keeps serving.
+    let good = std::fs::read_to_string(keys.join("keyring.toml")).unwrap();
+    std::fs::write(keys.join("keyring.toml"), "broken = [").unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(query().contains("VERIFIED (bank key version 2)"));
+    std::fs::write(keys.join("keyring.toml"), good).unwrap();
+    drop(server);
+
+    // Phase 2, watch every second: the manifest change alone is enough.
+    let _server = start("1");
+    wait_for(2, "restart with v2");
+    keys_cmd(&["activate", "1"]);
+    wait_for(1, "manifest change not picked up by the watch");
+}

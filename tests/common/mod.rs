@@ -1,0 +1,324 @@
+//! Shared integration-test harness: a real gateway (actix service, real store, real key ring on
+//! disk) with a manual clock, and a WeChat-side client that signs like WeChat.
+//!
+//! Backends: SQLite in memory always; MySQL when `TEST_MYSQL_URL` is set — then an unreachable
+//! server FAILS the test (it never skips), and each test gets a fresh database it drops after.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{test, App};
+use pension_gateway::accounts::demo;
+use pension_gateway::client::WechatClient;
+use pension_gateway::config::{Settings, DEMO_PEPPER_HEX};
+use pension_gateway::crypto::{EngineKind, PublicKey, SecretKey};
+use pension_gateway::http::{AppState, ManualClock};
+use pension_gateway::server::{build_state, load_keys};
+use pension_gateway::store::{Store, StoreOptions};
+
+/// 2022-08-29, the WeChat guide's example timestamp.
+pub const NOW: i64 = 1_661_776_967;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Mysql,
+}
+
+/// The MySQL server URL for tests, or None (with a note) when not configured.
+pub fn mysql_url() -> Option<String> {
+    match std::env::var("TEST_MYSQL_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("note: TEST_MYSQL_URL is not set; MySQL variant not run (.ci/run sets it)");
+            None
+        }
+    }
+}
+
+/// A database for one test; drops a MySQL database when the test ends.
+pub struct TestDb {
+    pub store: Store,
+    mysql: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.mysql.take() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = std::thread::spawn(move || {
+                rt.block_on(pension_gateway::store::testing::drop_mysql_database(
+                    &server, &name,
+                ))
+            })
+            .join();
+        }
+    }
+}
+
+pub async fn test_db(db: Db) -> Option<TestDb> {
+    let opts = StoreOptions {
+        max_connections: 4,
+        acquire_timeout: std::time::Duration::from_secs(5),
+        create_if_missing: true,
+    };
+    match db {
+        Db::Sqlite => {
+            let store = Store::open("sqlite::memory:", opts)
+                .await
+                .expect("open in-memory SQLite");
+            store.run_migrations().await.expect("migrate SQLite");
+            Some(TestDb { store, mysql: None })
+        }
+        Db::Mysql => {
+            let server = mysql_url()?;
+            let name = format!("pg_test_{}", uuid::Uuid::new_v4().simple());
+            let url = pension_gateway::store::testing::create_mysql_database(&server, &name)
+                .await
+                .unwrap_or_else(|e| panic!("TEST_MYSQL_URL is set but MySQL is unusable ({e}); start MariaDB or unset it"));
+            let store = Store::open(&url, opts).await.expect("open MySQL");
+            store.run_migrations().await.expect("migrate MySQL");
+            Some(TestDb {
+                store,
+                mysql: Some((server, name)),
+            })
+        }
+    }
+}
+
+/// Key material of a test: bank v1 (+ optional v2), WeChat v1 (+ optional v2).
+pub struct Keys {
+    pub dir: tempfile::TempDir,
+    pub bank: Vec<(u32, SecretKey)>,
+    pub wechat: Vec<(u32, SecretKey)>,
+}
+
+pub fn write_private(path: &Path, key: &SecretKey) {
+    std::fs::write(path, key.to_pem().unwrap().as_bytes()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+impl Keys {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Self {
+            dir,
+            bank: vec![(1, SecretKey::generate())],
+            wechat: vec![(1, SecretKey::generate())],
+        };
+        keys.write_manifest("[[bank]]\nversion = 1\nstate = \"active\"\nprivate_key = \"bank-v1.key\"\n\n[[wechat]]\nversion = 1\nstate = \"trusted\"\npublic_key = \"wechat-v1.pub\"\n");
+        keys
+    }
+
+    pub fn write_manifest(&self, text: &str) {
+        for (v, k) in &self.bank {
+            write_private(&self.dir.path().join(format!("bank-v{v}.key")), k);
+        }
+        for (v, k) in &self.wechat {
+            std::fs::write(
+                self.dir.path().join(format!("wechat-v{v}.pub")),
+                k.public_key().to_hex(),
+            )
+            .unwrap();
+        }
+        std::fs::write(self.dir.path().join("keyring.toml"), text).unwrap();
+    }
+
+    pub fn bank_public(&self) -> Vec<(u32, PublicKey)> {
+        self.bank
+            .iter()
+            .map(|(v, k)| (*v, k.public_key()))
+            .collect()
+    }
+
+    /// A WeChat-side client signing with WeChat key `version`, naming it in Authorization if `hint`.
+    pub fn client(&self, version: u32, hint: bool) -> WechatClient {
+        let key = &self.wechat.iter().find(|(v, _)| *v == version).unwrap().1;
+        WechatClient::new(
+            EngineKind::DEFAULT,
+            key,
+            hint.then_some(version),
+            &self.bank_public(),
+            b"1234567812345678",
+        )
+        .unwrap()
+    }
+}
+
+pub fn settings(keys: &Keys) -> Settings {
+    let mut s = Settings::default();
+    s.keys.dir = keys.dir.path().to_path_buf();
+    s.accounts.id_pepper = DEMO_PEPPER_HEX.into();
+    s.server.demo = true; // only for the public pepper; the key ring here is not marked demo
+    s
+}
+
+pub struct Gateway {
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub keys: Keys,
+    pub db: TestDb,
+}
+
+impl Gateway {
+    /// A gateway on `db` with the demo accounts seeded, or None when that backend is not configured.
+    pub async fn start(db: Db) -> Option<Self> {
+        Self::start_with(db, |_| {}).await
+    }
+
+    pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Settings)) -> Option<Self> {
+        let db = test_db(db).await?;
+        let keys = Keys::new();
+        let mut s = settings(&keys);
+        tweak(&mut s);
+        let clock = Arc::new(ManualClock::at(NOW));
+        let ring = load_keys(&s).expect("key ring loads");
+        let state = build_state(&s, db.store.clone(), ring, clock.clone()).expect("state");
+        demo::seed_demo(state.accounts(), NOW)
+            .await
+            .expect("seed demo accounts");
+        Some(Self {
+            state,
+            clock,
+            keys,
+            db,
+        })
+    }
+
+    pub async fn service(
+        &self,
+    ) -> impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    > {
+        let st = self.state.clone();
+        test::init_service(
+            App::new().configure(move |cfg| pension_gateway::http::configure(cfg, st)),
+        )
+        .await
+    }
+}
+
+/// A request as WeChat would send it, with knobs to break it.
+pub struct Req {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Vec<u8>,
+    pub timestamp: i64,
+    pub nonce: String,
+    pub request_id: Option<String>,
+    pub content_type: Option<&'static str>,
+    pub wechat_version: u32,
+    pub hint: bool,
+}
+
+impl Req {
+    pub fn query(name: &str, id: &str) -> Self {
+        Self::body(serde_json::to_vec(&serde_json::json!({"user_true_name": name, "user_identify_card_num": id, "corpno": "weibao"})).unwrap())
+    }
+
+    pub fn body(body: Vec<u8>) -> Self {
+        Self {
+            method: "POST",
+            path: "/v1/pension/account".into(),
+            body,
+            timestamp: NOW,
+            nonce: pension_gateway::crypto::nonce::generate(),
+            request_id: Some(uuid::Uuid::new_v4().to_string()),
+            content_type: Some("application/json"),
+            wechat_version: 1,
+            hint: true,
+        }
+    }
+
+    /// The Authorization header this request would carry.
+    pub fn authorization(&self, keys: &Keys) -> String {
+        keys.client(self.wechat_version, self.hint)
+            .sign_request(
+                self.method,
+                &self.path,
+                &self.body,
+                self.timestamp,
+                &self.nonce,
+            )
+            .unwrap()
+            .authorization
+    }
+
+    /// Builds the actix test request, signed over exactly these fields.
+    pub fn build(&self, keys: &Keys) -> test::TestRequest {
+        let auth = self.authorization(keys);
+        self.build_with_auth(Some(auth))
+    }
+
+    pub fn build_with_auth(&self, auth: Option<String>) -> test::TestRequest {
+        let mut r = test::TestRequest::default()
+            .method(self.method.parse().unwrap())
+            .uri(&self.path)
+            .insert_header(("Accept", "application/json"))
+            .insert_header(("User-Agent", "wechat-test"));
+        if let Some(a) = auth {
+            r = r.insert_header(("Authorization", a));
+        }
+        if let Some(id) = &self.request_id {
+            r = r.insert_header(("Request-ID", id.as_str()));
+        }
+        if let Some(ct) = self.content_type {
+            r = r.insert_header(("Content-Type", ct));
+        }
+        r.set_payload(self.body.clone())
+    }
+}
+
+/// A response, read whole, with its signature checked.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Vec<u8>,
+    pub json: serde_json::Value,
+    /// Bank key version the response verified under.
+    pub signed_by: Result<u32, pension_gateway::client::ResponseError>,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.json["code"].as_str().unwrap_or("")
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub async fn send<S, B>(svc: &S, keys: &Keys, req: test::TestRequest) -> Resp
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let resp = test::call_service(svc, req.to_request()).await;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = test::read_body(resp).await.to_vec();
+    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let signed_by = keys
+        .client(1, true)
+        .verify_response(|n| headers.get(n).and_then(|v| v.to_str().ok()), &body);
+    Resp {
+        status,
+        headers,
+        body,
+        json,
+        signed_by,
+    }
+}
