@@ -383,6 +383,13 @@ pub enum ClientCommand {
         #[arg(long)]
         keys_dir: Option<PathBuf>,
     },
+    /// Act as an open-platform app: get an access token and a ticket, then make a signed
+    /// account query through `/api/s/{service}/{code}` (DESIGN.md §6).
+    OpenPlatform(crate::partner_cli::OpenPlatformArgs),
+    /// Act as a callback partner: send a salted, signed account query and verify the reply.
+    Callback(crate::partner_cli::CallbackArgs),
+    /// Act as an HMAC partner: send a sorted-parameter HMAC-SHA256 signed account query.
+    Hmac(crate::partner_cli::HmacArgs),
     /// Self-test tool (guide §3.5): build a signing string and sign it; prints it with visible `\n`.
     Sign {
         #[command(flatten)]
@@ -814,6 +821,9 @@ pub async fn client(cmd: ClientCommand, settings: &Settings) -> Result<(), Strin
             )
             .await;
         }
+        ClientCommand::OpenPlatform(args) => return crate::partner_cli::open_platform(args).await,
+        ClientCommand::Callback(args) => return crate::partner_cli::callback(args).await,
+        ClientCommand::Hmac(args) => return crate::partner_cli::hmac(args).await,
         ClientCommand::Sign { msg, key, version } => {
             let text = zeroize::Zeroizing::new(key_text(&key)?);
             let sk = SecretKey::parse(&text).map_err(|e| format!("--key: {e}"))?;

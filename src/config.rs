@@ -39,6 +39,108 @@ pub struct Settings {
     pub replay: ReplaySettings,
     /// Rate and concurrency limits (`RULE_LIMIT`).
     pub limits: LimitSettings,
+    /// The other partner channels (DESIGN.md §6).
+    pub partners: PartnerSettings,
+}
+
+/// `[partners]`: the open-platform, callback and HMAC channels. Each is off unless enabled
+/// (the demo enables all three); an enabled channel still answers only partners that have a
+/// credential in the key ring.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartnerSettings {
+    /// Serve `GET /api/oauth2/access_token`, `GET /api/oauth2/api_ticket`, `POST /api/s/{service}/{code}`.
+    pub open_platform: bool,
+    /// Business routes `"{service}/{code}"` that answer the account query.
+    pub open_platform_account_services: Vec<String>,
+    /// Access token life, seconds.
+    pub access_token_secs: i64,
+    /// Sign ticket life, seconds.
+    pub sign_ticket_secs: i64,
+    /// User ticket life, seconds.
+    pub user_ticket_secs: i64,
+    /// How long the previous token / sign ticket stays valid after a new one, seconds.
+    pub grace_secs: i64,
+    /// Serve salted callbacks at `POST /callback/{partner}`.
+    pub callback: bool,
+    /// The `transName` that answers the account query.
+    pub callback_account_trans_name: String,
+    /// Serve the sorted-parameter HMAC account query at `hmac_route`.
+    pub hmac: bool,
+    /// Path of the HMAC account query.
+    pub hmac_route: String,
+}
+
+impl Default for PartnerSettings {
+    fn default() -> Self {
+        Self {
+            open_platform: false,
+            open_platform_account_services: vec!["pension/10001".into()],
+            access_token_secs: 3600,
+            sign_ticket_secs: 3600,
+            user_ticket_secs: 300,
+            grace_secs: 300,
+            callback: false,
+            callback_account_trans_name: "PensionAccountQuery".into(),
+            hmac: false,
+            hmac_route: "/hmac/v1/pension/account".into(),
+        }
+    }
+}
+
+impl PartnerSettings {
+    /// Grant lifetimes as the open-platform rules take them.
+    pub fn grant_rules(&self) -> crate::partners::open_platform::GrantRules {
+        crate::partners::open_platform::GrantRules {
+            access_token_secs: self.access_token_secs,
+            sign_ticket_secs: self.sign_ticket_secs,
+            user_ticket_secs: self.user_ticket_secs,
+            grace_secs: self.grace_secs,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, v) in [
+            ("access_token_secs", self.access_token_secs),
+            ("sign_ticket_secs", self.sign_ticket_secs),
+            ("user_ticket_secs", self.user_ticket_secs),
+        ] {
+            if !(1..=86_400).contains(&v) {
+                return Err(ConfigError(format!(
+                    "partners.{name} must be 1–86400 seconds, got {v}"
+                )));
+            }
+        }
+        if !(0..=3600).contains(&self.grace_secs) {
+            return Err(ConfigError(format!(
+                "partners.grace_secs must be 0–3600 seconds, got {}",
+                self.grace_secs
+            )));
+        }
+        for s in &self.open_platform_account_services {
+            let ok = s.split_once('/').is_some_and(|(a, b)| {
+                [a, b].iter().all(|p| {
+                    !p.is_empty()
+                        && p.len() <= 64
+                        && p.bytes()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+                })
+            });
+            if !ok {
+                return Err(ConfigError(format!(
+                    "partners.open_platform_account_services entry `{s}` must be `service/code` \
+                     (letters, digits, `_`, `-`)"
+                )));
+            }
+        }
+        if !self.hmac_route.starts_with('/') || self.hmac_route.contains(['{', '}', '?', '#']) {
+            return Err(ConfigError(format!(
+                "partners.hmac_route `{}` must be a literal absolute path",
+                self.hmac_route
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `[replay]`
@@ -240,6 +342,10 @@ impl Settings {
         // The demo is what the performance team loads with `bench http`, a handful of demo
         // people many times over: no per-identity limit there.
         s.limits.per_identity_per_minute = 0;
+        // The demo key ring carries a demo credential for each partner channel.
+        s.partners.open_platform = true;
+        s.partners.callback = true;
+        s.partners.hmac = true;
         s
     }
 
@@ -293,6 +399,7 @@ impl Settings {
 
     /// Checks cross-field rules; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.partners.validate()?;
         let w = &self.wechat;
         if !w.route.starts_with('/') || w.route.contains(['?', '#', ' ']) {
             return Err(ConfigError(

@@ -19,6 +19,7 @@ pub mod error;
 pub mod http;
 pub mod keyring;
 pub mod limits;
+pub mod partners;
 pub mod replay;
 pub mod server;
 pub mod store;

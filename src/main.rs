@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use pension_gateway::config::Settings;
 
 mod cli;
+mod partner_cli;
 
 /// Bank gateway for WeChat pension (微信养老金) account queries, SM2-with-SM3 signed both ways.
 #[derive(Parser)]

@@ -79,7 +79,11 @@ pub fn prepare_demo_keys(dir: &Path) -> Result<(), StartError> {
     if let Ok(entries) = std::fs::read_dir(dir) {
         use std::os::unix::fs::PermissionsExt;
         for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "key") {
+            if e
+                .path()
+                .extension()
+                .is_some_and(|x| x == "key" || x == "secret")
+            {
                 std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600))?;
             }
         }
@@ -134,6 +138,7 @@ pub fn build_state(
         metrics,
         clock,
         &settings.limits,
+        settings.partners.clone(),
     ))
 }
 

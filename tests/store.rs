@@ -44,6 +44,7 @@ fn audit(req: &str, outcome: &str, d: Option<u8>) -> NewAudit {
         wechat_key_version: Some(7),
         id_digest: d.map(digest),
         pension_status: if outcome == "OK" { Some(1) } else { None },
+        channel: "wechat",
     }
 }
 

@@ -6,6 +6,8 @@
 //! `Authorization`, and trusts WeChat's keys: [`SigningClient::bank_outbound`].
 //! Pure functions over bytes; time and nonce are parameters.
 
+pub mod partners;
+
 use std::collections::BTreeMap;
 
 use crate::crypto::authorization::DEFAULT_SCHEME;

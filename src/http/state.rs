@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use crate::accounts::AccountDirectory;
-use crate::config::WechatSettings;
+use crate::config::{PartnerSettings, WechatSettings};
 use crate::crypto::EngineKind;
 use crate::http::metrics::Metrics;
 use crate::keyring::KeyRingHandle;
@@ -68,6 +68,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     rate: IdentityRateLimit,
     concurrency: ConcurrencyLimit,
+    partners: PartnerSettings,
 }
 
 impl AppState {
@@ -82,6 +83,7 @@ impl AppState {
         metrics: Metrics,
         clock: Arc<dyn Clock>,
         limits: &crate::config::LimitSettings,
+        partners: PartnerSettings,
     ) -> Self {
         let rate = IdentityRateLimit::new(limits.per_identity_per_minute);
         let concurrency = ConcurrencyLimit::new(limits.max_concurrent);
@@ -96,6 +98,7 @@ impl AppState {
                 clock,
                 rate,
                 concurrency,
+                partners,
             }),
         }
     }
@@ -108,6 +111,11 @@ impl AppState {
     /// The in-flight cap.
     pub fn concurrency(&self) -> &ConcurrencyLimit {
         &self.inner.concurrency
+    }
+
+    /// Partner channel settings.
+    pub fn partners(&self) -> &PartnerSettings {
+        &self.inner.partners
     }
 
     /// WeChat channel settings.

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use super::load::build_keyring;
 use super::manifest::{
-    BankKeyEntry, BankKeyState, Manifest, Rollout, WechatKeyEntry, WechatKeyState,
+    BankKeyEntry, BankKeyState, CredentialState, Manifest, PartnerEntry, Rollout, WechatKeyEntry,
+    WechatKeyState,
 };
+use crate::partners::Channel;
 use super::KeyRingError;
 use crate::crypto::{EngineKind, PublicKey, SecretKey};
 
@@ -108,6 +110,7 @@ impl KeyDir {
                 public_key: wechat_file,
             }],
             rollout: None,
+            partner: Vec::new(),
         };
         self.commit(&m)
     }
@@ -324,6 +327,122 @@ impl KeyDir {
             });
         }
         Ok(out)
+    }
+}
+
+/// One row of `keys partner list` (never the secret itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerListing {
+    /// Channel.
+    pub channel: Channel,
+    /// Partner id.
+    pub id: String,
+    /// Version.
+    pub version: u32,
+    /// `active`, `accepted` or `retired`.
+    pub state: CredentialState,
+    /// The secret file, relative to the key directory.
+    pub file: String,
+}
+
+impl KeyDir {
+    /// Adds the next version of partner `id`'s secret on `channel` and makes it the active one:
+    /// `secret` if given (from a file the partner's onboarding produced), else 48 random letters
+    /// and digits. The previous active version becomes `accepted` (callback salts and HMAC app
+    /// tokens keep verifying during the switch-over) or, for open-platform app secrets, `retired`
+    /// (the spec: changing the secret invalidates its tokens and tickets). Returns the version
+    /// and the secret file's path (mode 0600; the secret is never printed).
+    pub fn partner_set(
+        &self,
+        channel: Channel,
+        id: &str,
+        secret: Option<zeroize::Zeroizing<String>>,
+    ) -> Result<(u32, PathBuf), KeyRingError> {
+        let mut m = self.manifest()?;
+        let version = m
+            .partner
+            .iter()
+            .filter(|p| p.channel == channel && p.id == id)
+            .map(|p| p.version)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let value = match secret {
+            Some(s) => s,
+            None => zeroize::Zeroizing::new(format!(
+                "{}{}",
+                crate::crypto::nonce::generate(),
+                &crate::crypto::nonce::generate()[..16]
+            )),
+        };
+        for p in m
+            .partner
+            .iter_mut()
+            .filter(|p| p.channel == channel && p.id == id && p.state == CredentialState::Active)
+        {
+            p.state = if channel == Channel::OpenPlatform {
+                CredentialState::Retired
+            } else {
+                CredentialState::Accepted
+            };
+        }
+        let file = format!("{channel}-{id}-v{version}.secret");
+        m.partner.push(PartnerEntry {
+            channel,
+            id: id.to_owned(),
+            version,
+            state: CredentialState::Active,
+            secret: file.clone(),
+        });
+        m.check().map_err(KeyRingError::Invalid)?;
+        let path = self.dir.join(&file);
+        write_atomic(&path, format!("{}\n", value.as_str()).as_bytes(), true)?;
+        if let Err(e) = self.commit(&m) {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok((version, path))
+    }
+
+    /// Retires a non-active version of a partner secret (it stops verifying).
+    pub fn partner_retire(
+        &self,
+        channel: Channel,
+        id: &str,
+        version: u32,
+    ) -> Result<(), KeyRingError> {
+        let mut m = self.manifest()?;
+        let entry = m
+            .partner
+            .iter_mut()
+            .find(|p| p.channel == channel && p.id == id && p.version == version)
+            .ok_or_else(|| {
+                KeyRingError::Invalid(format!("{channel} partner `{id}` has no version {version}"))
+            })?;
+        if entry.state == CredentialState::Active {
+            return Err(KeyRingError::Invalid(format!(
+                "{channel} partner `{id}` v{version} is the active secret; set a new one first \
+                 (`keys partner set {channel} {id}`)"
+            )));
+        }
+        entry.state = CredentialState::Retired;
+        self.commit(&m)
+    }
+
+    /// Every partner credential version (no secrets).
+    pub fn partner_list(&self) -> Result<Vec<PartnerListing>, KeyRingError> {
+        Ok(self
+            .manifest()?
+            .partner
+            .into_iter()
+            .map(|p| PartnerListing {
+                channel: p.channel,
+                id: p.id,
+                version: p.version,
+                state: p.state,
+                file: p.secret,
+            })
+            .collect())
     }
 }
 

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::manifest::{BankKeyState, Manifest, WechatKeyState};
-use super::{BankKey, KeyRing, WechatKey};
+use super::manifest::{BankKeyState, CredentialState, Manifest, WechatKeyState};
+use super::{BankKey, KeyRing, PartnerCredential, PartnerSecret, WechatKey};
 use crate::crypto::{EngineKind, PublicKey, SecretKey};
 
 /// Why a key set was refused. Messages name files and versions, never key bytes.
@@ -135,11 +135,69 @@ pub fn build_keyring(
             },
         );
     }
+    let partners = load_partners(dir, manifest)?;
     KeyRing::new(
         bank,
         manifest.rollout,
         trusted,
+        partners,
         manifest.demo,
         dir.to_path_buf(),
     )
+}
+
+/// Longest partner secret accepted, bytes.
+pub const MAX_PARTNER_SECRET: usize = 256;
+
+/// Reads a partner secret file: mode 0600, one line of 1–256 visible ASCII characters.
+pub fn read_partner_secret(path: &Path) -> Result<zeroize::Zeroizing<String>, KeyRingError> {
+    check_private_key_mode(path)?;
+    let text =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| io_err(path, e))?);
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty()
+        || value.len() > MAX_PARTNER_SECRET
+        || !value.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(KeyRingError::Invalid(format!(
+            "{}: a partner secret is one line of 1–{MAX_PARTNER_SECRET} visible ASCII characters",
+            path.display()
+        )));
+    }
+    Ok(zeroize::Zeroizing::new(value.to_owned()))
+}
+
+fn load_partners(
+    dir: &Path,
+    manifest: &Manifest,
+) -> Result<BTreeMap<(crate::partners::Channel, String), PartnerCredential>, KeyRingError> {
+    let mut active = BTreeMap::new();
+    let mut accepted: BTreeMap<_, Vec<PartnerSecret>> = BTreeMap::new();
+    for p in manifest
+        .partner
+        .iter()
+        .filter(|p| p.state != CredentialState::Retired)
+    {
+        let value = read_partner_secret(&dir.join(&p.secret))?;
+        let secret = PartnerSecret::new(p.version, value.to_string());
+        let key = (p.channel, p.id.clone());
+        if p.state == CredentialState::Active {
+            active.insert(key, secret);
+        } else {
+            accepted.entry(key).or_default().push(secret);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (key, secret) in active {
+        let mut acc = accepted.remove(&key).unwrap_or_default();
+        acc.sort_by_key(|s| std::cmp::Reverse(s.version));
+        out.insert(
+            key,
+            PartnerCredential {
+                active: secret,
+                accepted: acc,
+            },
+        );
+    }
+    Ok(out)
 }

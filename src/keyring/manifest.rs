@@ -13,9 +13,17 @@
 //! [rollout]                    # optional gray rollout of a staged bank key
 //! version = 2
 //! percent = 10
+//! [[partner]]                  # a partner channel credential (DESIGN.md §6)
+//! channel = "hmac"             # open-platform (app secret) | callback (salt) | hmac (fappToken)
+//! id = "fapp0001"              # app_id / partner id / fappid
+//! version = 1
+//! state = "active"             # active | accepted | retired
+//! secret = "hmac-fapp0001-v1.secret"  # the secret text, file mode 0600
 //! ```
 
 use serde::{Deserialize, Serialize};
+
+use crate::partners::Channel;
 
 /// Lifecycle of a bank signing key (DESIGN.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +83,35 @@ pub struct Rollout {
     pub percent: u8,
 }
 
+/// Lifecycle of a partner credential version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialState {
+    /// Signs what the gateway sends and verifies what it receives; exactly one per partner.
+    Active,
+    /// Still verifies what the partner sends (during a switch-over); never signs. Not allowed
+    /// for open-platform app secrets: changing the secret invalidates everything at once.
+    Accepted,
+    /// Kept for history only; not loaded.
+    Retired,
+}
+
+/// One partner credential version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerEntry {
+    /// The channel the credential belongs to.
+    pub channel: Channel,
+    /// The partner's id on that channel: `app_id`, callback partner id, or `fappid`.
+    pub id: String,
+    /// Version number, ≥ 1.
+    pub version: u32,
+    /// Lifecycle state.
+    pub state: CredentialState,
+    /// File holding the secret text, relative to the key directory, mode 0600.
+    pub secret: String,
+}
+
 /// The whole manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +128,9 @@ pub struct Manifest {
     /// Optional gray rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// Partner channel credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partner: Vec<PartnerEntry>,
 }
 
 impl Manifest {
@@ -145,6 +185,7 @@ impl Manifest {
         {
             return Err("at least one WeChat key must be trusted".into());
         }
+        self.check_partners()?;
         if let Some(r) = self.rollout {
             if r.percent > 100 {
                 return Err(format!("rollout percent {} is above 100", r.percent));
@@ -158,6 +199,57 @@ impl Manifest {
                     ))
                 }
                 None => return Err(format!("rollout version {} is not a bank key", r.version)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Manifest {
+    /// Partner rules: ids of 1–64 letters, digits, `_ . -`; versions unique and ≥ 1 per partner;
+    /// exactly one active version per partner that has any loaded version; no `accepted`
+    /// open-platform secrets.
+    fn check_partners(&self) -> Result<(), String> {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut versions: BTreeMap<(Channel, &str), BTreeSet<u32>> = BTreeMap::new();
+        let mut active: BTreeMap<(Channel, &str), usize> = BTreeMap::new();
+        for p in &self.partner {
+            let name = format!("{} partner `{}`", p.channel, p.id);
+            if p.id.is_empty()
+                || p.id.len() > 64
+                || !p
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            {
+                return Err(format!(
+                    "{name}: ids are 1–64 letters, digits, `_`, `.` or `-`"
+                ));
+            }
+            check_file_name(&p.secret)?;
+            let key = (p.channel, p.id.as_str());
+            if p.version == 0 || !versions.entry(key).or_default().insert(p.version) {
+                return Err(format!("{name}: version {} is zero or repeated", p.version));
+            }
+            match p.state {
+                CredentialState::Active => *active.entry(key).or_default() += 1,
+                CredentialState::Accepted if p.channel == Channel::OpenPlatform => {
+                    return Err(format!(
+                        "{name}: an open-platform secret cannot be `accepted` — changing the \
+                         secret invalidates the old one with its tokens and tickets"
+                    ))
+                }
+                CredentialState::Accepted => {
+                    active.entry(key).or_default();
+                }
+                CredentialState::Retired => {}
+            }
+        }
+        for ((channel, id), n) in active {
+            if n != 1 {
+                return Err(format!(
+                    "{channel} partner `{id}` must have exactly one active version, found {n}"
+                ));
             }
         }
         Ok(())

@@ -16,9 +16,57 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 pub use load::{build_keyring, check_private_key_mode, load_keyring, KeyRingError};
-pub use manifest::{BankKeyEntry, BankKeyState, Manifest, Rollout, WechatKeyEntry, WechatKeyState};
+pub use manifest::{
+    BankKeyEntry, BankKeyState, CredentialState, Manifest, PartnerEntry, Rollout, WechatKeyEntry,
+    WechatKeyState,
+};
 
 use crate::crypto::{PreparedSigner, PreparedVerifier, PublicKey};
+use crate::partners::Channel;
+
+/// One version of a partner secret (app secret, salt, app token). Zeroized on drop; `Debug`
+/// shows the version only.
+pub struct PartnerSecret {
+    /// Version in the manifest.
+    pub version: u32,
+    value: zeroize::Zeroizing<String>,
+}
+
+impl PartnerSecret {
+    /// Wraps a secret text.
+    pub fn new(version: u32, value: String) -> Self {
+        Self {
+            version,
+            value: zeroize::Zeroizing::new(value),
+        }
+    }
+    /// The secret text. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+}
+
+impl std::fmt::Debug for PartnerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PartnerSecret(v{}, ***)", self.version)
+    }
+}
+
+/// The loaded credential of one partner: the active version and any still accepted.
+#[derive(Debug)]
+pub struct PartnerCredential {
+    /// Signs and verifies.
+    pub active: PartnerSecret,
+    /// Verify only (newest first).
+    pub accepted: Vec<PartnerSecret>,
+}
+
+impl PartnerCredential {
+    /// Every secret that verifies what the partner sends, active first.
+    pub fn verifying(&self) -> impl Iterator<Item = &PartnerSecret> {
+        std::iter::once(&self.active).chain(self.accepted.iter())
+    }
+}
 
 /// A bank key loaded for signing.
 pub struct BankKey {
@@ -44,6 +92,7 @@ pub struct KeyRing {
     active: u32,
     rollout: Option<Rollout>,
     trusted_wechat: BTreeMap<u32, WechatKey>,
+    partners: BTreeMap<(Channel, String), PartnerCredential>,
     demo: bool,
     source: PathBuf,
 }
@@ -58,6 +107,7 @@ impl std::fmt::Debug for KeyRing {
                 "trusted_wechat",
                 &self.trusted_wechat.keys().collect::<Vec<_>>(),
             )
+            .field("partners", &self.partners.keys().collect::<Vec<_>>())
             .field("demo", &self.demo)
             .finish()
     }
@@ -69,6 +119,7 @@ impl KeyRing {
         bank: BTreeMap<u32, BankKey>,
         rollout: Option<Rollout>,
         trusted_wechat: BTreeMap<u32, WechatKey>,
+        partners: BTreeMap<(Channel, String), PartnerCredential>,
         demo: bool,
         source: PathBuf,
     ) -> Result<Self, KeyRingError> {
@@ -85,6 +136,7 @@ impl KeyRing {
             active,
             rollout,
             trusted_wechat,
+            partners,
             demo,
             source,
         })
@@ -126,6 +178,19 @@ impl KeyRing {
     /// Every trusted WeChat key, newest version first (the likeliest match when no hint is given).
     pub fn trusted_wechat_keys(&self) -> impl Iterator<Item = &WechatKey> {
         self.trusted_wechat.values().rev()
+    }
+
+    /// The credential of partner `id` on `channel`, if configured.
+    pub fn partner(&self, channel: Channel, id: &str) -> Option<&PartnerCredential> {
+        self.partners.get(&(channel, id.to_owned()))
+    }
+
+    /// Every configured partner id of `channel`.
+    pub fn partner_ids(&self, channel: Channel) -> impl Iterator<Item = &str> {
+        self.partners
+            .keys()
+            .filter(move |(c, _)| *c == channel)
+            .map(|(_, id)| id.as_str())
     }
 
     /// The current gray rollout, if any.

@@ -53,6 +53,7 @@ macro_rules! db_run {
     }};
 }
 
+mod grants;
 mod queries;
 #[doc(hidden)]
 pub mod testing;

@@ -82,6 +82,8 @@ pub struct NewAudit {
     pub id_digest: Option<[u8; 32]>,
     /// Pension status disclosed.
     pub pension_status: Option<i16>,
+    /// The channel that answered: `wechat`, `open-platform`, `callback`, `hmac`.
+    pub channel: &'static str,
 }
 
 /// An audit row as read back.
@@ -103,6 +105,8 @@ pub struct AuditRecord {
     pub id_digest: Option<[u8; 32]>,
     /// Pension status disclosed.
     pub pension_status: Option<i16>,
+    /// The channel that answered.
+    pub channel: String,
 }
 
 /// Result of [`Store::upsert_accounts`](super::Store::upsert_accounts).
@@ -208,6 +212,7 @@ impl fmt::Debug for NewAudit {
             .field("wechat_key_version", &self.wechat_key_version)
             .field("id_digest", &mask_opt_digest(&self.id_digest))
             .field("pension_status", &self.pension_status)
+            .field("channel", &self.channel)
             .finish()
     }
 }
@@ -223,6 +228,7 @@ impl fmt::Debug for AuditRecord {
             .field("wechat_key_version", &self.wechat_key_version)
             .field("id_digest", &mask_opt_digest(&self.id_digest))
             .field("pension_status", &self.pension_status)
+            .field("channel", &self.channel)
             .finish()
     }
 }
@@ -337,6 +343,7 @@ pub(crate) struct AuditRow<'a> {
     pub wechat_key_version: Option<i32>,
     pub id_digest: Option<&'a [u8]>,
     pub pension_status: Option<i16>,
+    pub channel: &'a str,
 }
 
 impl<'a> From<&'a NewAudit> for AuditRow<'a> {
@@ -350,6 +357,7 @@ impl<'a> From<&'a NewAudit> for AuditRow<'a> {
             wechat_key_version: a.wechat_key_version,
             id_digest: a.id_digest.as_ref().map(|d| d.as_slice()),
             pension_status: a.pension_status,
+            channel: a.channel,
         }
     }
 }
@@ -364,6 +372,7 @@ pub(crate) type AuditTuple = (
     Option<i32>,
     Option<Vec<u8>>,
     Option<i16>,
+    String,
 );
 
 pub(crate) fn audit_from_tuple(t: AuditTuple) -> Result<AuditRecord, StoreError> {
@@ -376,5 +385,6 @@ pub(crate) fn audit_from_tuple(t: AuditTuple) -> Result<AuditRecord, StoreError>
         wechat_key_version: t.5,
         id_digest: to_opt_digest(t.6)?,
         pension_status: t.7,
+        channel: t.8,
     })
 }

@@ -95,7 +95,7 @@ impl Store {
                 .order(qa::id.asc())
                 .select((
                     qa::request_id, qa::received_at_ms, qa::outcome, qa::http_status, qa::bank_key_version,
-                    qa::wechat_key_version, qa::id_digest, qa::pension_status,
+                    qa::wechat_key_version, qa::id_digest, qa::pension_status, qa::channel,
                 ))
                 .load::<AuditTuple>(conn)
                 .await

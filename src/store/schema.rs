@@ -62,7 +62,36 @@ diesel::table! {
         id_digest -> Nullable<Binary>,
         /// Pension status disclosed, if any.
         pension_status -> Nullable<SmallInt>,
+        /// `wechat`, `open-platform`, `callback` or `hmac`.
+        channel -> Text,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(pension_accounts, binding_sessions, query_audit);
+diesel::table! {
+    /// Open-platform access tokens and tickets (ids and times; values derive from the secret).
+    op_grants (id) {
+        /// 32 lower-case hex characters.
+        id -> Text,
+        /// The app it was issued to.
+        app_id -> Text,
+        /// `access_token`, `sign` or `user`.
+        kind -> Text,
+        /// Version of the app secret it derives from.
+        secret_version -> Integer,
+        /// Unix milliseconds.
+        issued_at_ms -> BigInt,
+        /// Unix milliseconds.
+        expires_at_ms -> BigInt,
+        /// User tickets: when consumed.
+        used_at_ms -> Nullable<BigInt>,
+        /// User tickets: SHA-256 of app id and user id.
+        user_ref -> Nullable<Binary>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    pension_accounts,
+    binding_sessions,
+    query_audit,
+    op_grants
+);

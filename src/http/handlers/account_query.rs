@@ -19,7 +19,13 @@ pub async fn entry(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
 
 /// The handler proper: a verified request in, a JSON body or an error out.
 pub async fn handle(req: VerifiedRequest, state: AppState) -> HandlerReply {
-    let query = match AccountQuery::parse(&req.body) {
+    answer(&req.body, &state).await
+}
+
+/// The account query over an authenticated body, whatever channel authenticated it: parse,
+/// per-identity limit, lookup. The partner channels wrap the same answer in their envelopes.
+pub async fn answer(body: &[u8], state: &AppState) -> HandlerReply {
+    let query = match AccountQuery::parse(body) {
         Ok(q) => q,
         Err(e) => {
             return HandlerReply {

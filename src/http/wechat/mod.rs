@@ -101,6 +101,7 @@ where
                 wechat_key_version: Some(wechat_version as i32),
                 id_digest: reply.id_digest,
                 pension_status: reply.pension_status,
+                channel: "wechat",
             };
             (status, body, err, Some(wechat_version), Some(audit))
         }
@@ -187,7 +188,7 @@ async fn authenticate(
 }
 
 /// Reads the body up to `limit` bytes; a declared or actual larger body is refused.
-async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: Payload,
     limit: usize,

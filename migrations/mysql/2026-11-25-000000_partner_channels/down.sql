@@ -1,0 +1,2 @@
+DROP TABLE op_grants;
+ALTER TABLE query_audit DROP COLUMN channel;

@@ -1,0 +1,205 @@
+//! Salted callbacks: `POST /callback/{partner}` receives `{Plain, Signature, Timestamp, SeqNo,
+//! transName}` (shared/specs/open-platform-guide.txt §5) and answers with the same envelope,
+//! signed with the partner's active salt — errors too. Plain of the answer is
+//! `{"CODE", "DESC"[, "REASON"][, "DATA"]}`; codes are the spec's 0000/0001/0002/0103/0010/0012,
+//! plus `9999` (agreed extension, HTTP 503) when a dependency of the bank is down.
+
+use actix_web::http::header::ContentType;
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Path, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use crate::error::ErrorCode;
+use crate::http::handlers::account_query;
+use crate::http::partners::{Answered, Exchange};
+use crate::http::state::AppState;
+use crate::http::wechat::read_body;
+use crate::partners::callback::{Envelope, ReplyCode};
+use crate::partners::Channel;
+
+/// Route label used in metrics.
+pub const ROUTE: &str = "callback";
+/// The extension code for "the bank cannot answer now; retry" (not in the spec's list).
+pub const UNAVAILABLE_CODE: &str = "9999";
+
+/// The actix entry point.
+pub async fn entry(
+    req: HttpRequest,
+    partner: Path<String>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> HttpResponse {
+    let state = state.get_ref();
+    let partner = partner.into_inner();
+    let ex = Exchange::begin(state, Channel::Callback, ROUTE);
+    let ring = state.keyring().snapshot();
+    let Some(cred) = ring.partner(Channel::Callback, &partner) else {
+        // No salt to sign with: a plain 404, audited like every answer.
+        let _ = ex
+            .finish(
+                state,
+                Answered {
+                    code: "UNKNOWN_PARTNER",
+                    http_status: 404,
+                    id_digest: None,
+                    pension_status: None,
+                    credential_version: None,
+                    cause: Some("no callback credential for this partner"),
+                },
+            )
+            .await;
+        return HttpResponse::NotFound()
+            .content_type(ContentType::json())
+            .body(r#"{"CODE":"0001","DESC":"unknown callback partner"}"#);
+    };
+    let d = decide(&req, payload, state, cred).await;
+    let mut status = d.status;
+    let mut plain = d.plain;
+    let code = plain["CODE"].as_str().unwrap_or(UNAVAILABLE_CODE).to_owned();
+    let done = ex
+        .finish(
+            state,
+            Answered {
+                code: &code,
+                http_status: status.as_u16(),
+                id_digest: d.id_digest,
+                pension_status: d.pension_status,
+                credential_version: d.verified_by,
+                cause: d.cause.as_deref(),
+            },
+        )
+        .await;
+    if done.is_err() {
+        status = StatusCode::SERVICE_UNAVAILABLE;
+        plain = json!({"CODE": UNAVAILABLE_CODE, "DESC": "系统繁忙，请稍后重试"});
+    }
+    let reply = Envelope::seal(
+        &plain.to_string(),
+        cred.active.expose(),
+        state.clock().now_ms(),
+        &d.seq_no,
+        &d.trans_name,
+    );
+    HttpResponse::build(status)
+        .content_type(ContentType::json())
+        .body(serde_json::to_string(&reply).unwrap_or_default())
+}
+
+struct Decision {
+    status: StatusCode,
+    plain: Value,
+    seq_no: String,
+    trans_name: String,
+    cause: Option<String>,
+    verified_by: Option<u32>,
+    id_digest: Option<[u8; 32]>,
+    pension_status: Option<i16>,
+}
+
+fn reply(code: ReplyCode) -> Value {
+    json!({"CODE": code.code(), "DESC": code.desc()})
+}
+
+async fn decide(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+    cred: &crate::keyring::PartnerCredential,
+) -> Decision {
+    let mut d = Decision {
+        status: StatusCode::OK,
+        plain: reply(ReplyCode::Success),
+        seq_no: String::new(),
+        trans_name: String::new(),
+        cause: None,
+        verified_by: None,
+        id_digest: None,
+        pension_status: None,
+    };
+    let refuse = |mut d: Decision, code: ReplyCode, cause: &str| {
+        d.plain = reply(code);
+        d.cause = Some(cause.to_owned());
+        d
+    };
+    let body = match read_body(req, payload, state.wechat().max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return refuse(d, ReplyCode::BadFormat, &e.message),
+    };
+    let env = match Envelope::parse(&body) {
+        Ok(e) => e,
+        Err(code) => return refuse(d, code, "body is not the callback envelope"),
+    };
+    d.seq_no = env.seq_no.clone();
+    d.trans_name = env.trans_name.clone();
+    let now = state.clock().now_ms();
+    let verified_by = cred.verifying().find(|s| {
+        crate::partners::callback::verify_signature(
+            &env.plain,
+            s.expose(),
+            &env.timestamp,
+            &env.signature,
+        )
+    });
+    let Some(secret) = verified_by else {
+        state
+            .metrics()
+            .verify_failures
+            .with_label_values(&["callback_signature"])
+            .inc();
+        return refuse(d, ReplyCode::SignatureFailed, "signature matches no salt");
+    };
+    d.verified_by = Some(secret.version);
+    let json = match env.open([secret.expose()], now) {
+        Ok(j) => j,
+        Err(code) => return refuse(d, code, "timestamp or Plain refused"),
+    };
+    if env.seq_no.is_empty() {
+        return refuse(d, ReplyCode::BadFormat, "SeqNo is empty");
+    }
+    let key = format!("cb:{}:{}", cred.active.version, env.seq_no);
+    let window = crate::partners::callback::TIMESTAMP_WINDOW_MS / 1000 * 2;
+    match state.replay().check_and_record(&key, now / 1000, window).await {
+        Ok(true) => {}
+        Ok(false) => {
+            state
+                .metrics()
+                .verify_failures
+                .with_label_values(&["callback_replay"])
+                .inc();
+            return refuse(d, ReplyCode::SignatureFailed, "SeqNo replayed");
+        }
+        Err(e) => {
+            d.status = StatusCode::SERVICE_UNAVAILABLE;
+            d.plain = json!({"CODE": UNAVAILABLE_CODE, "DESC": "系统繁忙，请稍后重试"});
+            d.cause = Some(e.to_string());
+            return d;
+        }
+    }
+    if env.trans_name != state.partners().callback_account_trans_name {
+        return refuse(d, ReplyCode::InputRequirement, "unknown transName");
+    }
+    let answer = account_query::answer(json.as_bytes(), state).await;
+    d.id_digest = answer.id_digest;
+    d.pension_status = answer.pension_status;
+    match answer.result {
+        Ok(body) => {
+            let data: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            d.plain = json!({"CODE": "0000", "DESC": "系统处理成功", "DATA": data});
+        }
+        Err(e) if e.code == ErrorCode::SystemError => {
+            d.status = e.status;
+            d.plain = json!({"CODE": UNAVAILABLE_CODE, "DESC": "系统繁忙，请稍后重试"});
+            d.cause = e.cause.clone();
+        }
+        Err(e) => {
+            d.plain = json!({
+                "CODE": ReplyCode::InputRequirement.code(),
+                "DESC": ReplyCode::InputRequirement.desc(),
+                "REASON": e.code.as_str(),
+            });
+            d.cause = Some(e.message.to_string());
+        }
+    }
+    d
+}

@@ -1,0 +1,207 @@
+//! The account query for partners that sign with sorted-parameter HMAC-SHA256
+//! (shared/specs/hmac-signing-interface.html): `POST {partners.hmac_route}` with a JSON object
+//! of string fields — `fappid`, `timestamp` (Unix seconds, ±5 min), `nonce`, `version` ("2"),
+//! `sign`, the business query in `paramJsons` (the WeChat body as a JSON string), and any other
+//! fields the partner sends (all non-empty ones are signed). Answers `{code, message, data}`
+//! with `code` "200" on success and the HTTP status mirroring it otherwise.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header::ContentType;
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use crate::error::ErrorCode;
+use crate::http::handlers::account_query;
+use crate::http::partners::{Answered, Exchange};
+use crate::http::state::AppState;
+use crate::http::wechat::read_body;
+use crate::partners::hmac::{check_timestamp, verify, TimestampError, TIMESTAMP_WINDOW_SECS};
+use crate::partners::Channel;
+
+/// Route label used in metrics.
+pub const ROUTE: &str = "hmac_account";
+
+/// The actix entry point.
+pub async fn entry(req: HttpRequest, payload: Payload, state: Data<AppState>) -> HttpResponse {
+    let state = state.get_ref();
+    let ex = Exchange::begin(state, Channel::Hmac, ROUTE);
+    let d = decide(&req, payload, state).await;
+    let code = d.status.as_u16().to_string();
+    let done = ex
+        .finish(
+            state,
+            Answered {
+                code: &code,
+                http_status: d.status.as_u16(),
+                id_digest: d.id_digest,
+                pension_status: d.pension_status,
+                credential_version: d.verified_by,
+                cause: d.cause.as_deref(),
+            },
+        )
+        .await;
+    let (status, body) = match done {
+        Ok(()) => (
+            d.status,
+            json!({"code": code, "message": d.message, "data": d.data}),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"code": "503", "message": "the bank cannot answer now; retry", "data": {}}),
+        ),
+    };
+    HttpResponse::build(status)
+        .content_type(ContentType::json())
+        .body(body.to_string())
+}
+
+struct Decision {
+    status: StatusCode,
+    message: String,
+    data: Value,
+    cause: Option<String>,
+    verified_by: Option<u32>,
+    id_digest: Option<[u8; 32]>,
+    pension_status: Option<i16>,
+}
+
+fn refuse(status: StatusCode, message: &str) -> Decision {
+    Decision {
+        status,
+        message: message.to_owned(),
+        data: json!({}),
+        cause: Some(message.to_owned()),
+        verified_by: None,
+        id_digest: None,
+        pension_status: None,
+    }
+}
+
+async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decision {
+    let body = match read_body(req, payload, state.wechat().max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &e.message),
+    };
+    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "body must be a JSON object");
+    };
+    let mut params = BTreeMap::new();
+    for (k, v) in &obj {
+        match v {
+            Value::String(s) => {
+                params.insert(k.as_str(), s.as_str());
+            }
+            _ => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "every field must be a string (paramJsons is a JSON string)",
+                )
+            }
+        }
+    }
+    let get = |k: &str| params.get(k).copied().filter(|v| !v.is_empty());
+    let (Some(fappid), Some(timestamp), Some(nonce), Some(sign)) = (
+        get("fappid"),
+        get("timestamp"),
+        get("nonce"),
+        get("sign"),
+    ) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "fappid, timestamp, nonce and sign are required",
+        );
+    };
+    if get("version") != Some("2") || nonce.len() > 64 {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "version must be \"2\" and nonce at most 64 characters",
+        );
+    }
+    let ring = state.keyring().snapshot();
+    let Some(cred) = ring.partner(Channel::Hmac, fappid) else {
+        return refuse(StatusCode::UNAUTHORIZED, "unknown fappid");
+    };
+    let verified_by = cred
+        .verifying()
+        .find(|t| verify(params.iter().map(|(k, v)| (*k, *v)), t.expose(), sign));
+    let Some(token) = verified_by else {
+        state
+            .metrics()
+            .verify_failures
+            .with_label_values(&["hmac_signature"])
+            .inc();
+        return refuse(StatusCode::UNAUTHORIZED, "sign does not verify");
+    };
+    let now = state.clock().now();
+    match check_timestamp(timestamp, now) {
+        Ok(_) => {}
+        Err(TimestampError::Malformed) => {
+            return refuse(StatusCode::BAD_REQUEST, "timestamp must be Unix seconds")
+        }
+        Err(TimestampError::Expired) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "timestamp is more than 5 minutes away from the bank's clock",
+            )
+        }
+    }
+    match state
+        .replay()
+        .check_and_record(
+            &format!("hmac:{fappid}:{nonce}"),
+            now,
+            2 * TIMESTAMP_WINDOW_SECS,
+        )
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            state
+                .metrics()
+                .verify_failures
+                .with_label_values(&["hmac_replay"])
+                .inc();
+            return refuse(StatusCode::UNAUTHORIZED, "nonce already used");
+        }
+        Err(e) => {
+            let mut d = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the bank cannot answer now; retry",
+            );
+            d.cause = Some(e.to_string());
+            return d;
+        }
+    }
+    let Some(query) = get("paramJsons") else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "paramJsons (the query as a JSON string) is required",
+        );
+    };
+    let answer = account_query::answer(query.as_bytes(), state).await;
+    let mut d = Decision {
+        status: StatusCode::OK,
+        message: "ok".into(),
+        data: json!({}),
+        cause: None,
+        verified_by: Some(token.version),
+        id_digest: answer.id_digest,
+        pension_status: answer.pension_status,
+    };
+    match answer.result {
+        Ok(body) => d.data = serde_json::from_slice(&body).unwrap_or(Value::Null),
+        Err(e) => {
+            d.status = if e.code == ErrorCode::SystemError {
+                e.status
+            } else {
+                e.code.status()
+            };
+            d.message = format!("{}: {}", e.code.as_str(), e.message);
+            d.cause = e.cause.clone().or_else(|| Some(e.code.as_str().into()));
+        }
+    }
+    d
+}

@@ -1,0 +1,250 @@
+//! Open platform business call: `POST /api/s/{service}/{code}?app_id&nonce&version&sign[&type]`
+//! (shared/specs/open-platform-guide.txt §4.3). The signature is the spec's SHA-1 over the
+//! sorted values [app_id, version, nonce, type, body] plus the ticket; the answer is the
+//! envelope `{code, msg, BizSeqNo, transactionTime, jsonData}`. A configured `service/code`
+//! answers the account query; `jsonData` carries the business result (docs/partner-channels.md).
+
+use actix_web::web::{Data, Path, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use crate::error::ErrorCode;
+use crate::http::handlers::account_query;
+use crate::http::open_platform::{answer, app_secret};
+use crate::http::partners::{query_params, Answered, Exchange};
+use crate::http::state::AppState;
+use crate::http::wechat::read_body;
+use crate::partners::open_platform::grants::{user_ref, valid_in_chain};
+use crate::partners::open_platform::{
+    nonce_ok, request_values, verify, GrantKind, GrantRecord, GrantValue, OpCode, VERSION,
+};
+use crate::partners::Channel;
+
+/// Route label used in metrics.
+pub const ROUTE: &str = "op_service";
+
+/// Largest body accepted (the WeChat channel's limit applies here too).
+fn body_limit(state: &AppState) -> usize {
+    state.wechat().max_body_bytes
+}
+
+/// The actix entry point.
+pub async fn entry(
+    req: HttpRequest,
+    path: Path<(String, String)>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> HttpResponse {
+    let state = state.get_ref();
+    let ex = Exchange::begin(state, Channel::OpenPlatform, ROUTE);
+    let (service, code) = path.into_inner();
+    let d = decide(&req, &service, &code, payload, state).await;
+    let done = ex
+        .finish(
+            state,
+            Answered {
+                code: d.code.code(),
+                http_status: 200,
+                id_digest: d.id_digest,
+                pension_status: d.pension_status,
+                credential_version: d.secret_version,
+                cause: d.cause.as_deref(),
+            },
+        )
+        .await;
+    let now = state.clock().now_ms();
+    let (code, json_data) = match done {
+        Ok(()) => (d.code, d.json_data),
+        Err(_) => (OpCode::Timeout, None),
+    };
+    let mut extra = Map::new();
+    extra.insert("BizSeqNo".into(), json!(ex.request_id));
+    if let Some(j) = json_data {
+        extra.insert("jsonData".into(), json!(j));
+    }
+    answer(code, extra, now)
+}
+
+struct Decision {
+    code: OpCode,
+    json_data: Option<String>,
+    cause: Option<String>,
+    secret_version: Option<u32>,
+    id_digest: Option<[u8; 32]>,
+    pension_status: Option<i16>,
+}
+
+fn refuse(code: OpCode, cause: impl Into<String>) -> Decision {
+    Decision {
+        code,
+        json_data: None,
+        cause: Some(cause.into()),
+        secret_version: None,
+        id_digest: None,
+        pension_status: None,
+    }
+}
+
+async fn decide(
+    req: &HttpRequest,
+    service: &str,
+    code: &str,
+    payload: Payload,
+    state: &AppState,
+) -> Decision {
+    let params = match query_params(req.query_string()) {
+        Ok(p) => p,
+        Err(e) => return refuse(OpCode::InputRequirement, e),
+    };
+    let get = |k: &str| params.get(k).map(String::as_str);
+    let (Some(app_id), Some(nonce), Some(version), Some(sign)) =
+        (get("app_id"), get("nonce"), get("version"), get("sign"))
+    else {
+        return refuse(
+            OpCode::InputRequirement,
+            "app_id, nonce, version and sign are required",
+        );
+    };
+    // `type` absent is the Java sample's null; present-but-empty adds "" — the same string.
+    let kind = get("type").filter(|t| !t.is_empty());
+    if version != VERSION || !nonce_ok(nonce) {
+        return refuse(
+            OpCode::InputRequirement,
+            "version must be 2.0.0 and nonce 32 letters or digits",
+        );
+    }
+    let wanted = format!("{service}/{code}");
+    if !state
+        .partners()
+        .open_platform_account_services
+        .contains(&wanted)
+    {
+        return refuse(OpCode::IllegalPath, "service/code not configured");
+    }
+    let Some((secret_version, secret)) = app_secret(state, app_id) else {
+        return refuse(OpCode::InputRequirement, "unknown app_id");
+    };
+    let body = match read_body(req, payload, body_limit(state)).await {
+        Ok(b) => b,
+        Err(e) => return refuse(OpCode::InputRequirement, e.message.to_string()),
+    };
+    let Ok(body_text) = std::str::from_utf8(&body) else {
+        return refuse(OpCode::InputRequirement, "body is not UTF-8");
+    };
+    let values = request_values(app_id, version, nonce, kind, body_text);
+    let now = state.clock().now_ms();
+    let store = state.accounts().store();
+    let rules = state.partners().grant_rules();
+
+    // The candidate tickets: the app's live sign tickets (current and the previous within its
+    // grace), or the unused user tickets of the user the body names.
+    let ticket_kind = match kind {
+        None | Some("sign") => GrantKind::SignTicket,
+        Some("user") => GrantKind::UserTicket,
+        Some(_) => return refuse(OpCode::InputRequirement, "type must be sign or user"),
+    };
+    let candidates: Vec<GrantRecord> = match ticket_kind {
+        GrantKind::UserTicket => {
+            let Some(user) = serde_json::from_str::<Value>(body_text)
+                .ok()
+                .and_then(|v| v.get("USER_ID").and_then(Value::as_str).map(str::to_owned))
+            else {
+                return refuse(
+                    OpCode::InputRequirement,
+                    "type=user needs the body's USER_ID",
+                );
+            };
+            match store
+                .live_user_tickets(app_id, &user_ref(app_id, &user), secret_version, now)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) => return refuse(OpCode::Timeout, e.to_string()),
+            }
+        }
+        _ => match store
+            .grant_chain(app_id, GrantKind::SignTicket, secret_version, now)
+            .await
+        {
+            Ok(chain) => valid_in_chain(&chain, now, &rules)
+                .into_iter()
+                .cloned()
+                .collect(),
+            Err(e) => return refuse(OpCode::Timeout, e.to_string()),
+        },
+    };
+    if candidates.is_empty() {
+        return refuse(OpCode::TicketVerifyFailed, "no live ticket");
+    }
+    let signed_by = candidates.iter().rev().find(|g| {
+        let ticket = GrantValue::derive(secret.as_bytes(), app_id, ticket_kind, &g.id);
+        verify(&values, &ticket, sign)
+    });
+    let Some(grant) = signed_by else {
+        state
+            .metrics()
+            .verify_failures
+            .with_label_values(&["op_signature"])
+            .inc();
+        return refuse(
+            OpCode::SignatureIncorrect,
+            "signature matches no live ticket",
+        );
+    };
+    // A nonce is remembered for as long as any ticket that could sign it lives.
+    let window = rules.sign_ticket_secs.max(rules.user_ticket_secs) + rules.grace_secs;
+    match state
+        .replay()
+        .check_and_record(&format!("op:{app_id}:{nonce}"), now / 1000, window)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            state
+                .metrics()
+                .verify_failures
+                .with_label_values(&["op_replay"])
+                .inc();
+            return refuse(OpCode::SignatureIncorrect, "nonce replayed");
+        }
+        Err(e) => return refuse(OpCode::Timeout, e.to_string()),
+    }
+    if ticket_kind == GrantKind::UserTicket {
+        match store.consume_grant(&grant.id, now).await {
+            Ok(true) => {}
+            Ok(false) => return refuse(OpCode::TicketVerifyFailed, "user ticket already used"),
+            Err(e) => return refuse(OpCode::Timeout, e.to_string()),
+        }
+    }
+
+    let reply = account_query::answer(&body, state).await;
+    let mut d = Decision {
+        code: OpCode::Ok,
+        json_data: None,
+        cause: None,
+        secret_version: Some(secret_version),
+        id_digest: reply.id_digest,
+        pension_status: reply.pension_status,
+    };
+    let business = match reply.result {
+        Ok(json) => {
+            let data: Value = serde_json::from_slice(&json).unwrap_or(Value::Null);
+            json!({"CODE": "0000", "DESC": "交易成功", "DATA": data})
+        }
+        Err(e) if e.code == ErrorCode::SystemError => {
+            d.code = if e.status.as_u16() == 503 {
+                OpCode::Timeout
+            } else {
+                OpCode::Unknown
+            };
+            d.cause = e.cause.clone();
+            return d;
+        }
+        Err(e) => {
+            d.cause = e.cause.clone();
+            json!({"CODE": e.code.as_str(), "DESC": e.message})
+        }
+    };
+    d.json_data = Some(business.to_string());
+    d
+}

@@ -1,0 +1,126 @@
+//! The open-platform channel's HTTP pieces shared by its three handlers: the JSON answers, and
+//! checking a presented access token against the shared grant table.
+
+use actix_web::http::header::ContentType;
+use actix_web::HttpResponse;
+use serde_json::{json, Map, Value};
+
+use crate::http::state::AppState;
+use crate::partners::open_platform::grants::{validity, Invalid};
+use crate::partners::open_platform::{
+    transaction_time, GrantKind, GrantRecord, GrantRules, GrantValue, OpCode,
+};
+use crate::partners::Channel;
+use crate::store::StoreError;
+
+/// A JSON answer `{code, msg, …extra, transactionTime}`; platform answers are HTTP 200 whatever
+/// the code (the spec's callers read `code`; docs/partner-channels.md).
+pub(crate) fn answer(code: OpCode, extra: Map<String, Value>, now_ms: i64) -> HttpResponse {
+    let mut body = Map::new();
+    body.insert("code".into(), json!(code.code()));
+    body.insert("msg".into(), json!(code.msg()));
+    body.extend(extra);
+    body.insert("transactionTime".into(), json!(transaction_time(now_ms)));
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(Value::Object(body).to_string())
+}
+
+/// The app's active secret and its version, or `None` for an unknown app.
+pub(crate) fn app_secret(state: &AppState, app_id: &str) -> Option<(u32, zeroize::Zeroizing<String>)> {
+    let ring = state.keyring().snapshot();
+    let cred = ring.partner(Channel::OpenPlatform, app_id)?;
+    Some((
+        cred.active.version,
+        zeroize::Zeroizing::new(cred.active.expose().to_owned()),
+    ))
+}
+
+/// Why a presented access token was refused.
+pub(crate) enum TokenRefusal {
+    /// Unknown, malformed, another app's, another secret's, or superseded past its grace.
+    Invalid(&'static str),
+    /// Past its expiry.
+    Expired,
+    /// The database could not answer.
+    Store(StoreError),
+}
+
+/// Checks `presented` as a live access token of `app_id` under its current secret.
+pub(crate) async fn check_access_token(
+    state: &AppState,
+    app_id: &str,
+    secret_version: u32,
+    secret: &str,
+    presented: &str,
+    rules: &GrantRules,
+) -> Result<GrantRecord, TokenRefusal> {
+    let now = state.clock().now_ms();
+    let id = GrantValue::id_of(presented).ok_or(TokenRefusal::Invalid("token shape"))?;
+    let store = state.accounts().store();
+    let grant = store
+        .grant_by_id(id)
+        .await
+        .map_err(TokenRefusal::Store)?
+        .ok_or(TokenRefusal::Invalid("token unknown"))?;
+    if grant.kind != GrantKind::AccessToken || grant.app_id != app_id {
+        return Err(TokenRefusal::Invalid("token of another app or kind"));
+    }
+    if grant.secret_version != secret_version
+        || !GrantValue::check(
+            secret.as_bytes(),
+            app_id,
+            GrantKind::AccessToken,
+            id,
+            presented,
+        )
+    {
+        return Err(TokenRefusal::Invalid("token of a previous secret"));
+    }
+    let chain = store
+        .grant_chain(app_id, GrantKind::AccessToken, secret_version, now)
+        .await
+        .map_err(TokenRefusal::Store)?;
+    let successor = chain
+        .iter()
+        .position(|g| g.id == grant.id)
+        .and_then(|i| chain.get(i + 1))
+        .map(|g| g.issued_at_ms);
+    match validity(&grant, successor, now, rules) {
+        Ok(()) => Ok(grant),
+        Err(Invalid::Expired) => Err(TokenRefusal::Expired),
+        Err(Invalid::Superseded) => Err(TokenRefusal::Invalid("token superseded")),
+        Err(Invalid::Used | Invalid::NotYet) => Err(TokenRefusal::Invalid("token not valid")),
+    }
+}
+
+/// Issues and stores a grant; returns its value.
+pub(crate) async fn issue(
+    state: &AppState,
+    app_id: &str,
+    kind: GrantKind,
+    secret_version: u32,
+    secret: &str,
+    user_ref: Option<[u8; 32]>,
+    rules: &GrantRules,
+) -> Result<(GrantRecord, String), StoreError> {
+    let now = state.clock().now_ms();
+    let grant = GrantRecord {
+        id: GrantValue::new_id(),
+        app_id: app_id.to_owned(),
+        kind,
+        secret_version,
+        issued_at_ms: now,
+        expires_at_ms: now + rules.life_secs(kind) * 1000,
+        used_at_ms: None,
+        user_ref,
+    };
+    let store = state.accounts().store();
+    store.insert_grant(&grant).await?;
+    // Housekeeping: grants expired for a day are of no use to anyone.
+    if let Err(e) = store.purge_grants(now - 86_400_000).await {
+        tracing::warn!(cause = %e, "could not purge expired open-platform grants");
+    }
+    let value = GrantValue::derive(secret.as_bytes(), app_id, kind, &grant.id);
+    Ok((grant, value))
+}

@@ -1,0 +1,213 @@
+//! `client open-platform | callback | hmac`: the gateway's partner channels driven from the
+//! partner's side, for demos, onboarding and tests. Defaults are the demo credentials in
+//! `keys/demo/` against `cargo run --release`. Secrets are read from files, never from flags.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use pension_gateway::client::partners::{CallbackClient, HmacClient, OpenPlatformClient};
+use pension_gateway::crypto::nonce;
+use pension_gateway::partners::hmac as hmac_sign;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+/// The account query every partner command sends.
+#[derive(Args)]
+pub struct QueryArgs {
+    /// user_true_name.
+    #[arg(long)]
+    name: String,
+    /// user_identify_card_num.
+    #[arg(long = "id-number")]
+    id_number: String,
+    /// session_id (optional).
+    #[arg(long)]
+    session: Option<String>,
+}
+
+impl QueryArgs {
+    fn json(&self, extra: Option<(&str, &str)>) -> String {
+        let mut v = json!({
+            "user_true_name": self.name,
+            "user_identify_card_num": self.id_number,
+            "corpno": "weibao",
+        });
+        if let Some(s) = &self.session {
+            v["session_id"] = Value::String(s.clone());
+        }
+        if let Some((k, val)) = extra {
+            v[k] = Value::String(val.to_owned());
+        }
+        v.to_string()
+    }
+}
+
+/// `client open-platform`
+#[derive(Args)]
+pub struct OpenPlatformArgs {
+    /// The gateway's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    base_url: String,
+    /// The app id.
+    #[arg(long, default_value = "wbdemo0000000001")]
+    app_id: String,
+    /// File holding the app secret.
+    #[arg(long, default_value = "keys/demo/open-platform-wbdemo0000000001-v1.secret")]
+    secret_file: PathBuf,
+    /// Service part of `/api/s/{service}/{code}`.
+    #[arg(long, default_value = "pension")]
+    service: String,
+    /// Code part of `/api/s/{service}/{code}`.
+    #[arg(long, default_value = "10001")]
+    code: String,
+    /// Sign with a single-use user ticket for this USER_ID instead of the sign ticket.
+    #[arg(long)]
+    user_id: Option<String>,
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+/// `client callback`
+#[derive(Args)]
+pub struct CallbackArgs {
+    /// The callback address.
+    #[arg(long, default_value = "http://127.0.0.1:8080/callback/demo-partner")]
+    url: String,
+    /// File holding the salt.
+    #[arg(long, default_value = "keys/demo/callback-demo-partner-v1.secret")]
+    salt_file: PathBuf,
+    /// transName.
+    #[arg(long, default_value = "PensionAccountQuery")]
+    trans_name: String,
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+/// `client hmac`
+#[derive(Args)]
+pub struct HmacArgs {
+    /// The HMAC account-query address.
+    #[arg(long, default_value = "http://127.0.0.1:8080/hmac/v1/pension/account")]
+    url: String,
+    /// fappid.
+    #[arg(long, default_value = "fappdemo0001")]
+    fappid: String,
+    /// File holding the app token (fappToken).
+    #[arg(long, default_value = "keys/demo/hmac-fappdemo0001-v1.secret")]
+    token_file: PathBuf,
+    #[command(flatten)]
+    query: QueryArgs,
+}
+
+fn read_secret(path: &Path) -> Result<Zeroizing<String>, String> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    Ok(Zeroizing::new(
+        text.trim_end_matches(['\n', '\r']).to_owned(),
+    ))
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// `client open-platform`: token → ticket → signed business call.
+pub async fn open_platform(a: OpenPlatformArgs) -> Result<(), String> {
+    let client = OpenPlatformClient::new(&a.base_url, &a.app_id, read_secret(&a.secret_file)?);
+    let token = client.access_token().await?;
+    let access_token = token["access_token"].as_str().unwrap_or_default().to_owned();
+    println!(
+        "1. access_token: issued (code {}, expire_in {})",
+        token["code"].as_str().unwrap_or("?"),
+        token["expire_in"]
+    );
+    let kind = if a.user_id.is_some() { "user" } else { "sign" };
+    let tickets = client
+        .ticket(&access_token, kind, a.user_id.as_deref())
+        .await?;
+    let ticket = tickets["tickets"][0]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    println!(
+        "2. api_ticket type={kind}: issued (expire_in {})",
+        tickets["tickets"][0]["expire_in"]
+    );
+    let body = a
+        .query
+        .json(a.user_id.as_deref().map(|u| ("USER_ID", u)));
+    let call = client.sign_call(
+        &a.service,
+        &a.code,
+        a.user_id.as_ref().map(|_| "user"),
+        &body,
+        &ticket,
+        &nonce::generate(),
+    );
+    println!(
+        "3. POST /api/s/{}/{} signed: sign = SHA1(sorted [app_id, version, nonce, type, body, ticket]) upper-case hex",
+        a.service, a.code
+    );
+    let envelope = client.send(&call, &body).await?;
+    println!("{}", pretty(&envelope));
+    if let Some(j) = envelope["jsonData"].as_str() {
+        if let Ok(v) = serde_json::from_str::<Value>(j) {
+            println!("jsonData:\n{}", pretty(&v));
+        }
+    }
+    match envelope["code"].as_str() {
+        Some("60840000") => Ok(()),
+        _ => Err(format!(
+            "platform code {} ({})",
+            envelope["code"].as_str().unwrap_or("?"),
+            envelope["msg"].as_str().unwrap_or("?")
+        )),
+    }
+}
+
+/// `client callback`: a salted, signed query; the reply's signature is verified.
+pub async fn callback(a: CallbackArgs) -> Result<(), String> {
+    let client = CallbackClient::new(&a.url, read_secret(&a.salt_file)?);
+    let seq_no = format!(
+        "{}{}",
+        chrono::Utc::now().timestamp_millis(),
+        &nonce::generate()[..6]
+    );
+    let reply = client
+        .call(&a.trans_name, &a.query.json(None), &seq_no)
+        .await?;
+    println!("HTTP {}  SeqNo {}", reply.status, reply.envelope.seq_no);
+    println!("{}", pretty(&reply.plain));
+    println!("reply signature: VERIFIED (SHA-256 of Plain + salt + Timestamp)");
+    match reply.plain["CODE"].as_str() {
+        Some("0000") => Ok(()),
+        other => Err(format!("reply CODE {}", other.unwrap_or("?"))),
+    }
+}
+
+/// `client hmac`: a sorted-parameter HMAC-SHA256 signed query.
+pub async fn hmac(a: HmacArgs) -> Result<(), String> {
+    let token = read_secret(&a.token_file)?;
+    let query = a.query.json(None);
+    let preview = HmacClient::new(&a.url, &a.fappid, token.clone()).body(&query, 0, "<nonce>");
+    let shape: Vec<(&str, &str)> = preview
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| *k != "sign")
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let shown = hmac_sign::string_to_sign(shape, "<fappToken>");
+    println!("string signed (shape; timestamp and nonce vary): {shown}");
+    let (status, answer) = HmacClient::new(&a.url, &a.fappid, token)
+        .call(&query)
+        .await?;
+    println!("HTTP {status}\n{}", pretty(&answer));
+    match answer["code"].as_str() {
+        Some("200") => Ok(()),
+        other => Err(format!("code {}", other.unwrap_or("?"))),
+    }
+}

@@ -1,0 +1,234 @@
+//! Salted callbacks (shared/specs/open-platform-guide.txt §5): every message in either direction
+//! is a JSON body `{Plain, Signature, Timestamp, SeqNo, transName}` where
+//!
+//! - `Plain` = Java `URLEncoder.encode(json, "UTF-8")` of the business JSON (space → `+`,
+//!   `A–Z a–z 0–9 . - * _` kept, every other byte `%XX` upper-case);
+//! - `Signature` = lower-case hex SHA-256 of the UTF-8 string `Plain + salt + Timestamp`;
+//! - `Timestamp` = Unix milliseconds as a decimal string; `SeqNo` = the request's unique serial,
+//!   echoed in the reply; `transName` = the interface name agreed with the partner.
+//!
+//! Replies carry `{"CODE": "...", "DESC": "..."}` in their Plain with the [`ReplyCode`]s of §5.5.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Accepted clock difference for a callback's `Timestamp`, milliseconds (5 minutes).
+pub const TIMESTAMP_WINDOW_MS: i64 = 300_000;
+
+/// The wire body of a callback request or reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// URL-encoded business JSON.
+    #[serde(rename = "Plain")]
+    pub plain: String,
+    /// Lower-case hex SHA-256 of Plain + salt + Timestamp.
+    #[serde(rename = "Signature")]
+    pub signature: String,
+    /// Unix milliseconds, decimal.
+    #[serde(rename = "Timestamp")]
+    pub timestamp: String,
+    /// Unique serial of the request.
+    #[serde(rename = "SeqNo")]
+    pub seq_no: String,
+    /// Interface name.
+    #[serde(rename = "transName")]
+    pub trans_name: String,
+}
+
+/// The reply codes of spec §5.5, in the reply's Plain as `CODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyCode {
+    /// 0000 系统处理成功.
+    Success,
+    /// 0001 报文格式错误: the body is not the envelope.
+    BadFormat,
+    /// 0002 未满足接口输入要求: the business fields are missing or invalid.
+    InputRequirement,
+    /// 0103 报文解析失败: Plain does not URL-decode to JSON.
+    ParseFailed,
+    /// 0010 签名验证失败.
+    SignatureFailed,
+    /// 0012 时间戳过期.
+    TimestampExpired,
+    /// 0016 SSL认证失败 (TLS terminates in front of the gateway; recognised in replies only).
+    SslFailed,
+}
+
+impl ReplyCode {
+    /// `CODE` on the wire.
+    pub fn code(self) -> &'static str {
+        match self {
+            ReplyCode::Success => "0000",
+            ReplyCode::BadFormat => "0001",
+            ReplyCode::InputRequirement => "0002",
+            ReplyCode::ParseFailed => "0103",
+            ReplyCode::SignatureFailed => "0010",
+            ReplyCode::TimestampExpired => "0012",
+            ReplyCode::SslFailed => "0016",
+        }
+    }
+
+    /// `DESC` on the wire, exactly as the spec lists it.
+    pub fn desc(self) -> &'static str {
+        match self {
+            ReplyCode::Success => "系统处理成功",
+            ReplyCode::BadFormat => "报文格式错误",
+            ReplyCode::InputRequirement => "未满足接口输入要求",
+            ReplyCode::ParseFailed => "报文解析失败",
+            ReplyCode::SignatureFailed => "签名验证失败",
+            ReplyCode::TimestampExpired => "时间戳过期",
+            ReplyCode::SslFailed => "SSL认证失败",
+        }
+    }
+
+    /// Parses a `CODE`.
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            ReplyCode::Success,
+            ReplyCode::BadFormat,
+            ReplyCode::InputRequirement,
+            ReplyCode::ParseFailed,
+            ReplyCode::SignatureFailed,
+            ReplyCode::TimestampExpired,
+            ReplyCode::SslFailed,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
+    }
+}
+
+/// Java `URLEncoder.encode(s, "UTF-8")`.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
+        }
+    }
+    out
+}
+
+/// Java `URLDecoder.decode(s, "UTF-8")`, strict: a malformed escape or bytes that are not UTF-8
+/// are refused (Java would throw or substitute U+FFFD; a signed message should never need either).
+pub fn url_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hi = bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16))?;
+                let lo = bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16))?;
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Lower-case hex SHA-256 of `plain + salt + timestamp`.
+pub fn signature(plain: &str, salt: &str, timestamp: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(plain.as_bytes());
+    h.update(salt.as_bytes());
+    h.update(timestamp.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Whether `given` is the signature of the envelope under `salt` (hex in either case,
+/// compared in constant time).
+pub fn verify_signature(plain: &str, salt: &str, timestamp: &str, given: &str) -> bool {
+    let expected = signature(plain, salt, timestamp);
+    super::ct_eq(expected.as_bytes(), given.to_ascii_lowercase().as_bytes())
+}
+
+impl Envelope {
+    /// Seals the business JSON text `json` under `salt` at `timestamp_ms`.
+    pub fn seal(json: &str, salt: &str, timestamp_ms: i64, seq_no: &str, trans_name: &str) -> Self {
+        let plain = url_encode(json);
+        let timestamp = timestamp_ms.to_string();
+        let signature = signature(&plain, salt, &timestamp);
+        Self {
+            plain,
+            signature,
+            timestamp,
+            seq_no: seq_no.to_owned(),
+            trans_name: trans_name.to_owned(),
+        }
+    }
+
+    /// Checks the signature against every salt in `salts` (newest first) and the timestamp
+    /// against `now_ms`, then decodes Plain. Returns the business JSON text.
+    pub fn open<'a>(
+        &self,
+        salts: impl IntoIterator<Item = &'a str>,
+        now_ms: i64,
+    ) -> Result<String, ReplyCode> {
+        if !salts
+            .into_iter()
+            .any(|salt| verify_signature(&self.plain, salt, &self.timestamp, &self.signature))
+        {
+            return Err(ReplyCode::SignatureFailed);
+        }
+        let ts: i64 = if !self.timestamp.is_empty()
+            && self.timestamp.len() <= 15
+            && self.timestamp.bytes().all(|b| b.is_ascii_digit())
+        {
+            self.timestamp.parse().map_err(|_| ReplyCode::BadFormat)?
+        } else {
+            return Err(ReplyCode::BadFormat);
+        };
+        if (now_ms - ts).abs() > TIMESTAMP_WINDOW_MS {
+            return Err(ReplyCode::TimestampExpired);
+        }
+        let json = url_decode(&self.plain).ok_or(ReplyCode::ParseFailed)?;
+        serde_json::from_str::<serde_json::Value>(&json).map_err(|_| ReplyCode::ParseFailed)?;
+        Ok(json)
+    }
+
+    /// Parses a wire body; anything that is not the envelope is [`ReplyCode::BadFormat`].
+    pub fn parse(body: &[u8]) -> Result<Self, ReplyCode> {
+        let env: Envelope = serde_json::from_slice(body).map_err(|_| ReplyCode::BadFormat)?;
+        if env.plain.is_empty() || env.signature.is_empty() || env.seq_no.len() > 64 {
+            return Err(ReplyCode::BadFormat);
+        }
+        Ok(env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_matches_the_spec_example() {
+        // shared/specs/open-platform-guide.txt §5.5 step 2 (the line break is the spec's layout).
+        assert_eq!(
+            url_encode(r#"{"merchantno":"00000006","product_cd":"230001","req_nbr":"tbt001"}"#),
+            "%7B%22merchantno%22%3A%2200000006%22%2C%22product_cd%22%3A%22230001%22%2C%22req_nbr%22%3A%22tbt001%22%7D"
+        );
+        assert_eq!(url_encode("a b*~中"), "a+b*%7E%E4%B8%AD");
+        assert_eq!(url_decode("a+b*%7E%E4%B8%AD").as_deref(), Some("a b*~中"));
+        assert_eq!(url_decode("%E4%B8"), None);
+        assert_eq!(url_decode("%G0"), None);
+        assert_eq!(url_decode("%4"), None);
+    }
+}

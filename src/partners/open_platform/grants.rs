@@ -1,0 +1,264 @@
+//! Access tokens and tickets: how their values are made and when they are valid.
+//!
+//! **Values.** A grant's value is `hex(id) ‖ hex(mac)` (64 lower-case hex characters, the shape
+//! of the spec's examples): `id` is 16 random bytes and `mac` the first 16 bytes of
+//! HMAC-SHA256(app secret, domain ‖ kind ‖ app_id ‖ id). The database stores the id and the
+//! times, never a usable value: reading the table does not let anyone call the platform, and
+//! changing the app's secret changes every value derived from it — the spec's
+//! "secret → access token → any type ticket" chain of invalidation (§4.6) holds by construction.
+//! Each grant also records the secret *version* it was issued under, so grants of an earlier
+//! secret are not even candidates.
+//!
+//! **Validity.** Sign tickets and access tokens form a chain per (app, kind, secret version):
+//! a grant is valid while it has not expired and, if a newer grant of the chain was issued,
+//! until `grace` after that issue (the spec: "获取新的ticket后，上一个ticket五分钟后失效").
+//! This is computed from the rows alone — issuing is a single INSERT, so several instances
+//! issuing at once need no lock and can never leave two chains. User tickets are independent of
+//! each other (one per user login), live 300 s and are consumed by their first use.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Kinds of grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantKind {
+    /// `access_token` (3600 s).
+    AccessToken,
+    /// `type=sign` ticket (3600 s), signs business requests.
+    SignTicket,
+    /// `type=user` ticket (300 s, single use), signs one request on behalf of one user.
+    UserTicket,
+}
+
+impl GrantKind {
+    /// The name stored in the database (and, for tickets, the `type` of the API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantKind::AccessToken => "access_token",
+            GrantKind::SignTicket => "sign",
+            GrantKind::UserTicket => "user",
+        }
+    }
+
+    /// Parses a stored name or a ticket `type`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "access_token" => Some(GrantKind::AccessToken),
+            "sign" => Some(GrantKind::SignTicket),
+            "user" => Some(GrantKind::UserTicket),
+            _ => None,
+        }
+    }
+}
+
+/// Lifetimes (configurable; defaults from the spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantRules {
+    /// Access token life, seconds (spec: 3600).
+    pub access_token_secs: i64,
+    /// Sign ticket life, seconds (spec: 3600).
+    pub sign_ticket_secs: i64,
+    /// User ticket life, seconds (spec: 300).
+    pub user_ticket_secs: i64,
+    /// How long the previous token / sign ticket stays valid after a new one is issued (spec: 300).
+    pub grace_secs: i64,
+}
+
+impl Default for GrantRules {
+    fn default() -> Self {
+        Self {
+            access_token_secs: 3600,
+            sign_ticket_secs: 3600,
+            user_ticket_secs: 300,
+            grace_secs: 300,
+        }
+    }
+}
+
+impl GrantRules {
+    /// Life of a grant of `kind`, seconds.
+    pub fn life_secs(&self, kind: GrantKind) -> i64 {
+        match kind {
+            GrantKind::AccessToken => self.access_token_secs,
+            GrantKind::SignTicket => self.sign_ticket_secs,
+            GrantKind::UserTicket => self.user_ticket_secs,
+        }
+    }
+}
+
+/// A stored grant (no value: see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// 32 lower-case hex characters (16 random bytes).
+    pub id: String,
+    /// The app it was issued to.
+    pub app_id: String,
+    /// Token or ticket type.
+    pub kind: GrantKind,
+    /// Version of the app secret it derives from.
+    pub secret_version: u32,
+    /// Unix milliseconds.
+    pub issued_at_ms: i64,
+    /// Unix milliseconds; invalid from this instant.
+    pub expires_at_ms: i64,
+    /// User tickets: when it was consumed.
+    pub used_at_ms: Option<i64>,
+    /// User tickets: SHA-256 of `app_id ‖ 0 ‖ USER_ID` (no raw user ids stored).
+    pub user_ref: Option<[u8; 32]>,
+}
+
+/// Why a grant is not valid now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// Past `expires_at`.
+    Expired,
+    /// A newer grant of its chain was issued more than `grace` ago.
+    Superseded,
+    /// A user ticket already used.
+    Used,
+    /// Issued in the future (clock went back); not valid yet.
+    NotYet,
+}
+
+/// Validity of `grant` at `now_ms`, given the issue time of the next grant of its chain (if
+/// any; always `None` for user tickets).
+pub fn validity(
+    grant: &GrantRecord,
+    successor_issued_ms: Option<i64>,
+    now_ms: i64,
+    rules: &GrantRules,
+) -> Result<(), Invalid> {
+    if now_ms < grant.issued_at_ms {
+        return Err(Invalid::NotYet);
+    }
+    if now_ms >= grant.expires_at_ms {
+        return Err(Invalid::Expired);
+    }
+    if grant.used_at_ms.is_some() {
+        return Err(Invalid::Used);
+    }
+    if let Some(next) = successor_issued_ms {
+        if next <= now_ms && now_ms >= next.saturating_add(rules.grace_secs * 1000) {
+            return Err(Invalid::Superseded);
+        }
+    }
+    Ok(())
+}
+
+/// The grants of one chain that are valid at `now_ms`; `chain` must hold every unexpired grant
+/// of the chain issued at or before `now_ms`, in issue order (`issued_at_ms`, then `id`).
+pub fn valid_in_chain<'a>(
+    chain: &'a [GrantRecord],
+    now_ms: i64,
+    rules: &GrantRules,
+) -> Vec<&'a GrantRecord> {
+    chain
+        .iter()
+        .enumerate()
+        .filter(|(i, g)| {
+            let next = chain.get(i + 1).map(|n| n.issued_at_ms);
+            validity(g, next, now_ms, rules).is_ok()
+        })
+        .map(|(_, g)| g)
+        .collect()
+}
+
+/// The value handed to the app, derived from the app secret (see the module docs).
+pub struct GrantValue;
+
+const DOMAIN: &[u8] = b"pension-gateway/open-platform-grant/v1\0";
+
+impl GrantValue {
+    /// The value of grant `id` (32 hex) of `kind` for `app_id` under `secret`.
+    pub fn derive(secret: &[u8], app_id: &str, kind: GrantKind, id: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        mac.update(DOMAIN);
+        mac.update(kind.as_str().as_bytes());
+        mac.update(&[0]);
+        mac.update(app_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(id.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(64);
+        out.push_str(id);
+        out.push_str(&hex::encode(&tag[..16]));
+        out
+    }
+
+    /// A fresh random grant id (32 lower-case hex characters).
+    pub fn new_id() -> String {
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        hex::encode(id)
+    }
+
+    /// The id inside a presented value, if it has the right shape.
+    pub fn id_of(value: &str) -> Option<&str> {
+        (value.len() == 64 && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| &value[..32])
+    }
+
+    /// Whether `presented` is the value of grant `id` (constant-time compare).
+    pub fn check(secret: &[u8], app_id: &str, kind: GrantKind, id: &str, presented: &str) -> bool {
+        crate::partners::ct_eq(
+            Self::derive(secret, app_id, kind, id).as_bytes(),
+            presented.as_bytes(),
+        )
+    }
+}
+
+/// The stored reference of a user id: SHA-256(app_id ‖ 0 ‖ user_id).
+pub fn user_ref(app_id: &str, user_id: &str) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    h.update(app_id.as_bytes());
+    h.update([0]);
+    h.update(user_id.as_bytes());
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(id: &str, issued_s: i64, life_s: i64) -> GrantRecord {
+        GrantRecord {
+            id: id.into(),
+            app_id: "app".into(),
+            kind: GrantKind::SignTicket,
+            secret_version: 1,
+            issued_at_ms: issued_s * 1000,
+            expires_at_ms: (issued_s + life_s) * 1000,
+            used_at_ms: None,
+            user_ref: None,
+        }
+    }
+
+    #[test]
+    fn previous_ticket_has_five_minutes_of_grace() {
+        let rules = GrantRules::default();
+        let chain = [g("a", 0, 3600), g("b", 1000, 3600)];
+        let ids = |t: i64| {
+            valid_in_chain(&chain, t, &rules)
+                .iter()
+                .map(|g| g.id.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(999_000), ["a"]);
+        assert_eq!(ids(1_000_000), ["a", "b"]);
+        assert_eq!(ids(1_299_999), ["a", "b"]);
+        assert_eq!(ids(1_300_000), ["b"]);
+    }
+
+    #[test]
+    fn values_have_the_spec_shape_and_depend_on_the_secret() {
+        let id = GrantValue::new_id();
+        let v = GrantValue::derive(b"s1", "app", GrantKind::AccessToken, &id);
+        assert_eq!(GrantValue::id_of(&v), Some(id.as_str()));
+        assert!(GrantValue::check(b"s1", "app", GrantKind::AccessToken, &id, &v));
+        assert!(!GrantValue::check(b"s2", "app", GrantKind::AccessToken, &id, &v));
+        assert!(!GrantValue::check(b"s1", "app", GrantKind::SignTicket, &id, &v));
+        assert!(!GrantValue::check(b"s1", "app2", GrantKind::AccessToken, &id, &v));
+    }
+}
