@@ -43,6 +43,8 @@ pub fn mysql_url() -> Option<String> {
 pub struct TestDb {
     pub store: Store,
     mysql: Option<(String, String)>,
+    /// The MySQL URL of this test's database (None for SQLite in memory).
+    pub url: Option<String>,
 }
 
 impl Drop for TestDb {
@@ -74,7 +76,11 @@ pub async fn test_db(db: Db) -> Option<TestDb> {
                 .await
                 .expect("open in-memory SQLite");
             store.run_migrations().await.expect("migrate SQLite");
-            Some(TestDb { store, mysql: None })
+            Some(TestDb {
+                store,
+                mysql: None,
+                url: None,
+            })
         }
         Db::Mysql => {
             let server = mysql_url()?;
@@ -87,6 +93,7 @@ pub async fn test_db(db: Db) -> Option<TestDb> {
             Some(TestDb {
                 store,
                 mysql: Some((server, name)),
+                url: Some(url),
             })
         }
     }
