@@ -246,6 +246,9 @@ pub enum KeysCommand {
         /// WeChat key version.
         version: u32,
     },
+    /// Partner channel credentials (open-platform app secrets, callback salts, HMAC app tokens).
+    #[command(subcommand)]
+    Partner(PartnerCommand),
     /// Sign `--percent` of responses with a staged bank key (0 ends the rollout).
     Rollout {
         /// Staged bank key version.
@@ -254,6 +257,39 @@ pub enum KeysCommand {
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         percent: u8,
     },
+}
+
+/// `keys partner …`
+#[derive(Subcommand)]
+pub enum PartnerCommand {
+    /// Add the next version of a partner's secret and make it active. The previous version stays
+    /// `accepted` (callback, hmac: it still verifies until retired) or is retired at once
+    /// (open-platform: a new app secret invalidates its tokens and tickets).
+    Set {
+        /// `open-platform`, `callback` or `hmac`.
+        channel: String,
+        /// app_id / partner id / fappid.
+        id: String,
+        /// File holding the secret agreed with the partner; without it one is generated.
+        #[arg(long)]
+        from_file: Option<PathBuf>,
+    },
+    /// Retire a version that is not active: it stops verifying.
+    Retire {
+        /// `open-platform`, `callback` or `hmac`.
+        channel: String,
+        /// app_id / partner id / fappid.
+        id: String,
+        /// Version.
+        version: u32,
+    },
+    /// List partner credential versions and states (never the secrets).
+    List,
+}
+
+fn channel_arg(s: &str) -> Result<pension_gateway::partners::Channel, String> {
+    pension_gateway::partners::Channel::parse(s)
+        .ok_or_else(|| format!("unknown channel `{s}`: open-platform, callback or hmac"))
 }
 
 fn key_text(arg: &str) -> Result<String, String> {
@@ -333,6 +369,59 @@ pub fn keys(cmd: KeysCommand, dir: Option<PathBuf>, settings: &Settings) -> Resu
             dir.untrust_wechat(version).map_err(e)?;
             println!("WeChat key v{version} no longer trusted");
             reload_hint();
+        }
+        KeysCommand::Partner(PartnerCommand::Set {
+            channel,
+            id,
+            from_file,
+        }) => {
+            let channel = channel_arg(&channel)?;
+            let secret = match from_file {
+                None => None,
+                Some(p) => Some(zeroize::Zeroizing::new(
+                    pension_gateway::keyring::read_partner_secret(&p)
+                        .map_err(e)?
+                        .to_string(),
+                )),
+            };
+            let generated = secret.is_none();
+            let (v, path) = dir.partner_set(channel, &id, secret).map_err(e)?;
+            println!(
+                "{channel} partner `{id}` v{v} is active; secret in {} (mode 0600){}",
+                path.display(),
+                if generated {
+                    " — generated: hand it to the partner over a secure channel"
+                } else {
+                    ""
+                }
+            );
+            reload_hint();
+        }
+        KeysCommand::Partner(PartnerCommand::Retire {
+            channel,
+            id,
+            version,
+        }) => {
+            let channel = channel_arg(&channel)?;
+            dir.partner_retire(channel, &id, version).map_err(e)?;
+            println!("{channel} partner `{id}` v{version} retired");
+            reload_hint();
+        }
+        KeysCommand::Partner(PartnerCommand::List) => {
+            println!(
+                "{:<14} {:<24} {:>7}  {:<9} file",
+                "channel", "id", "version", "state"
+            );
+            for p in dir.partner_list().map_err(e)? {
+                println!(
+                    "{:<14} {:<24} {:>7}  {:<9} {}",
+                    p.channel.as_str(),
+                    p.id,
+                    p.version,
+                    format!("{:?}", p.state).to_lowercase(),
+                    p.file
+                );
+            }
         }
         KeysCommand::Rollout { version, percent } => {
             dir.rollout(version, percent).map_err(e)?;

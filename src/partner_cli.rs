@@ -52,7 +52,10 @@ pub struct OpenPlatformArgs {
     #[arg(long, default_value = "wbdemo0000000001")]
     app_id: String,
     /// File holding the app secret.
-    #[arg(long, default_value = "keys/demo/open-platform-wbdemo0000000001-v1.secret")]
+    #[arg(
+        long,
+        default_value = "keys/demo/open-platform-wbdemo0000000001-v1.secret"
+    )]
     secret_file: PathBuf,
     /// Service part of `/api/s/{service}/{code}`.
     #[arg(long, default_value = "pension")]
@@ -116,7 +119,10 @@ fn pretty(v: &Value) -> String {
 pub async fn open_platform(a: OpenPlatformArgs) -> Result<(), String> {
     let client = OpenPlatformClient::new(&a.base_url, &a.app_id, read_secret(&a.secret_file)?);
     let token = client.access_token().await?;
-    let access_token = token["access_token"].as_str().unwrap_or_default().to_owned();
+    let access_token = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     println!(
         "1. access_token: issued (code {}, expire_in {})",
         token["code"].as_str().unwrap_or("?"),
@@ -134,9 +140,7 @@ pub async fn open_platform(a: OpenPlatformArgs) -> Result<(), String> {
         "2. api_ticket type={kind}: issued (expire_in {})",
         tickets["tickets"][0]["expire_in"]
     );
-    let body = a
-        .query
-        .json(a.user_id.as_deref().map(|u| ("USER_ID", u)));
+    let body = a.query.json(a.user_id.as_deref().map(|u| ("USER_ID", u)));
     let call = client.sign_call(
         &a.service,
         &a.code,

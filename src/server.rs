@@ -79,8 +79,7 @@ pub fn prepare_demo_keys(dir: &Path) -> Result<(), StartError> {
     if let Ok(entries) = std::fs::read_dir(dir) {
         use std::os::unix::fs::PermissionsExt;
         for e in entries.flatten() {
-            if e
-                .path()
+            if e.path()
                 .extension()
                 .is_some_and(|x| x == "key" || x == "secret")
             {

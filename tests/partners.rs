@@ -20,7 +20,8 @@ const PARTNER: &str = "test-partner";
 const SALT: &str = "test-salt-0001";
 const FAPP: &str = "fapptest0001";
 const FAPP_TOKEN: &str = "test-fapp-token-0001";
-const QUERY: &str = r#"{"user_true_name":"张三","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#;
+const QUERY: &str =
+    r#"{"user_true_name":"张三","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#;
 
 fn write_secret(dir: &std::path::Path, name: &str, value: &str) {
     let path = dir.join(name);
@@ -56,7 +57,10 @@ fn add_partners(gw: &Gateway) {
          \n[[partner]]\nchannel = \"hmac\"\nid = \"{FAPP}\"\nversion = 1\nstate = \"active\"\nsecret = \"hm.secret\"\n"
     ));
     std::fs::write(dir.join("keyring.toml"), manifest).unwrap();
-    gw.state.keyring().reload().expect("partner credentials load");
+    gw.state
+        .keyring()
+        .reload()
+        .expect("partner credentials load");
 }
 
 fn key_dir(gw: &Gateway) -> KeyDir {
@@ -118,8 +122,12 @@ fn ticket_uri(token: &str, kind: &str) -> String {
 }
 
 fn user_ticket_uri(token: &str, user: &str) -> String {
-    let data = pension_gateway::partners::callback::url_encode(&json!({"USER_ID": user}).to_string());
-    format!("{}&user_data={data}&mechant_id=m1", ticket_uri(token, "user"))
+    let data =
+        pension_gateway::partners::callback::url_encode(&json!({"USER_ID": user}).to_string());
+    format!(
+        "{}&user_data={data}&mechant_id=m1",
+        ticket_uri(token, "user")
+    )
 }
 
 fn nonce() -> String {
@@ -130,7 +138,10 @@ fn assert_envelope(v: &Value, code: &str) {
     assert_eq!(v["code"], code, "{v}");
     assert!(v["msg"].is_string());
     let t = v["transactionTime"].as_str().unwrap();
-    assert!(t.len() == 14 && t.bytes().all(|b| b.is_ascii_digit()), "{t}");
+    assert!(
+        t.len() == 14 && t.bytes().all(|b| b.is_ascii_digit()),
+        "{t}"
+    );
 }
 
 /// Calls `/api/s/pension/10001` with `body` signed by `ticket`; returns the envelope.
@@ -152,7 +163,9 @@ where
 #[actix_web::test]
 async fn open_platform_token_ticket_and_signed_call() {
     for db in [Db::Sqlite, Db::Mysql] {
-        let Some(gw) = gateway(db).await else { continue };
+        let Some(gw) = gateway(db).await else {
+            continue;
+        };
         let svc = svc!(gw);
         let t = get(&svc, &token_uri(APP_SECRET)).await;
         assert_envelope(&t, "60850000");
@@ -164,7 +177,10 @@ async fn open_platform_token_ticket_and_signed_call() {
         let k = get(&svc, &ticket_uri(token, "sign")).await;
         assert_envelope(&k, "60850000");
         assert_eq!(k["tickets"][0]["expire_in"], 3600);
-        assert_eq!(k["tickets"][0]["expire_time"], ((NOW + 3600) * 1000).to_string());
+        assert_eq!(
+            k["tickets"][0]["expire_time"],
+            ((NOW + 3600) * 1000).to_string()
+        );
         let ticket = k["tickets"][0]["value"].as_str().unwrap();
 
         let env = call(&svc, ticket, None, QUERY).await;
@@ -182,7 +198,10 @@ async fn open_platform_token_ticket_and_signed_call() {
             .await
             .unwrap();
         assert_eq!(audit.len(), 1);
-        assert_eq!((audit[0].channel.as_str(), audit[0].outcome.as_str()), ("open-platform", "60840000"));
+        assert_eq!(
+            (audit[0].channel.as_str(), audit[0].outcome.as_str()),
+            ("open-platform", "60840000")
+        );
         assert_eq!(audit[0].pension_status, Some(1));
 
         // A business refusal is a platform success carrying the business code.
@@ -193,7 +212,14 @@ async fn open_platform_token_ticket_and_signed_call() {
         assert_eq!(data["CODE"], "INVALID_USER_INFO");
 
         // Several types at once come back in order.
-        let k2 = get(&svc, &format!("{}&user_data=%7B%22USER_ID%22%3A%22u1%22%7D&mechant_id=m", ticket_uri(token, "sign,user"))).await;
+        let k2 = get(
+            &svc,
+            &format!(
+                "{}&user_data=%7B%22USER_ID%22%3A%22u1%22%7D&mechant_id=m",
+                ticket_uri(token, "sign,user")
+            ),
+        )
+        .await;
         assert_envelope(&k2, "60850000");
         assert_eq!(k2["tickets"][0]["expire_in"], 3600);
         assert_eq!(k2["tickets"][1]["expire_in"], 300);
@@ -211,7 +237,11 @@ async fn open_platform_codes_for_each_refusal() {
         "60851009",
     );
     assert_envelope(
-        &get(&svc, &token_uri(APP_SECRET).replace("client_credential", "password")).await,
+        &get(
+            &svc,
+            &token_uri(APP_SECRET).replace("client_credential", "password"),
+        )
+        .await,
         "60851007",
     );
     assert_envelope(
@@ -222,12 +252,15 @@ async fn open_platform_codes_for_each_refusal() {
     let t = get(&svc, &token_uri(APP_SECRET)).await;
     let token = t["access_token"].as_str().unwrap().to_owned();
     assert_envelope(&get(&svc, &ticket_uri(&token, "card")).await, "60851001");
-    assert_envelope(&get(&svc, &ticket_uri(&"0".repeat(64), "sign")).await, "60851002");
+    assert_envelope(
+        &get(&svc, &ticket_uri(&"0".repeat(64), "sign")).await,
+        "60851002",
+    );
     let mut forged = token.clone();
     forged.replace_range(63..64, if token.ends_with('0') { "1" } else { "0" });
     assert_envelope(&get(&svc, &ticket_uri(&forged, "sign")).await, "60851002");
     assert_envelope(&get(&svc, &ticket_uri(&token, "user")).await, "60851007"); // no user_data
-    // Business stage, before any ticket exists.
+                                                                                // Business stage, before any ticket exists.
     assert_envelope(&call(&svc, &"0".repeat(64), None, QUERY).await, "60841017");
     let k = get(&svc, &ticket_uri(&token, "sign")).await;
     let ticket = k["tickets"][0]["value"].as_str().unwrap().to_owned();
@@ -247,7 +280,10 @@ async fn open_platform_codes_for_each_refusal() {
     let (_, b) = post(&svc, &c.url, QUERY).await;
     let v: Value = serde_json::from_slice(&b).unwrap();
     assert_envelope(&v, "60840110");
-    assert!(v.get("jsonData").is_none(), "platform errors carry no jsonData");
+    assert!(
+        v.get("jsonData").is_none(),
+        "platform errors carry no jsonData"
+    );
     let (_, b) = post(&svc, "/api/s/pension/10001?app_id=x", QUERY).await;
     assert_envelope(&serde_json::from_slice(&b).unwrap(), "60840002");
     // The access token expires after 3600 s (60851004).
@@ -290,7 +326,9 @@ async fn previous_ticket_lives_five_minutes_after_a_new_one() {
 #[actix_web::test]
 async fn user_ticket_is_single_use_and_bound_to_its_user() {
     for db in [Db::Sqlite, Db::Mysql] {
-        let Some(gw) = gateway(db).await else { continue };
+        let Some(gw) = gateway(db).await else {
+            continue;
+        };
         let svc = svc!(gw);
         let token = get(&svc, &token_uri(APP_SECRET)).await["access_token"]
             .as_str()
@@ -361,7 +399,9 @@ async fn changing_the_app_secret_invalidates_its_token_and_tickets() {
 
 #[actix_web::test]
 async fn two_instances_share_issued_grants_through_mysql() {
-    let Some(gw) = gateway(Db::Mysql).await else { return };
+    let Some(gw) = gateway(Db::Mysql).await else {
+        return;
+    };
     // Instance B: its own pool, key ring load, replay memory and process state; same MySQL.
     let url = gw.db.url.clone().unwrap();
     let store_b = pension_gateway::store::Store::open(&url, Default::default())
@@ -373,9 +413,9 @@ async fn two_instances_share_issued_grants_through_mysql() {
     let state_b =
         pension_gateway::server::build_state(&s, store_b, ring_b, gw.clock.clone()).unwrap();
     let svc_a = svc!(gw);
-    let svc_b = at::init_service(actix_web::App::new().configure(move |cfg| {
-        pension_gateway::http::configure(cfg, state_b)
-    }))
+    let svc_b = at::init_service(
+        actix_web::App::new().configure(move |cfg| pension_gateway::http::configure(cfg, state_b)),
+    )
     .await;
     let token = get(&svc_a, &token_uri(APP_SECRET)).await["access_token"]
         .as_str()
@@ -454,23 +494,39 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
     // Signed but not decodable (a broken %-escape), signed but unknown transName, bad input.
     let mut env = Envelope::seal(QUERY, SALT, now, "S6", "PensionAccountQuery");
     env.plain = "%E4%B8".into();
-    env.signature = pension_gateway::partners::callback::signature(&env.plain, SALT, &env.timestamp);
+    env.signature =
+        pension_gateway::partners::callback::signature(&env.plain, SALT, &env.timestamp);
     assert_eq!(
-        callback(&svc, &gw, &serde_json::to_string(&env).unwrap(), "S6").await.1["CODE"],
+        callback(&svc, &gw, &serde_json::to_string(&env).unwrap(), "S6")
+            .await
+            .1["CODE"],
         "0103"
     );
     let unknown = seal(QUERY, SALT, now, "S7", "SomethingElse");
     assert_eq!(callback(&svc, &gw, &unknown, "S7").await.1["CODE"], "0002");
-    let wrong = seal(&QUERY.replace("张三", "李四"), SALT, now, "S8", "PensionAccountQuery");
+    let wrong = seal(
+        &QUERY.replace("张三", "李四"),
+        SALT,
+        now,
+        "S8",
+        "PensionAccountQuery",
+    );
     let (_, p) = callback(&svc, &gw, &wrong, "S8").await;
-    assert_eq!((p["CODE"].as_str(), p["REASON"].as_str()), (Some("0002"), Some("INVALID_USER_INFO")));
+    assert_eq!(
+        (p["CODE"].as_str(), p["REASON"].as_str()),
+        (Some("0002"), Some("INVALID_USER_INFO"))
+    );
     assert_eq!(callback(&svc, &gw, "not json", "").await.1["CODE"], "0001");
     // An unknown partner has no salt: a plain 404.
     let (status, _) = post(&svc, "/callback/nobody", &ok).await;
     assert_eq!(status, 404);
     // Salt rotation: the new salt signs replies, the previous one still verifies until retired.
     key_dir(&gw)
-        .partner_set(Channel::Callback, PARTNER, Some(Zeroizing::new("test-salt-0002".into())))
+        .partner_set(
+            Channel::Callback,
+            PARTNER,
+            Some(Zeroizing::new("test-salt-0002".into())),
+        )
         .unwrap();
     gw.state.keyring().reload().unwrap();
     let old = seal(QUERY, SALT, now, "S9", "PensionAccountQuery");
@@ -478,7 +534,9 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
     let reply = Envelope::parse(&bytes).unwrap();
     let plain: Value = serde_json::from_str(&reply.open(["test-salt-0002"], now).unwrap()).unwrap();
     assert_eq!(plain["CODE"], "0000");
-    key_dir(&gw).partner_retire(Channel::Callback, PARTNER, 1).unwrap();
+    key_dir(&gw)
+        .partner_retire(Channel::Callback, PARTNER, 1)
+        .unwrap();
     gw.state.keyring().reload().unwrap();
     let old = seal(QUERY, SALT, now, "S10", "PensionAccountQuery");
     let (_, bytes) = post(&svc, &format!("/callback/{PARTNER}"), &old).await;
@@ -530,10 +588,17 @@ async fn hmac_requests_are_verified() {
     // Business refusals keep their meaning.
     let (status, v) = send(client.body(&QUERY.replace("张三", "李四"), NOW, &nonce())).await;
     assert_eq!(status, 412);
-    assert!(v["message"].as_str().unwrap().starts_with("INVALID_USER_INFO"));
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("INVALID_USER_INFO"));
     // Token rotation: the previous token keeps verifying while `accepted`.
     key_dir(&gw)
-        .partner_set(Channel::Hmac, FAPP, Some(Zeroizing::new("test-fapp-token-0002".into())))
+        .partner_set(
+            Channel::Hmac,
+            FAPP,
+            Some(Zeroizing::new("test-fapp-token-0002".into())),
+        )
         .unwrap();
     gw.state.keyring().reload().unwrap();
     assert_eq!(send(client.body(QUERY, NOW, &nonce())).await.0, 200);
@@ -547,14 +612,19 @@ async fn hmac_requests_are_verified() {
 fn partner_credentials_follow_the_manifest_rules() {
     let dir = tempfile::tempdir().unwrap();
     let kd = KeyDir::new(dir.path(), EngineKind::DEFAULT, b"1234567812345678");
-    let wechat = pension_gateway::crypto::SecretKey::generate().public_key().to_hex();
+    let wechat = pension_gateway::crypto::SecretKey::generate()
+        .public_key()
+        .to_hex();
     kd.init(1, &wechat).unwrap();
     let (v, path) = kd.partner_set(Channel::Hmac, "fapp1", None).unwrap();
     assert_eq!(v, 1);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let generated = std::fs::read_to_string(&path).unwrap();
     assert!(generated.trim().len() >= 32);
@@ -575,9 +645,24 @@ fn partner_credentials_follow_the_manifest_rules() {
     assert_eq!(
         states,
         [
-            (Channel::Hmac, "fapp1".to_string(), 1, "Accepted".to_string()),
-            (Channel::OpenPlatform, "app1".to_string(), 1, "Retired".to_string()),
-            (Channel::OpenPlatform, "app1".to_string(), 2, "Active".to_string()),
+            (
+                Channel::Hmac,
+                "fapp1".to_string(),
+                1,
+                "Accepted".to_string()
+            ),
+            (
+                Channel::OpenPlatform,
+                "app1".to_string(),
+                1,
+                "Retired".to_string()
+            ),
+            (
+                Channel::OpenPlatform,
+                "app1".to_string(),
+                2,
+                "Active".to_string()
+            ),
             (Channel::Hmac, "fapp1".to_string(), 2, "Active".to_string()),
         ]
     );

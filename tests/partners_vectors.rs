@@ -120,7 +120,10 @@ fn callback_signature_is_sha256_hex_of_plain_salt_timestamp() {
         serde_json::json!({"Plain": plain, "Signature": expected, "Timestamp": "1519700632680",
                            "SeqNo": "1519700632680112122", "transName": "TLMerchantQuery"})
     );
-    assert_eq!(env.open(["salt-001"], 1_519_700_632_680), Ok(json.to_owned()));
+    assert_eq!(
+        env.open(["salt-001"], 1_519_700_632_680),
+        Ok(json.to_owned())
+    );
     // Upper-case hex verifies too; another salt, a stale or a future timestamp do not.
     let mut upper = env.clone();
     upper.signature = upper.signature.to_uppercase();

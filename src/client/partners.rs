@@ -11,7 +11,9 @@ use crate::partners::callback::{url_encode, Envelope};
 use crate::partners::{hmac, open_platform};
 
 fn http() -> awc::Client {
-    awc::Client::builder().timeout(Duration::from_secs(10)).finish()
+    awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish()
 }
 
 fn query(pairs: &[(&str, &str)]) -> String {
@@ -138,13 +140,8 @@ impl OpenPlatformClient {
         ticket: &str,
         nonce: &str,
     ) -> OpCall {
-        let values = open_platform::request_values(
-            &self.app_id,
-            open_platform::VERSION,
-            nonce,
-            kind,
-            body,
-        );
+        let values =
+            open_platform::request_values(&self.app_id, open_platform::VERSION, nonce, kind, body);
         let sign = open_platform::sign(&values, ticket);
         let mut all: Vec<&str> = values.iter().flatten().copied().collect();
         all.push(ticket);

@@ -27,7 +27,10 @@ pub(crate) fn answer(code: OpCode, extra: Map<String, Value>, now_ms: i64) -> Ht
 }
 
 /// The app's active secret and its version, or `None` for an unknown app.
-pub(crate) fn app_secret(state: &AppState, app_id: &str) -> Option<(u32, zeroize::Zeroizing<String>)> {
+pub(crate) fn app_secret(
+    state: &AppState,
+    app_id: &str,
+) -> Option<(u32, zeroize::Zeroizing<String>)> {
     let ring = state.keyring().snapshot();
     let cred = ring.partner(Channel::OpenPlatform, app_id)?;
     Some((

@@ -51,7 +51,10 @@ impl Exchange {
         Self {
             channel,
             route,
-            request_id: uuid::Uuid::new_v4().simple().to_string().to_ascii_uppercase(),
+            request_id: uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .to_ascii_uppercase(),
             received_at_ms: state.clock().now_ms(),
             started: Instant::now(),
         }

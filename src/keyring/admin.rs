@@ -14,9 +14,9 @@ use super::manifest::{
     BankKeyEntry, BankKeyState, CredentialState, Manifest, PartnerEntry, Rollout, WechatKeyEntry,
     WechatKeyState,
 };
-use crate::partners::Channel;
 use super::KeyRingError;
 use crate::crypto::{EngineKind, PublicKey, SecretKey};
+use crate::partners::Channel;
 
 /// A key directory being administered.
 pub struct KeyDir {

@@ -152,8 +152,7 @@ pub const MAX_PARTNER_SECRET: usize = 256;
 /// Reads a partner secret file: mode 0600, one line of 1–256 visible ASCII characters.
 pub fn read_partner_secret(path: &Path) -> Result<zeroize::Zeroizing<String>, KeyRingError> {
     check_private_key_mode(path)?;
-    let text =
-        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| io_err(path, e))?);
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| io_err(path, e))?);
     let value = text.trim_end_matches(['\n', '\r']);
     if value.is_empty()
         || value.len() > MAX_PARTNER_SECRET

@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-pub use load::{build_keyring, check_private_key_mode, load_keyring, KeyRingError};
+pub use load::{
+    build_keyring, check_private_key_mode, load_keyring, read_partner_secret, KeyRingError,
+};
 pub use manifest::{
     BankKeyEntry, BankKeyState, CredentialState, Manifest, PartnerEntry, Rollout, WechatKeyEntry,
     WechatKeyState,

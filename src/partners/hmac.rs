@@ -74,7 +74,9 @@ pub enum TimestampError {
 
 /// Checks the request's `timestamp` (Unix seconds) against `now`.
 pub fn check_timestamp(timestamp: &str, now: i64) -> Result<i64, TimestampError> {
-    if timestamp.is_empty() || timestamp.len() > 12 || !timestamp.bytes().all(|b| b.is_ascii_digit())
+    if timestamp.is_empty()
+        || timestamp.len() > 12
+        || !timestamp.bytes().all(|b| b.is_ascii_digit())
     {
         return Err(TimestampError::Malformed);
     }

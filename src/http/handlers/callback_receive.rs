@@ -56,7 +56,10 @@ pub async fn entry(
     let d = decide(&req, payload, state, cred).await;
     let mut status = d.status;
     let mut plain = d.plain;
-    let code = plain["CODE"].as_str().unwrap_or(UNAVAILABLE_CODE).to_owned();
+    let code = plain["CODE"]
+        .as_str()
+        .unwrap_or(UNAVAILABLE_CODE)
+        .to_owned();
     let done = ex
         .finish(
             state,
@@ -159,7 +162,11 @@ async fn decide(
     }
     let key = format!("cb:{}:{}", cred.active.version, env.seq_no);
     let window = crate::partners::callback::TIMESTAMP_WINDOW_MS / 1000 * 2;
-    match state.replay().check_and_record(&key, now / 1000, window).await {
+    match state
+        .replay()
+        .check_and_record(&key, now / 1000, window)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
             state

@@ -103,12 +103,9 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
         }
     }
     let get = |k: &str| params.get(k).copied().filter(|v| !v.is_empty());
-    let (Some(fappid), Some(timestamp), Some(nonce), Some(sign)) = (
-        get("fappid"),
-        get("timestamp"),
-        get("nonce"),
-        get("sign"),
-    ) else {
+    let (Some(fappid), Some(timestamp), Some(nonce), Some(sign)) =
+        (get("fappid"), get("timestamp"), get("nonce"), get("sign"))
+    else {
         return refuse(
             StatusCode::BAD_REQUEST,
             "fappid, timestamp, nonce and sign are required",

@@ -42,7 +42,12 @@ pub async fn entry(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
 async fn decide(
     req: &HttpRequest,
     state: &AppState,
-) -> (OpCode, Map<String, serde_json::Value>, Option<String>, Option<u32>) {
+) -> (
+    OpCode,
+    Map<String, serde_json::Value>,
+    Option<String>,
+    Option<u32>,
+) {
     let refuse = |code: OpCode, cause: &str| (code, Map::new(), Some(cause.to_owned()), None);
     let params = match query_params(req.query_string()) {
         Ok(p) => p,

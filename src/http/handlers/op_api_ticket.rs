@@ -100,7 +100,17 @@ async fn decide(req: &HttpRequest, state: &AppState) -> Decision {
     let mut tickets = Vec::new();
     for kind in kinds {
         let user_ref = (kind == GrantKind::UserTicket).then_some(user).flatten();
-        match issue(state, app_id, kind, secret_version, &secret, user_ref, &rules).await {
+        match issue(
+            state,
+            app_id,
+            kind,
+            secret_version,
+            &secret,
+            user_ref,
+            &rules,
+        )
+        .await
+        {
             Ok((grant, value)) => tickets.push(json!({
                 "expire_time": grant.expires_at_ms.to_string(),
                 "expire_in": rules.life_secs(kind),

@@ -195,8 +195,11 @@ impl GrantValue {
 
     /// The id inside a presented value, if it has the right shape.
     pub fn id_of(value: &str) -> Option<&str> {
-        (value.len() == 64 && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| &value[..32])
+        (value.len() == 64
+            && value
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| &value[..32])
     }
 
     /// Whether `presented` is the value of grant `id` (constant-time compare).
@@ -256,9 +259,33 @@ mod tests {
         let id = GrantValue::new_id();
         let v = GrantValue::derive(b"s1", "app", GrantKind::AccessToken, &id);
         assert_eq!(GrantValue::id_of(&v), Some(id.as_str()));
-        assert!(GrantValue::check(b"s1", "app", GrantKind::AccessToken, &id, &v));
-        assert!(!GrantValue::check(b"s2", "app", GrantKind::AccessToken, &id, &v));
-        assert!(!GrantValue::check(b"s1", "app", GrantKind::SignTicket, &id, &v));
-        assert!(!GrantValue::check(b"s1", "app2", GrantKind::AccessToken, &id, &v));
+        assert!(GrantValue::check(
+            b"s1",
+            "app",
+            GrantKind::AccessToken,
+            &id,
+            &v
+        ));
+        assert!(!GrantValue::check(
+            b"s2",
+            "app",
+            GrantKind::AccessToken,
+            &id,
+            &v
+        ));
+        assert!(!GrantValue::check(
+            b"s1",
+            "app",
+            GrantKind::SignTicket,
+            &id,
+            &v
+        ));
+        assert!(!GrantValue::check(
+            b"s1",
+            "app2",
+            GrantKind::AccessToken,
+            &id,
+            &v
+        ));
     }
 }
