@@ -77,6 +77,93 @@ fn the_scanner_ignores_uuids_but_not_personal_data() {
     assert_eq!(longest_digit_run("digest 6222021234567890123-"), 19);
 }
 
+/// Every partner channel, success and refusals, with the person's data in the bodies.
+async fn partner_requests<S, B>(svc: &S, name: &str, id: &str)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    use actix_web::test as at;
+    use common::partners::*;
+    use pension_gateway::client::partners::{HmacClient, OpenPlatformClient};
+    use pension_gateway::partners::callback::Envelope;
+    use zeroize::Zeroizing;
+    let post = |uri: String, body: String| async move {
+        let req = at::TestRequest::post()
+            .uri(&uri)
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body)
+            .to_request();
+        at::read_body(at::call_service(svc, req).await).await
+    };
+    let get = |uri: String| async move {
+        let resp = at::call_service(svc, at::TestRequest::get().uri(&uri).to_request()).await;
+        serde_json::from_slice::<serde_json::Value>(&at::read_body(resp).await).unwrap()
+    };
+    let query = serde_json::json!({"user_true_name": name, "user_identify_card_num": id,
+        "corpno": "weibao", "USER_ID": id})
+    .to_string();
+    let token = get(format!("/api/oauth2/access_token?app_id={APP}&secret={APP_SECRET}&grant_type=client_credential&version=2.0.0")).await;
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let user_data = pension_gateway::partners::callback::url_encode(
+        &serde_json::json!({"USER_ID": id, "USER_NAME": name, "ID_NO": id}).to_string(),
+    );
+    let tickets = get(format!("/api/oauth2/api_ticket?app_id={APP}&access_token={token}&type=sign,user&version=2.0.0&user_data={user_data}&mechant_id=m")).await;
+    let sign_ticket = tickets["tickets"][0]["value"].as_str().unwrap().to_owned();
+    let op = OpenPlatformClient::new("", APP, Zeroizing::new(APP_SECRET.into()));
+    for (ticket, kind) in [
+        (sign_ticket.as_str(), None),
+        ("0".repeat(64).as_str(), None),
+    ] {
+        let call = op.sign_call(
+            "pension",
+            "10001",
+            kind,
+            &query,
+            ticket,
+            &pension_gateway::crypto::nonce::generate(),
+        );
+        post(call.url.clone(), query.clone()).await;
+    }
+    let wrong = query.replace(name, "错误的名字");
+    let call = op.sign_call(
+        "pension",
+        "10001",
+        None,
+        &wrong,
+        &sign_ticket,
+        &pension_gateway::crypto::nonce::generate(),
+    );
+    post(call.url.clone(), wrong).await;
+    for salt in [SALT, "wrong-salt"] {
+        let env = Envelope::seal(
+            &query,
+            salt,
+            common::NOW * 1000,
+            "seq-1",
+            "PensionAccountQuery",
+        );
+        post(
+            format!("/callback/{PARTNER}"),
+            serde_json::to_string(&env).unwrap(),
+        )
+        .await;
+    }
+    for token in [FAPP_TOKEN, "wrong-token"] {
+        let h = HmacClient::new("", FAPP, Zeroizing::new(token.into()));
+        let body = h.body(
+            &query,
+            common::NOW,
+            &pension_gateway::crypto::nonce::generate(),
+        );
+        post("/hmac/v1/pension/account".into(), body.to_string()).await;
+    }
+}
+
 #[actix_web::test]
 async fn logs_carry_no_personal_data() {
     let capture = Capture::default();
@@ -89,8 +176,11 @@ async fn logs_carry_no_personal_data() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let gw = Gateway::start(Db::Sqlite).await.unwrap();
+    let gw = common::partners::gateway(Db::Sqlite).await.unwrap();
     let svc = gw.service().await;
+    for p in DEMO_PEOPLE {
+        partner_requests(&svc, p.name, p.id_number).await;
+    }
     for p in DEMO_PEOPLE {
         assert_eq!(
             send(
@@ -133,6 +223,12 @@ async fn logs_carry_no_personal_data() {
         "the requests were logged:\n{text}"
     );
     assert!(text.contains("\"request_id\""), "logs carry Request-IDs");
+    for channel in ["open-platform", "callback", "hmac"] {
+        assert!(
+            text.contains(&format!("\"channel\":\"{channel}\"")),
+            "the {channel} requests were logged"
+        );
+    }
     for p in DEMO_PEOPLE {
         for needle in [
             Some(p.name),

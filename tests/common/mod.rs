@@ -5,6 +5,8 @@
 //! server FAILS the test (it never skips), and each test gets a fresh database it drops after.
 #![allow(dead_code)]
 
+pub mod partners;
+
 use std::path::Path;
 use std::sync::Arc;
 
