@@ -432,8 +432,14 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
     assert_eq!((status, plain["CODE"].as_str()), (200, Some("0000")));
     assert_eq!(plain["DESC"], "系统处理成功");
     assert_eq!(plain["DATA"]["pension_status"], 1);
-    // Replayed SeqNo; wrong salt; tampered Plain; stale and future timestamps.
+    // Replayed message, also under a new SeqNo (SeqNo is not signed); wrong salt; tampered
+    // Plain; stale and future timestamps.
     assert_eq!(callback(&svc, &gw, &ok, "S1").await.1["CODE"], "0010");
+    let resent = ok.replace("\"S1\"", "\"S1-again\"");
+    assert_eq!(
+        callback(&svc, &gw, &resent, "S1-again").await.1["CODE"],
+        "0010"
+    );
     let bad = seal(QUERY, "not-the-salt", now, "S2", "PensionAccountQuery");
     assert_eq!(callback(&svc, &gw, &bad, "S2").await.1["CODE"], "0010");
     let mut env = Envelope::seal(QUERY, SALT, now, "S3", "PensionAccountQuery");
@@ -455,7 +461,7 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
             .1["CODE"],
         "0103"
     );
-    let unknown = seal(QUERY, SALT, now, "S7", "SomethingElse");
+    let unknown = seal(QUERY, SALT, now + 7, "S7", "SomethingElse");
     assert_eq!(callback(&svc, &gw, &unknown, "S7").await.1["CODE"], "0002");
     let wrong = seal(
         &QUERY.replace("张三", "李四"),
@@ -482,7 +488,7 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
         )
         .unwrap();
     gw.state.keyring().reload().unwrap();
-    let old = seal(QUERY, SALT, now, "S9", "PensionAccountQuery");
+    let old = seal(QUERY, SALT, now + 9, "S9", "PensionAccountQuery");
     let (_, bytes) = post(&svc, &format!("/callback/{PARTNER}"), &old).await;
     let reply = Envelope::parse(&bytes).unwrap();
     let plain: Value = serde_json::from_str(&reply.open(["test-salt-0002"], now).unwrap()).unwrap();
@@ -491,7 +497,7 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
         .partner_retire(Channel::Callback, PARTNER, 1)
         .unwrap();
     gw.state.keyring().reload().unwrap();
-    let old = seal(QUERY, SALT, now, "S10", "PensionAccountQuery");
+    let old = seal(QUERY, SALT, now + 10, "S10", "PensionAccountQuery");
     let (_, bytes) = post(&svc, &format!("/callback/{PARTNER}"), &old).await;
     let reply = Envelope::parse(&bytes).unwrap();
     let plain: Value = serde_json::from_str(&reply.open(["test-salt-0002"], now).unwrap()).unwrap();

@@ -1,5 +1,6 @@
 //! Salted callbacks: `POST /callback/{partner}` receives `{Plain, Signature, Timestamp, SeqNo,
-//! transName}` (shared/specs/open-platform-guide.txt §5) and answers with the same envelope,
+//! transName}` (shared/specs/open-platform-guide.txt §5) — a signature is accepted once (the
+//! replay guard keys on it: SeqNo is not signed) — and answers with the same envelope,
 //! signed with the partner's active salt — errors too. Plain of the answer is
 //! `{"CODE", "DESC"[, "REASON"][, "DATA"]}`; codes are the spec's 0000/0001/0002/0103/0010/0012,
 //! plus `9999` (agreed extension, HTTP 503) when a dependency of the bank is down.
@@ -53,7 +54,7 @@ pub async fn entry(
             .content_type(ContentType::json())
             .body(r#"{"CODE":"0001","DESC":"unknown callback partner"}"#);
     };
-    let d = decide(&req, payload, state, cred).await;
+    let d = decide(&req, payload, state, &partner, cred).await;
     let mut status = d.status;
     let mut plain = d.plain;
     let code = plain["CODE"]
@@ -108,6 +109,7 @@ async fn decide(
     req: &HttpRequest,
     payload: Payload,
     state: &AppState,
+    partner: &str,
     cred: &crate::keyring::PartnerCredential,
 ) -> Decision {
     let mut d = Decision {
@@ -160,7 +162,10 @@ async fn decide(
     if env.seq_no.is_empty() {
         return refuse(d, ReplyCode::BadFormat, "SeqNo is empty");
     }
-    let key = format!("cb:{}:{}", cred.active.version, env.seq_no);
+    // The spec's signature covers Plain and Timestamp only — not SeqNo or transName — so a
+    // captured message re-sent under a new SeqNo must still count as a replay: the replay key
+    // is the signature itself (one per signed content), per partner.
+    let key = format!("cb:{partner}:{}", env.signature.to_ascii_lowercase());
     let window = crate::partners::callback::TIMESTAMP_WINDOW_MS / 1000 * 2;
     match state
         .replay()
