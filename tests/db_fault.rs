@@ -75,51 +75,102 @@ impl Proxy {
     }
 }
 
-#[actix_web::test]
-async fn mysql_outage_gives_signed_errors_and_recovers_without_restart() {
-    let Some(server) = common::mysql_url() else {
-        return;
-    };
-    let name = format!("pg_fault_{}", uuid::Uuid::new_v4().simple());
-    let direct = pension_gateway::store::testing::create_mysql_database(&server, &name)
-        .await
-        .unwrap_or_else(|e| panic!("TEST_MYSQL_URL is set but MySQL is unusable ({e})"));
-    // mysql://user@host:port/db → the same through the proxy.
-    let after_at = direct.split('@').nth(1).unwrap();
-    let hostport = after_at.split('/').next().unwrap().to_string();
-    let proxy = Proxy::start(hostport.clone());
-    // prefer_socket=false: for a loopback host mysql_async otherwise switches to the server's
-    // Unix socket after the handshake, which would bypass the proxy.
-    let via_proxy = format!(
-        "{}?prefer_socket=false",
-        direct.replace(&hostport, &format!("127.0.0.1:{}", proxy.port))
-    );
+/// A gateway whose MySQL connections all go through a [`Proxy`], on a fresh database.
+/// The database is dropped with the rig, also when a test fails.
+struct Rig {
+    proxy: Proxy,
+    keys: Keys,
+    state: pension_gateway::http::AppState,
+    store: Store,
+    _db: DropDatabase, // last: dropped after the pool
+}
 
-    let keys = Keys::new();
-    let mut s = common::settings(&keys);
-    s.limits.per_identity_per_minute = 0;
-    let store = Store::open(
-        &via_proxy,
-        StoreOptions {
-            max_connections: 4,
-            acquire_timeout: Duration::from_millis(1500),
-            create_if_missing: false,
-        },
-    )
-    .await
-    .unwrap();
-    store.run_migrations().await.unwrap();
-    let clock = Arc::new(pension_gateway::http::ManualClock::at(NOW));
-    let state = pension_gateway::server::build_state(
-        &s,
-        store.clone(),
-        pension_gateway::server::load_keys(&s).unwrap(),
-        clock,
-    )
-    .unwrap();
-    pension_gateway::accounts::demo::seed_demo(state.accounts(), NOW)
+/// Drops a test database on a runtime of its own (usable from `Drop`, also while unwinding).
+struct DropDatabase {
+    server: String,
+    name: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(pension_gateway::store::testing::drop_mysql_database(
+                    &server, &name,
+                ))
+        })
+        .join();
+    }
+}
+
+impl Rig {
+    /// None (with a note) when TEST_MYSQL_URL is unset; panics when it is set and unusable.
+    async fn start(prefix: &str) -> Option<Self> {
+        let server = common::mysql_url()?;
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let direct = pension_gateway::store::testing::create_mysql_database(&server, &name)
+            .await
+            .unwrap_or_else(|e| panic!("TEST_MYSQL_URL is set but MySQL is unusable ({e})"));
+        let db = DropDatabase {
+            server: server.clone(),
+            name: name.clone(),
+        };
+        // mysql://user@host:port/db → the same through the proxy.
+        let after_at = direct.split('@').nth(1).unwrap();
+        let hostport = after_at.split('/').next().unwrap().to_string();
+        let proxy = Proxy::start(hostport.clone());
+        // prefer_socket=false: for a loopback host mysql_async otherwise switches to the server's
+        // Unix socket after the handshake, which would bypass the proxy.
+        let via_proxy = format!(
+            "{}?prefer_socket=false",
+            direct.replace(&hostport, &format!("127.0.0.1:{}", proxy.port))
+        );
+
+        let keys = Keys::new();
+        let mut s = common::settings(&keys);
+        s.limits.per_identity_per_minute = 0;
+        let store = Store::open(
+            &via_proxy,
+            StoreOptions {
+                max_connections: 4,
+                acquire_timeout: Duration::from_millis(1500),
+                create_if_missing: false,
+            },
+        )
         .await
         .unwrap();
+        store.run_migrations().await.unwrap();
+        let clock = Arc::new(pension_gateway::http::ManualClock::at(NOW));
+        let state = pension_gateway::server::build_state(
+            &s,
+            store.clone(),
+            pension_gateway::server::load_keys(&s).unwrap(),
+            clock,
+        )
+        .unwrap();
+        pension_gateway::accounts::demo::seed_demo(state.accounts(), NOW)
+            .await
+            .unwrap();
+        Some(Self {
+            proxy,
+            keys,
+            state,
+            store,
+            _db: db,
+        })
+    }
+}
+
+#[actix_web::test]
+async fn mysql_outage_gives_signed_errors_and_recovers_without_restart() {
+    let Some(rig) = Rig::start("pg_fault").await else {
+        return;
+    };
+    let (proxy, keys, store, state) = (&rig.proxy, &rig.keys, &rig.store, &rig.state);
     let st = state.clone();
     let svc = actix_web::test::init_service(
         actix_web::App::new().configure(move |cfg| pension_gateway::http::configure(cfg, st)),
@@ -148,7 +199,7 @@ async fn mysql_outage_gives_signed_errors_and_recovers_without_restart() {
     // Healthy.
     for _ in 0..20 {
         let (_, req, id) = query("before");
-        let r = send(&svc, &keys, req.build(&keys)).await;
+        let r = send(&svc, keys, req.build(keys)).await;
         assert_eq!(r.status, 200, "{:?}", r.json);
         ok_ids.push(id);
     }
@@ -162,7 +213,7 @@ async fn mysql_outage_gives_signed_errors_and_recovers_without_restart() {
     for _ in 0..10 {
         let (_, req, _) = query("during");
         let started = Instant::now();
-        let r = send(&svc, &keys, req.build(&keys)).await;
+        let r = send(&svc, keys, req.build(keys)).await;
         assert!(
             started.elapsed() < Duration::from_secs(4),
             "answer took {:?}",
@@ -179,7 +230,7 @@ async fn mysql_outage_gives_signed_errors_and_recovers_without_restart() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, req, id) = query("after");
-        let r = send(&svc, &keys, req.build(&keys)).await;
+        let r = send(&svc, keys, req.build(keys)).await;
         if r.status == 200 {
             ok_ids.push(id);
             break;
@@ -194,7 +245,7 @@ async fn mysql_outage_gives_signed_errors_and_recovers_without_restart() {
     }
     for _ in 0..20 {
         let (_, req, id) = query("after");
-        let r = send(&svc, &keys, req.build(&keys)).await;
+        let r = send(&svc, keys, req.build(keys)).await;
         assert_eq!(r.status, 200, "{:?}", r.json);
         ok_ids.push(id);
     }
@@ -207,7 +258,199 @@ async fn mysql_outage_gives_signed_errors_and_recovers_without_restart() {
         assert_eq!(rows[0].outcome, "OK");
     }
     drop(svc);
-    drop(state);
-    drop(store);
-    let _ = pension_gateway::store::testing::drop_mysql_database(&server, &name).await;
+    drop(rig);
+}
+
+/// Answer deadline while MySQL is gone: pool checkout (1.5 s) for the lookup and again for the
+/// audit row, plus signing.
+const DEADLINE: Duration = Duration::from_secs(4);
+
+/// One answer of a concurrent burst.
+struct Sent {
+    request_id: String,
+    started: Instant,
+    elapsed: Duration,
+    status: u16,
+    code: String,
+    signed_by: Result<u32, pension_gateway::client::ResponseError>,
+}
+
+/// `senders` concurrent senders, each sending `per_sender` queries one after another.
+async fn burst<S, B>(svc: &S, keys: &Keys, senders: usize, per_sender: usize) -> Vec<Sent>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let one_sender = |_| async move {
+        let mut out = Vec::with_capacity(per_sender);
+        for _ in 0..per_sender {
+            let req = Req::query("张三", "11010519491231002X");
+            let started = Instant::now();
+            let r = send(svc, keys, req.build(keys)).await;
+            out.push(Sent {
+                request_id: req.request_id.clone().unwrap(),
+                started,
+                elapsed: started.elapsed(),
+                status: r.status,
+                code: r.code().to_string(),
+                signed_by: r.signed_by,
+            });
+        }
+        out
+    };
+    futures_util::future::join_all((0..senders).map(one_sender))
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn check_signed_and_timely(phase: &str, sent: &[Sent]) {
+    for s in sent {
+        assert_eq!(
+            s.signed_by,
+            Ok(1),
+            "{phase}: unsigned answer {} {}",
+            s.status,
+            s.code
+        );
+        assert!(
+            s.elapsed < DEADLINE,
+            "{phase}: answer took {:?} ({} {})",
+            s.elapsed,
+            s.status,
+            s.code
+        );
+        assert!(
+            s.status == 200 || (matches!(s.status, 500 | 503) && s.code == "SYSTEM_ERROR"),
+            "{phase}: {} {}",
+            s.status,
+            s.code
+        );
+    }
+}
+
+#[actix_web::test]
+async fn mysql_outage_under_concurrent_load() {
+    const SENDERS: usize = 6;
+    let Some(rig) = Rig::start("pg_faultc").await else {
+        return;
+    };
+    let (proxy, keys, store) = (&rig.proxy, &rig.keys, &rig.store);
+    let st = rig.state.clone();
+    let svc = actix_web::test::init_service(
+        actix_web::App::new().configure(move |cfg| pension_gateway::http::configure(cfg, st)),
+    )
+    .await;
+    let ready = || async {
+        actix_web::test::call_service(
+            &svc,
+            actix_web::test::TestRequest::get()
+                .uri("/readyz")
+                .to_request(),
+        )
+        .await
+        .status()
+        .as_u16()
+    };
+    let mut all = Vec::new();
+
+    // Healthy, concurrent.
+    let before = burst(&svc, keys, SENDERS, 5).await;
+    check_signed_and_timely("before", &before);
+    assert!(before.iter().all(|s| s.status == 200));
+    all.extend(before);
+
+    // Cut while a burst is in flight: each answer is a 200 or a signed SYSTEM_ERROR within the
+    // deadline; nothing hangs.
+    let (mid, cut_at) = futures_util::future::join(burst(&svc, keys, SENDERS, 8), async {
+        actix_web::rt::time::sleep(Duration::from_millis(150)).await;
+        proxy.cut();
+        Instant::now()
+    })
+    .await;
+    check_signed_and_timely("cut mid-burst", &mid);
+    let settled = cut_at + Duration::from_millis(300);
+    for s in mid.iter().filter(|s| s.started >= settled) {
+        assert_ne!(s.status, 200, "a query sent well after the cut succeeded");
+    }
+    let mid_ok = mid.iter().filter(|s| s.status == 200).count();
+    let mid_500 = mid.iter().filter(|s| s.status == 500).count();
+    let mid_len = mid.len();
+    all.extend(mid);
+
+    // Fully down: every concurrent answer a signed SYSTEM_ERROR within the deadline; not ready.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let during = burst(&svc, keys, SENDERS, 3).await;
+    check_signed_and_timely("during", &during);
+    assert!(
+        during.iter().all(|s| s.status == 503),
+        "while down every answer is a 503: {:?}",
+        during.iter().map(|s| s.status).collect::<Vec<_>>()
+    );
+    let during_max = during.iter().map(|s| s.elapsed).max().unwrap();
+    let during_len = during.len();
+    assert_eq!(ready().await, 503);
+    all.extend(during);
+
+    // Restored: recovery without restart, then a concurrent burst all 200.
+    proxy.restore();
+    let recovery_started = Instant::now();
+    loop {
+        let first = burst(&svc, keys, 1, 1).await;
+        check_signed_and_timely("recovering", &first);
+        let ok = first[0].status == 200;
+        all.extend(first);
+        if ok {
+            break;
+        }
+        assert!(
+            recovery_started.elapsed() < Duration::from_secs(20),
+            "no recovery"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let recovery = recovery_started.elapsed();
+    let after = burst(&svc, keys, SENDERS, 5).await;
+    check_signed_and_timely("after", &after);
+    assert!(after.iter().all(|s| s.status == 200));
+    all.extend(after);
+    assert_eq!(ready().await, 200);
+
+    // Every 200 has exactly one audit row; an error answer has at most one (its own, when the
+    // audit insert still went through); nothing is duplicated.
+    let mut rows_total = 0;
+    let mut error_rows = std::collections::BTreeMap::<String, usize>::new();
+    for s in &all {
+        let rows = store.audit_for_request(&s.request_id).await.unwrap();
+        if s.status == 200 {
+            assert_eq!(rows.len(), 1, "audit rows for 200 {}", s.request_id);
+            assert_eq!(rows[0].outcome, "OK");
+        } else {
+            assert!(rows.len() <= 1, "audit rows for {} {}", s.status, s.code);
+            for r in &rows {
+                *error_rows
+                    .entry(format!("{} → {}", s.status, r.outcome))
+                    .or_default() += 1;
+            }
+        }
+        rows_total += rows.len();
+    }
+    assert_eq!(store.count_audit().await.unwrap(), rows_total as i64);
+    let oks = all.iter().filter(|s| s.status == 200).count();
+    eprintln!(
+        "db_fault concurrent: {} answers from {SENDERS} senders, {oks} × 200; burst cut \
+         mid-flight: {mid_ok} × 200, {} × 503, {mid_500} × 500; while down: {} × 503 (slowest \
+         {during_max:?}); recovered in {recovery:?}; {rows_total} audit rows (for error answers: \
+         {error_rows:?})",
+        all.len(),
+        mid_len - mid_ok - mid_500,
+        during_len
+    );
+    drop(svc);
+    drop(rig);
 }
