@@ -40,6 +40,23 @@ where
     serde_json::from_slice(&at::read_body(resp).await).unwrap()
 }
 
+/// GETs `uri` and returns the string at JSON `pointer` of the answer.
+async fn value<S, B>(svc: &S, uri: &str, pointer: &str) -> String
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let v = get(svc, uri).await;
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{pointer} in {v}"))
+        .to_owned()
+}
+
 async fn post<S, B>(svc: &S, uri: &str, body: &str) -> (u16, Vec<u8>)
 where
     S: actix_web::dev::Service<
@@ -248,20 +265,11 @@ async fn open_platform_codes_for_each_refusal() {
 async fn previous_ticket_lives_five_minutes_after_a_new_one() {
     let gw = gateway(Db::Sqlite).await.unwrap();
     let svc = svc!(gw);
-    let token = get(&svc, &token_uri(APP_SECRET)).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let a = get(&svc, &ticket_uri(&token, "sign")).await["tickets"][0]["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
+    let a = value(&svc, &ticket_uri(&token, "sign"), "/tickets/0/value").await;
     let t1 = NOW + 100;
     gw.clock.set(t1);
-    let b = get(&svc, &ticket_uri(&token, "sign")).await["tickets"][0]["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let b = value(&svc, &ticket_uri(&token, "sign"), "/tickets/0/value").await;
     assert_ne!(a, b);
     gw.clock.set(t1 + 299); // 4:59 after the new ticket: both valid
     assert_envelope(&call(&svc, &a, None, QUERY).await, "60840000");
@@ -283,10 +291,7 @@ async fn user_ticket_is_single_use_and_bound_to_its_user() {
             continue;
         };
         let svc = svc!(gw);
-        let token = get(&svc, &token_uri(APP_SECRET)).await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
         let k = get(&svc, &user_ticket_uri(&token, "u-1001")).await;
         assert_envelope(&k, "60850000");
         assert_eq!(k["tickets"][0]["expire_in"], 300);
@@ -300,10 +305,7 @@ async fn user_ticket_is_single_use_and_bound_to_its_user() {
         // Single use.
         assert_envelope(&call(&svc, &ticket, Some("user"), &body).await, "60841017");
         // A fresh one lives 300 s: accepted at 299 s, gone at 300 s.
-        let t = get(&svc, &user_ticket_uri(&token, "u-1001")).await["tickets"][0]["value"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let t = value(&svc, &user_ticket_uri(&token, "u-1001"), "/tickets/0/value").await;
         gw.clock.set(NOW + 300);
         assert_envelope(&call(&svc, &t, Some("user"), &body).await, "60841017");
         gw.clock.set(NOW + 299);
@@ -315,14 +317,8 @@ async fn user_ticket_is_single_use_and_bound_to_its_user() {
 async fn changing_the_app_secret_invalidates_its_token_and_tickets() {
     let gw = gateway(Db::Sqlite).await.unwrap();
     let svc = svc!(gw);
-    let token = get(&svc, &token_uri(APP_SECRET)).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ticket = get(&svc, &ticket_uri(&token, "sign")).await["tickets"][0]["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
+    let ticket = value(&svc, &ticket_uri(&token, "sign"), "/tickets/0/value").await;
     assert_envelope(&call(&svc, &ticket, None, QUERY).await, "60840000");
     let (v, _) = key_dir(&gw)
         .partner_set(
@@ -336,14 +332,8 @@ async fn changing_the_app_secret_invalidates_its_token_and_tickets() {
     assert_envelope(&call(&svc, &ticket, None, QUERY).await, "60841017");
     assert_envelope(&get(&svc, &ticket_uri(&token, "sign")).await, "60851002");
     assert_envelope(&get(&svc, &token_uri(APP_SECRET)).await, "60851009");
-    let token2 = get(&svc, &token_uri("new-app-secret-0002")).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ticket2 = get(&svc, &ticket_uri(&token2, "sign")).await["tickets"][0]["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token2 = value(&svc, &token_uri("new-app-secret-0002"), "/access_token").await;
+    let ticket2 = value(&svc, &ticket_uri(&token2, "sign"), "/tickets/0/value").await;
     let c = OpenPlatformClient::new("", APP, Zeroizing::new("new-app-secret-0002".into()))
         .sign_call("pension", "10001", None, QUERY, &ticket2, &nonce());
     let (_, b) = post(&svc, &c.url, QUERY).await;
@@ -370,20 +360,11 @@ async fn two_instances_share_issued_grants_through_mysql() {
         actix_web::App::new().configure(move |cfg| pension_gateway::http::configure(cfg, state_b)),
     )
     .await;
-    let token = get(&svc_a, &token_uri(APP_SECRET)).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ticket = get(&svc_b, &ticket_uri(&token, "sign")).await["tickets"][0]["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = value(&svc_a, &token_uri(APP_SECRET), "/access_token").await;
+    let ticket = value(&svc_b, &ticket_uri(&token, "sign"), "/tickets/0/value").await;
     assert_envelope(&call(&svc_a, &ticket, None, QUERY).await, "60840000");
     assert_envelope(&call(&svc_b, &ticket, None, QUERY).await, "60840000");
-    let user = get(&svc_a, &user_ticket_uri(&token, "u-9")).await["tickets"][0]["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let user = value(&svc_a, &user_ticket_uri(&token, "u-9"), "/tickets/0/value").await;
     let body = QUERY.replace("\"corpno\"", "\"USER_ID\":\"u-9\",\"corpno\"");
     assert_envelope(&call(&svc_b, &user, Some("user"), &body).await, "60840000");
     assert_envelope(&call(&svc_a, &user, Some("user"), &body).await, "60841017");

@@ -5,6 +5,7 @@ use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
+use crate::http::partners::{Answered, Exchange};
 use crate::http::state::AppState;
 use crate::partners::open_platform::grants::{validity, Invalid};
 use crate::partners::open_platform::{
@@ -24,6 +25,38 @@ pub(crate) fn answer(code: OpCode, extra: Map<String, Value>, now_ms: i64) -> Ht
     HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(Value::Object(body).to_string())
+}
+
+/// What a credential-stage handler decided: code, extra fields, private cause, secret version.
+pub(crate) type CredentialDecision = (OpCode, Map<String, Value>, Option<String>, Option<u32>);
+
+/// Audits, counts and answers a credential-stage decision; if the audit row cannot be written
+/// the answer is `if_unaudited` (the route's "could not issue" code) with no credential in it.
+pub(crate) async fn answer_credential(
+    state: &AppState,
+    route: &'static str,
+    (code, extra, cause, version): CredentialDecision,
+    if_unaudited: OpCode,
+) -> HttpResponse {
+    let ex = Exchange::begin(state, Channel::OpenPlatform, route);
+    let done = ex
+        .finish(
+            state,
+            Answered {
+                code: code.code(),
+                http_status: 200,
+                id_digest: None,
+                pension_status: None,
+                credential_version: version,
+                cause: cause.as_deref(),
+            },
+        )
+        .await;
+    let now = state.clock().now_ms();
+    match done {
+        Ok(()) => answer(code, extra, now),
+        Err(_) => answer(if_unaudited, Map::new(), now),
+    }
 }
 
 /// The app's active secret and its version, or `None` for an unknown app.

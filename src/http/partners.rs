@@ -23,6 +23,42 @@ pub(crate) fn query_params(qs: &str) -> Result<BTreeMap<String, String>, String>
     Ok(out)
 }
 
+/// Whether a nonce (or signature) is used for the first time, per the shared replay guard.
+pub(crate) enum FirstUse {
+    /// First sighting: go ahead.
+    Yes,
+    /// Seen within the window (counted in `verify_failures{reason}`).
+    Replayed,
+    /// The replay store did not answer; the request must be refused as "retry".
+    Unavailable(String),
+}
+
+/// Records `key` in the replay guard for `window_secs` from `now_secs`.
+pub(crate) async fn first_use(
+    state: &AppState,
+    key: &str,
+    now_secs: i64,
+    window_secs: i64,
+    reason: &'static str,
+) -> FirstUse {
+    match state
+        .replay()
+        .check_and_record(key, now_secs, window_secs)
+        .await
+    {
+        Ok(true) => FirstUse::Yes,
+        Ok(false) => {
+            state
+                .metrics()
+                .verify_failures
+                .with_label_values(&[reason])
+                .inc();
+            FirstUse::Replayed
+        }
+        Err(e) => FirstUse::Unavailable(e.to_string()),
+    }
+}
+
 /// One partner request being answered.
 pub(crate) struct Exchange {
     pub channel: Channel,

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::error::ErrorCode;
 use crate::http::handlers::account_query;
-use crate::http::partners::{Answered, Exchange};
+use crate::http::partners::{first_use, Answered, Exchange, FirstUse};
 use crate::http::state::AppState;
 use crate::http::wechat::read_body;
 use crate::partners::callback::{Envelope, ReplyCode};
@@ -167,24 +167,15 @@ async fn decide(
     // is the signature itself (one per signed content), per partner.
     let key = format!("cb:{partner}:{}", env.signature.to_ascii_lowercase());
     let window = crate::partners::callback::TIMESTAMP_WINDOW_MS / 1000 * 2;
-    match state
-        .replay()
-        .check_and_record(&key, now / 1000, window)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            state
-                .metrics()
-                .verify_failures
-                .with_label_values(&["callback_replay"])
-                .inc();
-            return refuse(d, ReplyCode::SignatureFailed, "SeqNo replayed");
+    match first_use(state, &key, now / 1000, window, "callback_replay").await {
+        FirstUse::Yes => {}
+        FirstUse::Replayed => {
+            return refuse(d, ReplyCode::SignatureFailed, "message already received")
         }
-        Err(e) => {
+        FirstUse::Unavailable(cause) => {
             d.status = StatusCode::SERVICE_UNAVAILABLE;
             d.plain = json!({"CODE": UNAVAILABLE_CODE, "DESC": "系统繁忙，请稍后重试"});
-            d.cause = Some(e.to_string());
+            d.cause = Some(cause);
             return d;
         }
     }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::error::ErrorCode;
 use crate::http::handlers::account_query;
-use crate::http::partners::{Answered, Exchange};
+use crate::http::partners::{first_use, Answered, Exchange, FirstUse};
 use crate::http::state::AppState;
 use crate::http::wechat::read_body;
 use crate::partners::hmac::{check_timestamp, verify, TimestampError, TIMESTAMP_WINDOW_SECS};
@@ -145,30 +145,16 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
             )
         }
     }
-    match state
-        .replay()
-        .check_and_record(
-            &format!("hmac:{fappid}:{nonce}"),
-            now,
-            2 * TIMESTAMP_WINDOW_SECS,
-        )
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            state
-                .metrics()
-                .verify_failures
-                .with_label_values(&["hmac_replay"])
-                .inc();
-            return refuse(StatusCode::UNAUTHORIZED, "nonce already used");
-        }
-        Err(e) => {
+    let key = format!("hmac:{fappid}:{nonce}");
+    match first_use(state, &key, now, 2 * TIMESTAMP_WINDOW_SECS, "hmac_replay").await {
+        FirstUse::Yes => {}
+        FirstUse::Replayed => return refuse(StatusCode::UNAUTHORIZED, "nonce already used"),
+        FirstUse::Unavailable(cause) => {
             let mut d = refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the bank cannot answer now; retry",
             );
-            d.cause = Some(e.to_string());
+            d.cause = Some(cause);
             return d;
         }
     }

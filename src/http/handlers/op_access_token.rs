@@ -5,11 +5,11 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map};
 
-use crate::http::open_platform::{answer, app_secret, issue};
-use crate::http::partners::{query_params, Answered, Exchange};
+use crate::http::open_platform::{answer_credential, app_secret, issue, CredentialDecision};
+use crate::http::partners::query_params;
 use crate::http::state::AppState;
+use crate::partners::ct_eq;
 use crate::partners::open_platform::{GrantKind, OpCode, VERSION};
-use crate::partners::{ct_eq, Channel};
 
 /// Route label used in metrics.
 pub const ROUTE: &str = "op_access_token";
@@ -17,37 +17,11 @@ pub const ROUTE: &str = "op_access_token";
 /// The actix entry point.
 pub async fn entry(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
     let state = state.get_ref();
-    let ex = Exchange::begin(state, Channel::OpenPlatform, ROUTE);
-    let (code, extra, cause, version) = decide(&req, state).await;
-    let done = ex
-        .finish(
-            state,
-            Answered {
-                code: code.code(),
-                http_status: 200,
-                id_digest: None,
-                pension_status: None,
-                credential_version: version,
-                cause: cause.as_deref(),
-            },
-        )
-        .await;
-    let now = state.clock().now_ms();
-    match done {
-        Ok(()) => answer(code, extra, now),
-        Err(_) => answer(OpCode::AccessTokenIssueFailed, Map::new(), now),
-    }
+    let decision = decide(&req, state).await;
+    answer_credential(state, ROUTE, decision, OpCode::AccessTokenIssueFailed).await
 }
 
-async fn decide(
-    req: &HttpRequest,
-    state: &AppState,
-) -> (
-    OpCode,
-    Map<String, serde_json::Value>,
-    Option<String>,
-    Option<u32>,
-) {
+async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
     let refuse = |code: OpCode, cause: &str| (code, Map::new(), Some(cause.to_owned()), None);
     let params = match query_params(req.query_string()) {
         Ok(p) => p,

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use crate::error::ErrorCode;
 use crate::http::handlers::account_query;
 use crate::http::open_platform::{answer, app_secret};
-use crate::http::partners::{query_params, Answered, Exchange};
+use crate::http::partners::{first_use, query_params, Answered, Exchange, FirstUse};
 use crate::http::state::AppState;
 use crate::http::wechat::read_body;
 use crate::partners::open_platform::grants::{user_ref, valid_in_chain};
@@ -193,21 +193,11 @@ async fn decide(
     };
     // A nonce is remembered for as long as any ticket that could sign it lives.
     let window = rules.sign_ticket_secs.max(rules.user_ticket_secs) + rules.grace_secs;
-    match state
-        .replay()
-        .check_and_record(&format!("op:{app_id}:{nonce}"), now / 1000, window)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            state
-                .metrics()
-                .verify_failures
-                .with_label_values(&["op_replay"])
-                .inc();
-            return refuse(OpCode::SignatureIncorrect, "nonce replayed");
-        }
-        Err(e) => return refuse(OpCode::Timeout, e.to_string()),
+    let key = format!("op:{app_id}:{nonce}");
+    match first_use(state, &key, now / 1000, window, "op_replay").await {
+        FirstUse::Yes => {}
+        FirstUse::Replayed => return refuse(OpCode::SignatureIncorrect, "nonce replayed"),
+        FirstUse::Unavailable(cause) => return refuse(OpCode::Timeout, cause),
     }
     if ticket_kind == GrantKind::UserTicket {
         match store.consume_grant(&grant.id, now).await {
