@@ -292,5 +292,11 @@ fn print_demo_banner(settings: &Settings) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if settings.partners.open_platform || settings.partners.callback || settings.partners.hmac {
+        println!(
+            "  Partner channels (docs/partner-channels.md): cargo run --release -- client open-platform|callback|hmac --name {} --id-number {}",
+            p.name, p.id_number
+        );
+    }
     println!();
 }
