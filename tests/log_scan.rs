@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{send, Db, Gateway, Req};
+use common::{send, Db, Req};
 use pension_gateway::accounts::demo::DEMO_PEOPLE;
 
 #[derive(Clone, Default)]
