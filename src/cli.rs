@@ -440,15 +440,8 @@ pub enum ClientCommand {
         /// Full URL of the account-query API.
         #[arg(long, default_value = "http://127.0.0.1:8080/v1/pension/account")]
         url: String,
-        /// user_true_name.
-        #[arg(long)]
-        name: String,
-        /// user_identify_card_num.
-        #[arg(long = "id-number")]
-        id_number: String,
-        /// session_id (optional).
-        #[arg(long)]
-        session: Option<String>,
+        #[command(flatten)]
+        query: crate::partner_cli::QueryArgs,
         /// Directory with `wechat-v<N>.key` (WeChat's private key) and `bank-v<N>.pub` files.
         #[arg(long, default_value = "keys/demo")]
         keys_dir: PathBuf,
@@ -886,15 +879,13 @@ fn wechat_client(keys_dir: &Path, settings: &Settings) -> Result<WechatClient, S
 
 pub async fn client(cmd: ClientCommand, settings: &Settings) -> Result<(), String> {
     let id = settings.wechat.signer_id.as_bytes();
-    let (url, name, id_number, session, keys_dir, verbose) = match cmd {
+    let (url, query, keys_dir, verbose) = match cmd {
         ClientCommand::Query {
             url,
-            name,
-            id_number,
-            session,
+            query,
             keys_dir,
             verbose,
-        } => (url, name, id_number, session, keys_dir, verbose),
+        } => (url, query, keys_dir, verbose),
         ClientCommand::Call {
             url,
             body,
@@ -980,11 +971,7 @@ pub async fn client(cmd: ClientCommand, settings: &Settings) -> Result<(), Strin
     };
     let client = wechat_client(&keys_dir, settings)?;
 
-    let mut body = serde_json::json!({"user_true_name": name, "user_identify_card_num": id_number, "corpno": "weibao"});
-    if let Some(s) = session {
-        body["session_id"] = serde_json::Value::String(s);
-    }
-    let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let body = query.json(None).into_bytes();
     let uri: actix_web::http::Uri = url.parse().map_err(|e| format!("--url: {e}"))?;
     let pq = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let now = chrono::Utc::now().timestamp();

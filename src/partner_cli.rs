@@ -11,7 +11,8 @@ use pension_gateway::partners::hmac as hmac_sign;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-/// The account query every partner command sends.
+/// The account query (DESIGN.md §1.4) every `client` command sends: `client query` as WeChat,
+/// and the partner commands.
 #[derive(Args)]
 pub struct QueryArgs {
     /// user_true_name.
@@ -26,7 +27,8 @@ pub struct QueryArgs {
 }
 
 impl QueryArgs {
-    fn json(&self, extra: Option<(&str, &str)>) -> String {
+    /// The request body, with one `extra` string field if given (`USER_ID` for user tickets).
+    pub fn json(&self, extra: Option<(&str, &str)>) -> String {
         let mut v = json!({
             "user_true_name": self.name,
             "user_identify_card_num": self.id_number,

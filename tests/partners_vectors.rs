@@ -145,18 +145,13 @@ fn callback_signature_is_sha256_hex_of_plain_salt_timestamp() {
 
 #[test]
 fn reply_codes_and_platform_codes_are_the_specs() {
-    let codes: Vec<(&str, &str)> = [
-        ReplyCode::Success,
-        ReplyCode::BadFormat,
-        ReplyCode::InputRequirement,
-        ReplyCode::ParseFailed,
-        ReplyCode::SignatureFailed,
-        ReplyCode::TimestampExpired,
-        ReplyCode::SslFailed,
-    ]
-    .iter()
-    .map(|c| (c.code(), c.desc()))
-    .collect();
+    let codes: Vec<(&str, &str)> = ReplyCode::ALL
+        .iter()
+        .map(|c| (c.code(), c.desc()))
+        .collect();
+    assert!(ReplyCode::ALL
+        .iter()
+        .all(|c| ReplyCode::parse(c.code()) == Some(*c)));
     assert_eq!(
         codes,
         [

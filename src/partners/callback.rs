@@ -55,6 +55,17 @@ pub enum ReplyCode {
 }
 
 impl ReplyCode {
+    /// Every code, in the spec's order.
+    pub const ALL: [ReplyCode; 7] = [
+        ReplyCode::Success,
+        ReplyCode::BadFormat,
+        ReplyCode::InputRequirement,
+        ReplyCode::ParseFailed,
+        ReplyCode::SignatureFailed,
+        ReplyCode::TimestampExpired,
+        ReplyCode::SslFailed,
+    ];
+
     /// `CODE` on the wire.
     pub fn code(self) -> &'static str {
         match self {
@@ -83,17 +94,7 @@ impl ReplyCode {
 
     /// Parses a `CODE`.
     pub fn parse(code: &str) -> Option<Self> {
-        [
-            ReplyCode::Success,
-            ReplyCode::BadFormat,
-            ReplyCode::InputRequirement,
-            ReplyCode::ParseFailed,
-            ReplyCode::SignatureFailed,
-            ReplyCode::TimestampExpired,
-            ReplyCode::SslFailed,
-        ]
-        .into_iter()
-        .find(|c| c.code() == code)
+        Self::ALL.into_iter().find(|c| c.code() == code)
     }
 }
 
