@@ -276,15 +276,12 @@ struct Sent {
 }
 
 /// `senders` concurrent senders, each sending `per_sender` queries one after another.
-async fn burst<S, B>(svc: &S, keys: &Keys, senders: usize, per_sender: usize) -> Vec<Sent>
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn burst<S: common::TestService<B>, B: actix_web::body::MessageBody>(
+    svc: &S,
+    keys: &Keys,
+    senders: usize,
+    per_sender: usize,
+) -> Vec<Sent> {
     let one_sender = |_| async move {
         let mut out = Vec::with_capacity(per_sender);
         for _ in 0..per_sender {

@@ -78,15 +78,11 @@ fn the_scanner_ignores_uuids_but_not_personal_data() {
 }
 
 /// Every partner channel, success and refusals, with the person's data in the bodies.
-async fn partner_requests<S, B>(svc: &S, name: &str, id: &str)
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn partner_requests<S: common::TestService<B>, B: actix_web::body::MessageBody>(
+    svc: &S,
+    name: &str,
+    id: &str,
+) {
     use actix_web::test as at;
     use common::partners::*;
     use pension_gateway::client::partners::{HmacClient, OpenPlatformClient};

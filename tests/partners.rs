@@ -26,30 +26,21 @@ macro_rules! svc {
     };
 }
 
-async fn get<S, B>(svc: &S, uri: &str) -> Value
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn get<S: common::TestService<B>, B: actix_web::body::MessageBody>(
+    svc: &S,
+    uri: &str,
+) -> Value {
     let resp = at::call_service(svc, at::TestRequest::get().uri(uri).to_request()).await;
     assert_eq!(resp.status(), 200, "platform answers are HTTP 200");
     serde_json::from_slice(&at::read_body(resp).await).unwrap()
 }
 
 /// GETs `uri` and returns the string at JSON `pointer` of the answer.
-async fn value<S, B>(svc: &S, uri: &str, pointer: &str) -> String
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn value<S: common::TestService<B>, B: actix_web::body::MessageBody>(
+    svc: &S,
+    uri: &str,
+    pointer: &str,
+) -> String {
     let v = get(svc, uri).await;
     v.pointer(pointer)
         .and_then(Value::as_str)
@@ -57,15 +48,11 @@ where
         .to_owned()
 }
 
-async fn post<S, B>(svc: &S, uri: &str, body: &str) -> (u16, Vec<u8>)
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn post<S: common::TestService<B>, B: actix_web::body::MessageBody>(
+    svc: &S,
+    uri: &str,
+    body: &str,
+) -> (u16, Vec<u8>) {
     let resp = at::call_service(
         svc,
         at::TestRequest::post()
@@ -115,15 +102,12 @@ fn assert_envelope(v: &Value, code: &str) {
 }
 
 /// Calls `/api/s/pension/10001` with `body` signed by `ticket`; returns the envelope.
-async fn call<S, B>(svc: &S, ticket: &str, kind: Option<&str>, body: &str) -> Value
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn call<S: common::TestService<B>, B: actix_web::body::MessageBody>(
+    svc: &S,
+    ticket: &str,
+    kind: Option<&str>,
+    body: &str,
+) -> Value {
     let c = op_client(APP_SECRET).sign_call("pension", "10001", kind, body, ticket, &nonce());
     let (status, bytes) = post(svc, &c.url, body).await;
     assert_eq!(status, 200);
@@ -375,15 +359,12 @@ fn seal(json: &str, salt: &str, at_ms: i64, seq: &str, trans: &str) -> String {
 }
 
 /// Posts a callback; checks the reply is a signed envelope under `SALT` echoing `seq`.
-async fn callback<S, B>(svc: &S, gw: &Gateway, body: &str, seq: &str) -> (u16, Value)
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn callback<S: common::TestService<B>, B: actix_web::body::MessageBody>(
+    svc: &S,
+    gw: &Gateway,
+    body: &str,
+    seq: &str,
+) -> (u16, Value) {
     let (status, bytes) = post(svc, &format!("/callback/{PARTNER}"), body).await;
     let env = Envelope::parse(&bytes).expect("every reply is an envelope");
     assert_eq!(env.seq_no, seq);

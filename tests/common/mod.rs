@@ -219,6 +219,17 @@ impl Gateway {
     }
 }
 
+/// The service `actix_web::test::init_service` returns, as one bound for test helpers.
+pub trait TestService<B>:
+    Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>
+{
+}
+
+impl<S, B> TestService<B> for S where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>
+{
+}
+
 /// A request as WeChat would send it, with knobs to break it.
 pub struct Req {
     pub method: &'static str,
