@@ -9,9 +9,9 @@ use std::sync::Arc;
 use actix_web::{test, App};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use pension_gateway::client::WechatClient;
+use pension_gateway::clock::ManualClock;
 use pension_gateway::config::{Settings, DEMO_PEPPER_HEX};
 use pension_gateway::crypto::{nonce, EngineKind, SecretKey};
-use pension_gateway::http::ManualClock;
 use pension_gateway::server::{build_state, load_keys};
 use pension_gateway::store::{Store, StoreOptions};
 

@@ -204,6 +204,16 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Admin listener (`POST /admin/keyring/reload`); must be a loopback address; "" disables it.
     pub admin_listen: String,
+    /// File holding the admin listener's bearer token (mode 0600); without it the admin
+    /// listener stays off.
+    pub admin_token_file: Option<PathBuf>,
+    /// Ops listener (`/readyz`, `/metrics`, `/healthz`); may bind an internal interface; ""
+    /// disables it.
+    pub ops_listen: String,
+    /// Deadline for a request's head (request line and headers), milliseconds.
+    pub header_timeout_ms: u64,
+    /// Deadline for a request's whole body, milliseconds.
+    pub body_timeout_ms: u64,
 }
 
 /// `[wechat]`
@@ -279,6 +289,10 @@ impl Default for ServerSettings {
             demo: false,
             shutdown_timeout_secs: 30,
             admin_listen: "127.0.0.1:9090".into(),
+            admin_token_file: None,
+            ops_listen: "127.0.0.1:9100".into(),
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -424,6 +438,17 @@ impl Settings {
         if w.signer_id.is_empty() || w.signer_id.len() > 1024 {
             return Err(ConfigError("wechat.signer_id must be 1–1024 bytes".into()));
         }
+        for (name, ms) in [
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+        ] {
+            if !(100..=120_000).contains(&ms) {
+                return Err(ConfigError(format!(
+                    "{name} must be 100–120000 milliseconds, got {ms}"
+                )));
+            }
+        }
+        self.ops_listen().map_err(ConfigError)?;
         if let Some(addr) = self.admin_listen().map_err(ConfigError)? {
             if !addr.ip().is_loopback() {
                 return Err(ConfigError(
@@ -473,6 +498,17 @@ impl Settings {
         a.parse()
             .map(Some)
             .map_err(|_| format!("server.admin_listen `{a}` is not an address like 127.0.0.1:9090"))
+    }
+
+    /// The ops listener's address, or None when `server.ops_listen` is "".
+    pub fn ops_listen(&self) -> Result<Option<SocketAddr>, String> {
+        let a = self.server.ops_listen.trim();
+        if a.is_empty() {
+            return Ok(None);
+        }
+        a.parse()
+            .map(Some)
+            .map_err(|_| format!("server.ops_listen `{a}` is not an address like 10.0.0.5:9100"))
     }
 
     /// The decoded ID pepper.

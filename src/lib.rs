@@ -1,25 +1,34 @@
 //! pension-gateway: the bank side of WeChat pension (微信养老金) account queries.
 //!
-//! Module map (DESIGN.md §2):
+//! Module map (the README's Layout section has the same map with files):
 //! - [`crypto`]: SM3/SM2 engines, signing strings, Authorization codec — pure, no I/O.
-//! - [`keyring`]: versioned keys, lifecycle, atomic reload.
-//! - [`replay`]: nonce store.
-//! - [`accounts`]: the domain — lookup and disclosure rules.
+//! - [`keyring`]: versioned keys and partner credentials, lifecycle, atomic reload.
+//! - [`replay`], [`limits`]: nonce store and per-identity / in-flight limits.
+//! - [`accounts`]: the account query every channel calls — lookup, disclosure rules, import.
 //! - [`store`]: diesel schema, pools, migrations, queries (MySQL, SQLite).
-//! - [`http`]: actix app, WeChat channel adapter, handlers, health, metrics.
-//! - [`client`]: the WeChat-side signer/verifier used by the CLI and tests.
+//! - [`partners`]: the partner channels' protocols (signing strings, codes, grant rules) — pure.
+//! - [`http`]: the public listener's route table; `http::wechat` and `http::partners` adapt each
+//!   channel to the account query.
+//! - [`ops`]: health, readiness, metrics and the authenticated key-ring reload.
+//! - [`state`], [`metrics`], [`clock`]: what every request shares — state, counters, time.
+//! - [`client`]: the signing clients (as WeChat, as the bank outbound, as each partner).
 //! - [`config`], [`error`], [`server`]: settings, the HTTP error type, process start-up.
+//! - [`bench`]: the load generator and engine benchmark behind `pension-gateway bench`.
 
 pub mod accounts;
 pub mod bench;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod keyring;
 pub mod limits;
+pub mod metrics;
+pub mod ops;
 pub mod partners;
 pub mod replay;
 pub mod server;
+pub mod state;
 pub mod store;

@@ -12,7 +12,6 @@ use clap::{Parser, Subcommand};
 use pension_gateway::config::Settings;
 
 mod cli;
-mod partner_cli;
 
 /// Bank gateway for WeChat pension (微信养老金) account queries, SM2-with-SM3 signed both ways.
 #[derive(Parser)]
@@ -36,12 +35,12 @@ enum Command {
     /// Database tasks.
     Db {
         #[command(subcommand)]
-        command: cli::DbCommand,
+        command: cli::db::DbCommand,
     },
     /// Account data tasks.
     Accounts {
         #[command(subcommand)]
-        command: cli::AccountsCommand,
+        command: cli::accounts::AccountsCommand,
     },
     /// Key ring administration (validated, atomic writes); reload the server afterwards.
     Keys {
@@ -49,17 +48,17 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
         #[command(subcommand)]
-        command: cli::KeysCommand,
+        command: cli::keys::KeysCommand,
     },
     /// Measure: SM2 engine throughput (`crypto`) or a running gateway under load (`http`).
     Bench {
         #[command(subcommand)]
-        command: cli::BenchCommand,
+        command: cli::bench::BenchCommand,
     },
     /// Act as WeChat: send signed queries, verify the bank's signed answers.
     Client {
         #[command(subcommand)]
-        command: cli::ClientCommand,
+        command: cli::client::ClientCommand,
     },
 }
 
@@ -96,7 +95,7 @@ fn main() -> ExitCode {
     let quiet_batches = matches!(
         &cli.command,
         Some(Command::Accounts {
-            command: cli::AccountsCommand::Import { .. }
+            command: cli::accounts::AccountsCommand::Import { .. }
         })
     );
     cli::init_logging(&settings, quiet_batches);
@@ -104,19 +103,19 @@ fn main() -> ExitCode {
         match cli.command {
             None | Some(Command::Serve { .. }) => pension_gateway::server::run(settings)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(anyhow::Error::from)
                 .map(|()| ExitCode::SUCCESS),
-            Some(Command::Db { command }) => cli::db(command, &settings)
+            Some(Command::Db { command }) => cli::db::run(command, &settings)
                 .await
                 .map(|()| ExitCode::SUCCESS),
-            Some(Command::Accounts { command }) => cli::accounts(command, &settings).await,
-            Some(Command::Client { command }) => cli::client(command, &settings)
+            Some(Command::Accounts { command }) => cli::accounts::run(command, &settings).await,
+            Some(Command::Client { command }) => cli::client::run(command, &settings)
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Some(Command::Keys { dir, command }) => {
-                cli::keys(command, dir, &settings).map(|()| ExitCode::SUCCESS)
+                cli::keys::run(command, dir, &settings).map(|()| ExitCode::SUCCESS)
             }
-            Some(Command::Bench { command }) => cli::bench(command, &settings)
+            Some(Command::Bench { command }) => cli::bench::run(command, &settings)
                 .await
                 .map(|()| ExitCode::SUCCESS),
         }
@@ -124,7 +123,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // `{:#}` prints the whole context chain on one line: "what failed: why".
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

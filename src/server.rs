@@ -7,11 +7,13 @@ use std::sync::Arc;
 use actix_web::{App, HttpServer};
 
 use crate::accounts::{demo, AccountDirectory};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::http::metrics::Metrics;
-use crate::http::{AppState, Clock, SystemClock};
 use crate::keyring::{load_keyring, KeyRingError, KeyRingHandle, Manifest};
+use crate::metrics::Metrics;
+use crate::ops::reload::reload_keys;
 use crate::replay::{MemoryReplayStore, RedisReplayStore, ReplayGuard};
+use crate::state::AppState;
 use crate::store::{Store, StoreOptions};
 
 /// Why the gateway could not start. Each message names what to fix.
@@ -138,68 +140,149 @@ pub fn build_state(
         clock,
         &settings.limits,
         settings.partners.clone(),
-    ))
+    )
+    .with_body_timeout(std::time::Duration::from_millis(
+        settings.server.body_timeout_ms,
+    )))
 }
 
-/// Reloads the key ring, logging and counting the result; a refused set keeps the old one.
-pub fn reload_keys(state: &AppState) -> Result<(), KeyRingError> {
-    match state.keyring().reload() {
-        Ok(ring) => {
-            state.metrics().record_keyring(&ring);
-            state
-                .metrics()
-                .keyring_reloads
-                .with_label_values(&["ok"])
-                .inc();
-            tracing::info!(active = ring.active_version(), rollout = ?ring.rollout(), "key ring reloaded");
-            Ok(())
-        }
-        Err(e) => {
-            state
-                .metrics()
-                .keyring_reloads
-                .with_label_values(&["refused"])
-                .inc();
-            tracing::error!(error = %e, "key ring reload refused; still serving the previous set");
-            Err(e)
-        }
+/// The sockets the gateway serves on. [`Listeners::bind`] takes them from the settings; tests
+/// bind `127.0.0.1:0` themselves and hand them to [`serve`], which starts the process exactly as
+/// production does.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The public listener: the WeChat channel, the partner channels, `/healthz`.
+    pub public: std::net::TcpListener,
+    /// The ops listener: `/readyz`, `/metrics`, `/healthz`.
+    pub ops: Option<std::net::TcpListener>,
+    /// The admin listener (`POST /admin/keyring/reload`, bearer token), loopback only.
+    pub admin: Option<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the listeners the settings name. The admin listener is bound only when an admin
+    /// token file is configured: an admin endpoint never runs without authentication.
+    pub fn bind(settings: &Settings) -> Result<Self, StartError> {
+        let public = std::net::TcpListener::bind(settings.server.listen)?;
+        let ops = match settings.ops_listen().map_err(StartError::Other)? {
+            Some(addr) => Some(std::net::TcpListener::bind(addr)?),
+            None => None,
+        };
+        let admin = match (
+            settings.admin_listen().map_err(StartError::Other)?,
+            &settings.server.admin_token_file,
+        ) {
+            (Some(addr), Some(_)) => Some(std::net::TcpListener::bind(addr)?),
+            (Some(addr), None) => {
+                tracing::info!(%addr, "admin listener off: set server.admin_token_file to enable POST /admin/keyring/reload (SIGHUP and the manifest watch still reload)");
+                None
+            }
+            (None, _) => None,
+        };
+        Ok(Self { public, ops, admin })
     }
 }
 
-/// Runs the gateway until SIGTERM/SIGINT (graceful: in-flight requests finish).
-pub async fn run(settings: Settings) -> Result<(), StartError> {
+/// Opens the database, loads the key ring and builds the state the settings describe (demo
+/// preparation included).
+pub async fn prepare(settings: &Settings) -> Result<AppState, StartError> {
     if settings.server.demo {
         prepare_demo_keys(&settings.keys.dir)?;
     }
-    let store = open_store(&settings).await?;
+    let store = open_store(settings).await?;
     let applied = store.run_migrations().await?;
     if !applied.is_empty() {
         tracing::info!(?applied, "database migrations applied");
     }
-    let keyring = load_keys(&settings)?;
+    let keyring = load_keys(settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = build_state(&settings, store, keyring, Arc::clone(&clock))?;
+    let state = build_state(settings, store, keyring, Arc::clone(&clock))?;
     if settings.server.demo {
         let n = demo::seed_demo(state.accounts(), clock.now()).await?;
         tracing::info!(accounts = n, "demo accounts seeded");
     }
+    Ok(state)
+}
+
+/// Runs the gateway until SIGTERM/SIGINT (graceful: in-flight requests finish).
+pub async fn run(settings: Settings) -> Result<(), StartError> {
+    let listeners = Listeners::bind(&settings)?;
+    serve(settings, listeners).await
+}
+
+/// Runs the gateway on `listeners` until SIGTERM/SIGINT.
+pub async fn serve(settings: Settings, listeners: Listeners) -> Result<(), StartError> {
+    let state = prepare(&settings).await?;
+    serve_state(&settings, state, listeners).await
+}
+
+/// Serves an already built `state` on `listeners` until SIGTERM/SIGINT: the listeners'
+/// deadlines, key-ring reload on SIGHUP and on manifest change, the demo banner.
+pub async fn serve_state(
+    settings: &Settings,
+    state: AppState,
+    listeners: Listeners,
+) -> Result<(), StartError> {
+    let token = match (&listeners.admin, &settings.server.admin_token_file) {
+        (Some(_), Some(path)) => Some(Arc::new(crate::ops::AdminToken::from_file(path)?)),
+        _ => None,
+    };
     spawn_sighup_reload(state.clone());
     spawn_manifest_watch(
         state.clone(),
         settings.keys.dir.join("keyring.toml"),
         settings.keys.watch_interval_secs,
     );
+    let shutdown = settings.server.shutdown_timeout_secs;
+    let header_deadline = std::time::Duration::from_millis(settings.server.header_timeout_ms);
+    let listen = listeners.public.local_addr()?;
 
-    let listen = settings.server.listen;
-    let app_state = state.clone();
-    let mut server = HttpServer::new(move || {
-        let st = app_state.clone();
+    let public_state = state.clone();
+    let mut public = HttpServer::new(move || {
+        let st = public_state.clone();
         App::new().configure(move |cfg| crate::http::configure(cfg, st))
     })
-    .shutdown_timeout(settings.server.shutdown_timeout_secs)
-    .bind(listen)?;
+    // The head must arrive within this deadline (actix answers 408 and closes otherwise); the
+    // body has its own deadline in `http::body`.
+    .client_request_timeout(header_deadline)
+    .client_disconnect_timeout(std::time::Duration::from_secs(1))
+    .shutdown_timeout(shutdown)
+    .listen(listeners.public)?;
     if settings.server.workers > 0 {
-        server = server.workers(settings.server.workers);
+        public = public.workers(settings.server.workers);
+    }
+    let mut servers = vec![public.run()];
+    if let Some(l) = listeners.ops {
+        let addr = l.local_addr()?;
+        let st = state.clone();
+        servers.push(
+            HttpServer::new(move || {
+                let st = st.clone();
+                App::new().configure(move |cfg| crate::ops::configure_ops(cfg, st))
+            })
+            .workers(1)
+            .client_request_timeout(header_deadline)
+            .shutdown_timeout(shutdown)
+            .listen(l)?
+            .run(),
+        );
+        tracing::info!(%addr, "ops listener (/readyz, /metrics, /healthz)");
+    }
+    if let (Some(l), Some(token)) = (listeners.admin, token) {
+        let addr = l.local_addr()?;
+        let st = state.clone();
+        servers.push(
+            HttpServer::new(move || {
+                let (st, token) = (st.clone(), Arc::clone(&token));
+                App::new().configure(move |cfg| crate::ops::configure_admin(cfg, st, token))
+            })
+            .workers(1)
+            .client_request_timeout(header_deadline)
+            .shutdown_timeout(shutdown)
+            .listen(l)?
+            .run(),
+        );
+        tracing::info!(%addr, "admin listener (POST /admin/keyring/reload, bearer token)");
     }
     let ring = state.keyring().snapshot();
     tracing::info!(
@@ -209,25 +292,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         "pension-gateway listening"
     );
     if settings.server.demo {
-        print_demo_banner(&settings);
+        print_demo_banner(settings, listen);
     }
-    let main = server.run();
-    match settings.admin_listen().map_err(StartError::Other)? {
-        None => main.await?,
-        Some(addr) => {
-            let admin_state = state.clone();
-            let admin = HttpServer::new(move || {
-                let st = admin_state.clone();
-                App::new().configure(move |cfg| crate::http::configure_admin(cfg, st))
-            })
-            .workers(1)
-            .shutdown_timeout(settings.server.shutdown_timeout_secs)
-            .bind(addr)?
-            .run();
-            tracing::info!(%addr, "admin listener (POST /admin/keyring/reload)");
-            futures_util::future::try_join(main, admin).await?;
-        }
-    }
+    futures_util::future::try_join_all(servers).await?;
     tracing::info!("pension-gateway stopped");
     Ok(())
 }
@@ -271,8 +338,8 @@ fn spawn_manifest_watch(state: AppState, manifest: std::path::PathBuf, interval_
     });
 }
 
-fn print_demo_banner(settings: &Settings) {
-    let url = format!("http://{}{}", settings.server.listen, settings.wechat.route);
+fn print_demo_banner(settings: &Settings, listen: std::net::SocketAddr) {
+    let url = format!("http://{listen}{}", settings.wechat.route);
     let p = &demo::DEMO_PEOPLE[0];
     println!();
     println!("  pension-gateway is running in DEMO mode (published demo keys, demo accounts).");

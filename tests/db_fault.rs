@@ -80,7 +80,7 @@ impl Proxy {
 struct Rig {
     proxy: Proxy,
     keys: Keys,
-    state: pension_gateway::http::AppState,
+    state: pension_gateway::state::AppState,
     store: Store,
     _db: DropDatabase, // last: dropped after the pool
 }
@@ -144,7 +144,7 @@ impl Rig {
         .await
         .unwrap();
         store.run_migrations().await.unwrap();
-        let clock = Arc::new(pension_gateway::http::ManualClock::at(NOW));
+        let clock = Arc::new(pension_gateway::clock::ManualClock::at(NOW));
         let state = pension_gateway::server::build_state(
             &s,
             store.clone(),
@@ -172,12 +172,17 @@ async fn mysql_outage_gives_signed_errors_and_recovers_without_restart() {
     };
     let (proxy, keys, store, state) = (&rig.proxy, &rig.keys, &rig.store, &rig.state);
     let st = state.clone();
+    let ops = st.clone();
     let svc = actix_web::test::init_service(
-        actix_web::App::new().configure(move |cfg| pension_gateway::http::configure(cfg, st)),
+        actix_web::App::new()
+            .configure(move |cfg| pension_gateway::http::configure(cfg, st))
+            .configure(move |cfg| pension_gateway::ops::configure_ops(cfg, ops)),
     )
     .await;
+    // The readiness verdict is cached for READINESS_TTL: wait it out before each check.
     macro_rules! ready {
-        () => {
+        () => {{
+            actix_web::rt::time::sleep(pension_gateway::ops::health::READINESS_TTL).await;
             actix_web::test::call_service(
                 &svc,
                 actix_web::test::TestRequest::get()
@@ -187,7 +192,7 @@ async fn mysql_outage_gives_signed_errors_and_recovers_without_restart() {
             .await
             .status()
             .as_u16()
-        };
+        }};
     }
 
     let mut ok_ids = Vec::new();
@@ -339,11 +344,16 @@ async fn mysql_outage_under_concurrent_load() {
     };
     let (proxy, keys, store) = (&rig.proxy, &rig.keys, &rig.store);
     let st = rig.state.clone();
+    let ops = st.clone();
     let svc = actix_web::test::init_service(
-        actix_web::App::new().configure(move |cfg| pension_gateway::http::configure(cfg, st)),
+        actix_web::App::new()
+            .configure(move |cfg| pension_gateway::http::configure(cfg, st))
+            .configure(move |cfg| pension_gateway::ops::configure_ops(cfg, ops)),
     )
     .await;
+    // The readiness verdict is cached for READINESS_TTL: wait it out before each check.
     let ready = || async {
+        actix_web::rt::time::sleep(pension_gateway::ops::health::READINESS_TTL).await;
         actix_web::test::call_service(
             &svc,
             actix_web::test::TestRequest::get()

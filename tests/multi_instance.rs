@@ -22,9 +22,9 @@ use actix_web::{App, HttpServer};
 use common::{Keys, NOW};
 use pension_gateway::accounts::demo::{seed_demo, DEMO_PEOPLE};
 use pension_gateway::client::WechatClient;
+use pension_gateway::clock::ManualClock;
 use pension_gateway::config::Settings;
 use pension_gateway::crypto::SecretKey;
-use pension_gateway::http::ManualClock;
 use pension_gateway::server::{build_state, load_keys};
 use pension_gateway::store::{Store, StoreOptions};
 
@@ -284,7 +284,11 @@ async fn send(http: &awc::Client, client: &WechatClient, addr: SocketAddr, q: &S
     let body = resp.body().await.unwrap_or_default();
     let headers = resp.headers().clone();
     let signed_by = client
-        .verify_response(|n| headers.get(n).and_then(|v| v.to_str().ok()), &body)
+        .verify_response(
+            |n| headers.get(n).and_then(|v| v.to_str().ok()),
+            &body,
+            chrono::Utc::now().timestamp(),
+        )
         .map_err(|e| format!("{e:?}"));
     Answer {
         status,

@@ -85,10 +85,13 @@ fn bank_signs_outbound_and_verifies_wechat_response() {
             .find(|(k, _)| k.eq_ignore_ascii_case(n))
             .map(|(_, v)| v.as_str())
     };
-    assert_eq!(client.verify_response(get, br#"{"ok":true}"#), Ok(7));
+    assert_eq!(
+        client.verify_response(get, br#"{"ok":true}"#, 1_661_776_967),
+        Ok(7)
+    );
     // Tampered body, unknown version, missing header are refused.
     assert_eq!(
-        client.verify_response(get, br#"{"ok":false}"#),
+        client.verify_response(get, br#"{"ok":false}"#, 1_661_776_967),
         Err(ResponseError::Signature(7))
     );
     let other: Vec<_> = headers
@@ -111,11 +114,29 @@ fn bank_signs_outbound_and_verifies_wechat_response() {
             .map(|(_, v)| v.as_str())
     };
     assert_eq!(
-        client.verify_response(get2, br#"{"ok":true}"#),
+        client.verify_response(get2, br#"{"ok":true}"#, 1_661_776_967),
         Err(ResponseError::UnknownVersion(8))
     );
     assert_eq!(
-        client.verify_response(|_| None, b""),
+        client.verify_response(|_| None, b"", 1_661_776_967),
         Err(ResponseError::Header("WxIns-Version"))
     );
+    // A signed answer is only taken within ±300 s of the verifier's clock (inclusive): a
+    // captured old answer replayed to the client is refused.
+    for dt in [-300, 0, 300] {
+        assert_eq!(
+            client.verify_response(get, br#"{"ok":true}"#, 1_661_776_967 + dt),
+            Ok(7)
+        );
+    }
+    for dt in [-301, 301, 86_400] {
+        assert_eq!(
+            client.verify_response(get, br#"{"ok":true}"#, 1_661_776_967 + dt),
+            Err(ResponseError::Stale {
+                timestamp: 1_661_776_967,
+                now: 1_661_776_967 + dt,
+                skew: 300
+            })
+        );
+    }
 }

@@ -377,9 +377,9 @@ async fn callback<S: common::TestService<B>, B: actix_web::body::MessageBody>(
 trait NowMs {
     fn now_ms_for_tests(&self) -> i64;
 }
-impl NowMs for pension_gateway::http::ManualClock {
+impl NowMs for pension_gateway::clock::ManualClock {
     fn now_ms_for_tests(&self) -> i64 {
-        use pension_gateway::http::Clock;
+        use pension_gateway::clock::Clock;
         self.now_ms()
     }
 }

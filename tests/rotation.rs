@@ -14,9 +14,13 @@ use std::time::{Duration, Instant};
 use actix_web::{App, HttpServer};
 use common::Keys;
 use pension_gateway::client::WechatClient;
+use pension_gateway::clock::SystemClock;
 use pension_gateway::crypto::{nonce, EngineKind, PublicKey, SecretKey};
-use pension_gateway::http::SystemClock;
 use pension_gateway::keyring::admin::KeyDir;
+use pension_gateway::ops::AdminToken;
+
+/// The admin bearer token of the server under test.
+const ADMIN_TOKEN: &[u8] = b"rotation-test-admin-token";
 use pension_gateway::server::{build_state, load_keys};
 
 const ID: &[u8] = b"1234567812345678";
@@ -75,7 +79,13 @@ fn start_server(keys_dir: std::path::PathBuf) -> std::net::SocketAddr {
                 let b = state.clone();
                 App::new()
                     .configure(move |cfg| pension_gateway::http::configure(cfg, a))
-                    .configure(move |cfg| pension_gateway::http::configure_admin(cfg, b))
+                    .configure(move |cfg| {
+                        pension_gateway::ops::configure_admin(
+                            cfg,
+                            b,
+                            Arc::new(AdminToken::new(ADMIN_TOKEN)),
+                        )
+                    })
             })
             .workers(2)
             .listen(listener)
@@ -91,6 +101,7 @@ fn start_server(keys_dir: std::path::PathBuf) -> std::net::SocketAddr {
 async fn reload(http: &awc::Client, addr: std::net::SocketAddr) -> serde_json::Value {
     let mut r = http
         .post(format!("http://{addr}/admin/keyring/reload"))
+        .bearer_auth(std::str::from_utf8(ADMIN_TOKEN).unwrap())
         .send()
         .await
         .unwrap();
@@ -178,9 +189,11 @@ async fn rotate_bank_and_wechat_keys_under_load_with_zero_failures() {
                 let status = resp.status().as_u16();
                 let rbody = resp.body().await.unwrap_or_default();
                 let headers = resp.headers().clone();
-                match client
-                    .verify_response(|n| headers.get(n).and_then(|v| v.to_str().ok()), &rbody)
-                {
+                match client.verify_response(
+                    |n| headers.get(n).and_then(|v| v.to_str().ok()),
+                    &rbody,
+                    chrono::Utc::now().timestamp(),
+                ) {
                     Ok(bv) if status == 200 => {
                         *by_version.lock().unwrap().entry((wv, bv)).or_default() += 1
                     }
@@ -233,6 +246,7 @@ async fn rotate_bank_and_wechat_keys_under_load_with_zero_failures() {
     std::fs::write(keys.dir.path().join("keyring.toml"), "not = [valid").unwrap();
     let mut r = http
         .post(format!("http://{addr}/admin/keyring/reload"))
+        .bearer_auth(std::str::from_utf8(ADMIN_TOKEN).unwrap())
         .send()
         .await
         .unwrap();

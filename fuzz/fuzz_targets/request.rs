@@ -9,7 +9,8 @@ use actix_web::web::Data;
 use libfuzzer_sys::fuzz_target;
 use pension_gateway::client::WechatClient;
 use pension_gateway::crypto::{EngineKind, SecretKey};
-use pension_gateway::http::{AppState, ManualClock};
+use pension_gateway::clock::ManualClock;
+use pension_gateway::state::AppState;
 
 struct World {
     rt: actix_web::rt::SystemRunner,
@@ -77,12 +78,12 @@ fuzz_target!(|data: &[u8]| {
         let resp = w.rt.block_on(async {
             use actix_web::FromRequest;
             let payload = actix_web::web::Payload::from_request(&http_req, &mut payload).await.unwrap();
-            pension_gateway::http::handlers::account_query::entry(http_req, payload, Data::new(w.state.clone())).await
+            pension_gateway::http::wechat::account_query::entry(http_req, payload, Data::new(w.state.clone())).await
         });
         assert_ne!(resp.status().as_u16(), 200, "random input must never be accepted");
         let headers = resp.headers().clone();
         let bytes = w.rt.block_on(actix_web::body::to_bytes(resp.into_body())).unwrap_or_default();
-        let verdict = w.checker.verify_response(|n| headers.get(n).and_then(|v| v.to_str().ok()), &bytes);
+        let verdict = w.checker.verify_response(|n| headers.get(n).and_then(|v| v.to_str().ok()), &bytes, 1_661_776_967);
         assert_eq!(verdict, Ok(1), "every answer of the channel is signed");
     });
 });

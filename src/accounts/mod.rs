@@ -6,6 +6,7 @@
 //! bank (status 1 or 2). Status 3 (no account) and 4 (opened at another bank) disclose only
 //! the echoed name and ID number, with empty phone and card fields.
 
+pub mod answer;
 pub mod demo;
 pub mod identity;
 pub mod import;

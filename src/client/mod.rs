@@ -29,7 +29,21 @@ pub enum ResponseError {
     /// The signature does not match.
     #[error("response signature does not verify under key version {0}")]
     Signature(u32),
+    /// `WxIns-Timestamp` is further from now than the allowed skew (a stale or replayed answer).
+    #[error("response timestamp {timestamp} is more than {skew} s from now ({now})")]
+    Stale {
+        /// The response's timestamp.
+        timestamp: i64,
+        /// The verifier's clock.
+        now: i64,
+        /// The allowed skew, seconds.
+        skew: i64,
+    },
 }
+
+/// How far a response's `WxIns-Timestamp` may be from the verifier's clock, seconds (the same
+/// ±300 s the gateway allows requests).
+pub const RESPONSE_SKEW_SECS: i64 = 300;
 
 /// Signs requests with one party's key and verifies the other party's signed responses.
 pub struct SigningClient {
@@ -125,12 +139,15 @@ impl SigningClient {
         })
     }
 
-    /// Verifies a response's `WxIns-*` headers over its raw body; returns the peer's key version.
-    /// `header` looks a header up by name (case-insensitive).
+    /// Verifies a response's `WxIns-*` headers over its raw body at `now` (unix seconds):
+    /// signature under the version it names, and `WxIns-Timestamp` within
+    /// [`RESPONSE_SKEW_SECS`] of `now`. Returns the peer's key version. `header` looks a header
+    /// up by name (case-insensitive).
     pub fn verify_response<'a>(
         &self,
         header: impl Fn(&str) -> Option<&'a str>,
         body: &[u8],
+        now: i64,
     ) -> Result<u32, ResponseError> {
         let version: u32 = header("WxIns-Version")
             .and_then(|v| v.parse().ok())
@@ -149,6 +166,17 @@ impl SigningClient {
         verifier
             .verify(&response_signing_string(ts, nonce, body), &sig)
             .map_err(|_| ResponseError::Signature(version))?;
+        // Judged after the signature, so the timestamp compared is the one that was signed.
+        let timestamp: i64 = ts
+            .parse()
+            .map_err(|_| ResponseError::Header("WxIns-Timestamp"))?;
+        if (now - timestamp).abs() > RESPONSE_SKEW_SECS {
+            return Err(ResponseError::Stale {
+                timestamp,
+                now,
+                skew: RESPONSE_SKEW_SECS,
+            });
+        }
         Ok(version)
     }
 }

@@ -15,10 +15,11 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{test, App};
 use pension_gateway::accounts::demo;
 use pension_gateway::client::WechatClient;
+use pension_gateway::clock::ManualClock;
 use pension_gateway::config::{Settings, DEMO_PEPPER_HEX};
 use pension_gateway::crypto::{EngineKind, PublicKey, SecretKey};
-use pension_gateway::http::{AppState, ManualClock};
 use pension_gateway::server::{build_state, load_keys};
+use pension_gateway::state::AppState;
 use pension_gateway::store::{Store, StoreOptions};
 
 /// 2022-08-29, the WeChat guide's example timestamp.
@@ -331,9 +332,11 @@ where
     let headers = resp.headers().clone();
     let body = test::read_body(resp).await.to_vec();
     let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    let signed_by = keys
-        .client(1, true)
-        .verify_response(|n| headers.get(n).and_then(|v| v.to_str().ok()), &body);
+    let signed_by = keys.client(1, true).verify_response(
+        |n| headers.get(n).and_then(|v| v.to_str().ok()),
+        &body,
+        NOW,
+    );
     Resp {
         status,
         headers,

@@ -4,7 +4,7 @@
 use actix_web::web::Data;
 use actix_web::HttpResponse;
 
-use crate::http::state::AppState;
+use crate::state::AppState;
 
 /// The document as shipped in `docs/openapi.json`.
 pub const DOCUMENT: &str = include_str!("../../../docs/openapi.json");

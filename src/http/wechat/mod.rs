@@ -5,6 +5,7 @@
 //! verify the raw bytes and to answer oversized bodies with a *signed* error) and must sign
 //! the exact bytes it sends. Owning both ends in one function keeps that airtight.
 
+pub mod account_query;
 pub mod respond;
 pub mod verify;
 
@@ -12,14 +13,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::http::{header, Method};
-use actix_web::web::{Bytes, BytesMut, Payload};
+use actix_web::http::Method;
+use actix_web::web::{Bytes, Payload};
 use actix_web::{HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::http::state::AppState;
+use crate::http::body::{admit, read_body};
 use crate::keyring::KeyRing;
+use crate::limits::Permit;
+use crate::state::AppState;
 use crate::store::NewAudit;
 
 /// A request that passed every check of DESIGN.md §1.1.
@@ -63,18 +65,9 @@ where
     let request_id = verify::request_id(req.headers());
     let echo_id = request_id.as_ref().ok().cloned();
 
-    // The in-flight cap is checked first: it is the cheapest refusal.
-    let permit = state.concurrency().try_acquire();
-    let outcome = match permit {
-        None => Err((
-            ApiError::new(
-                ErrorCode::RuleLimit,
-                "too many requests in flight at the bank; retry shortly",
-            ),
-            "concurrency",
-        )),
-        Some(_) => authenticate(&req, payload, &state, &ring, request_id).await,
-    };
+    // The in-flight permit is taken only once the whole body has arrived (inside
+    // `authenticate`), so a caller that trickles its body holds a connection, never a permit.
+    let outcome = authenticate(&req, payload, &state, &ring, request_id).await;
     let (status, body, code, wechat_version, audit) = match outcome {
         Err((err, reason)) => {
             state
@@ -84,7 +77,8 @@ where
                 .inc();
             (err.status, err.body(), Some(err.clone()), None, None)
         }
-        Ok(verified) => {
+        Ok((verified, permit)) => {
+            let _permit = permit;
             let request_id = verified.request_id.clone();
             let wechat_version = verified.wechat_key_version;
             let reply = handler(verified, state.clone()).await;
@@ -163,7 +157,7 @@ async fn authenticate(
     state: &AppState,
     ring: &KeyRing,
     request_id: Result<String, ApiError>,
-) -> Result<VerifiedRequest, (ApiError, &'static str)> {
+) -> Result<(VerifiedRequest, Permit), (ApiError, &'static str)> {
     if req.method() != Method::POST {
         return Err((
             ApiError::new(ErrorCode::MethodNotAllowed, "this API accepts POST only"),
@@ -174,50 +168,19 @@ async fn authenticate(
     let auth = verify::check_headers(state, req.headers()).map_err(|e| (e, "header"))?;
     let body = read_body(req, payload, state.wechat().max_body_bytes)
         .await
-        .map_err(|e| (e, "body_size"))?;
+        .map_err(|e| (e, "body"))?;
+    let permit = admit(state).map_err(|e| (e, "concurrency"))?;
     let pq = req
         .uri()
         .path_and_query()
         .map_or(req.uri().path(), |pq| pq.as_str());
     let verified = verify::verify(state, ring, req.method(), pq.as_bytes(), &auth, &body).await?;
-    Ok(VerifiedRequest {
-        request_id,
-        body,
-        wechat_key_version: verified.wechat_key_version,
-    })
-}
-
-/// Reads the body up to `limit` bytes; a declared or actual larger body is refused.
-pub(crate) async fn read_body(
-    req: &HttpRequest,
-    mut payload: Payload,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::ParamError,
-            format!("body exceeds the {limit}-byte limit"),
-        )
-    };
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
-        let len: usize = len
-            .to_str()
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ApiError::new(ErrorCode::ParamError, "Content-Length is invalid"))?;
-        if len > limit {
-            return Err(too_large());
-        }
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(ErrorCode::ParamError, "body could not be read").with_cause(e)
-        })?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
+    Ok((
+        VerifiedRequest {
+            request_id,
+            body,
+            wechat_key_version: verified.wechat_key_version,
+        },
+        permit,
+    ))
 }

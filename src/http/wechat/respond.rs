@@ -9,8 +9,8 @@ use actix_web::HttpResponse;
 
 use crate::crypto::nonce;
 use crate::crypto::signing_string::response_signing_string;
-use crate::http::state::AppState;
 use crate::keyring::{BankKey, KeyRing};
+use crate::state::AppState;
 
 /// The bank key that will sign this response (drawn once, so the audit row can name it).
 pub fn choose_signer(ring: &KeyRing) -> Option<&BankKey> {

@@ -10,8 +10,8 @@ use actix_web::http::Method;
 use crate::crypto::signing_string::request_signing_string;
 use crate::crypto::{Authorization, Signature};
 use crate::error::{ApiError, ErrorCode};
-use crate::http::state::AppState;
 use crate::keyring::KeyRing;
+use crate::state::AppState;
 
 /// What a verified request carries into the handler.
 #[derive(Debug)]

@@ -9,16 +9,16 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use crate::error::ErrorCode;
-use crate::http::handlers::account_query;
-use crate::http::open_platform::{answer, app_secret};
+use crate::http::body::{admit, read_body};
+use crate::http::partners::open_platform::{answer, app_secret};
 use crate::http::partners::{first_use, query_params, Answered, Exchange, FirstUse};
-use crate::http::state::AppState;
-use crate::http::wechat::read_body;
+use crate::http::wechat::account_query;
 use crate::partners::open_platform::grants::{user_ref, valid_in_chain};
 use crate::partners::open_platform::{
     nonce_ok, request_values, verify, GrantKind, GrantRecord, GrantValue, OpCode, VERSION,
 };
 use crate::partners::Channel;
+use crate::state::AppState;
 
 /// Route label used in metrics.
 pub const ROUTE: &str = "op_service";
@@ -127,6 +127,11 @@ async fn decide(
     let body = match read_body(req, payload, body_limit(state)).await {
         Ok(b) => b,
         Err(e) => return refuse(OpCode::InputRequirement, e.message.to_string()),
+    };
+    // Admitted only once the whole body has arrived; held until the answer is decided.
+    let _permit = match admit(state) {
+        Ok(p) => p,
+        Err(e) => return refuse(OpCode::Timeout, e.message.to_string()),
     };
     let Ok(body_text) = std::str::from_utf8(&body) else {
         return refuse(OpCode::InputRequirement, "body is not UTF-8");

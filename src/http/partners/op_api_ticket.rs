@@ -6,13 +6,13 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use crate::http::open_platform::{
+use crate::http::partners::open_platform::{
     answer_credential, app_secret, check_access_token, issue, CredentialDecision, TokenRefusal,
 };
 use crate::http::partners::query_params;
-use crate::http::state::AppState;
 use crate::partners::open_platform::grants::user_ref;
 use crate::partners::open_platform::{GrantKind, OpCode, VERSION};
+use crate::state::AppState;
 
 /// Route label used in metrics.
 pub const ROUTE: &str = "op_api_ticket";

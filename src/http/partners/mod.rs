@@ -2,11 +2,18 @@
 //! before every answer leaves, metrics and the one log line per request (no personal data, no
 //! secrets, no query strings — they carry secrets and tokens).
 
+pub mod callback_receive;
+pub mod hmac_account;
+pub mod op_access_token;
+pub mod op_api_ticket;
+pub mod op_service;
+pub(crate) mod open_platform;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::http::state::AppState;
 use crate::partners::Channel;
+use crate::state::AppState;
 use crate::store::{NewAudit, StoreError};
 
 /// The parameters of a query string; a repeated name is refused (which one would count?).

@@ -12,12 +12,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::error::ErrorCode;
-use crate::http::handlers::account_query;
+use crate::http::body::{admit, read_body};
 use crate::http::partners::{first_use, Answered, Exchange, FirstUse};
-use crate::http::state::AppState;
-use crate::http::wechat::read_body;
+use crate::http::wechat::account_query;
 use crate::partners::callback::{Envelope, ReplyCode};
 use crate::partners::Channel;
+use crate::state::AppState;
 
 /// Route label used in metrics.
 pub const ROUTE: &str = "callback";
@@ -130,6 +130,16 @@ async fn decide(
     let body = match read_body(req, payload, state.wechat().max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return refuse(d, ReplyCode::BadFormat, &e.message),
+    };
+    // Admitted only once the whole body has arrived; held until the answer is decided.
+    let _permit = match admit(state) {
+        Ok(p) => p,
+        Err(e) => {
+            d.status = StatusCode::SERVICE_UNAVAILABLE;
+            d.plain = json!({"CODE": UNAVAILABLE_CODE, "DESC": "系统繁忙，请稍后重试"});
+            d.cause = Some(e.message.to_string());
+            return d;
+        }
     };
     let env = match Envelope::parse(&body) {
         Ok(e) => e,

@@ -4,45 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Args;
 use pension_gateway::client::partners::{CallbackClient, HmacClient, OpenPlatformClient};
 use pension_gateway::crypto::nonce;
 use pension_gateway::partners::hmac as hmac_sign;
-use serde_json::{json, Value};
+use serde_json::Value;
 use zeroize::Zeroizing;
-
-/// The account query (DESIGN.md §1.4) every `client` command sends: `client query` as WeChat,
-/// and the partner commands.
-#[derive(Args)]
-pub struct QueryArgs {
-    /// user_true_name.
-    #[arg(long)]
-    name: String,
-    /// user_identify_card_num.
-    #[arg(long = "id-number")]
-    id_number: String,
-    /// session_id (optional).
-    #[arg(long)]
-    session: Option<String>,
-}
-
-impl QueryArgs {
-    /// The request body, with one `extra` string field if given (`USER_ID` for user tickets).
-    pub fn json(&self, extra: Option<(&str, &str)>) -> String {
-        let mut v = json!({
-            "user_true_name": self.name,
-            "user_identify_card_num": self.id_number,
-            "corpno": "weibao",
-        });
-        if let Some(s) = &self.session {
-            v["session_id"] = Value::String(s.clone());
-        }
-        if let Some((k, val)) = extra {
-            v[k] = Value::String(val.to_owned());
-        }
-        v.to_string()
-    }
-}
 
 /// `client open-platform`
 #[derive(Args)]
@@ -69,7 +37,7 @@ pub struct OpenPlatformArgs {
     #[arg(long)]
     user_id: Option<String>,
     #[command(flatten)]
-    query: QueryArgs,
+    query: super::QueryArgs,
 }
 
 /// `client callback`
@@ -85,7 +53,7 @@ pub struct CallbackArgs {
     #[arg(long, default_value = "PensionAccountQuery")]
     trans_name: String,
     #[command(flatten)]
-    query: QueryArgs,
+    query: super::QueryArgs,
 }
 
 /// `client hmac`
@@ -101,12 +69,12 @@ pub struct HmacArgs {
     #[arg(long, default_value = "keys/demo/hmac-fappdemo0001-v1.secret")]
     token_file: PathBuf,
     #[command(flatten)]
-    query: QueryArgs,
+    query: super::QueryArgs,
 }
 
-fn read_secret(path: &Path) -> Result<Zeroizing<String>, String> {
+fn read_secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?,
     );
     Ok(Zeroizing::new(
         text.trim_end_matches(['\n', '\r']).to_owned(),
@@ -118,9 +86,9 @@ fn pretty(v: &Value) -> String {
 }
 
 /// `client open-platform`: token → ticket → signed business call.
-pub async fn open_platform(a: OpenPlatformArgs) -> Result<(), String> {
+pub async fn open_platform(a: OpenPlatformArgs) -> anyhow::Result<()> {
     let client = OpenPlatformClient::new(&a.base_url, &a.app_id, read_secret(&a.secret_file)?);
-    let token = client.access_token().await?;
+    let token = client.access_token().await.map_err(anyhow::Error::msg)?;
     let access_token = token["access_token"]
         .as_str()
         .unwrap_or_default()
@@ -133,7 +101,8 @@ pub async fn open_platform(a: OpenPlatformArgs) -> Result<(), String> {
     let kind = if a.user_id.is_some() { "user" } else { "sign" };
     let tickets = client
         .ticket(&access_token, kind, a.user_id.as_deref())
-        .await?;
+        .await
+        .map_err(anyhow::Error::msg)?;
     let ticket = tickets["tickets"][0]["value"]
         .as_str()
         .unwrap_or_default()
@@ -155,7 +124,10 @@ pub async fn open_platform(a: OpenPlatformArgs) -> Result<(), String> {
         "3. POST /api/s/{}/{} signed: sign = SHA1(sorted [app_id, version, nonce, type, body, ticket]) upper-case hex",
         a.service, a.code
     );
-    let envelope = client.send(&call, &body).await?;
+    let envelope = client
+        .send(&call, &body)
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!("{}", pretty(&envelope));
     if let Some(j) = envelope["jsonData"].as_str() {
         if let Ok(v) = serde_json::from_str::<Value>(j) {
@@ -164,7 +136,7 @@ pub async fn open_platform(a: OpenPlatformArgs) -> Result<(), String> {
     }
     match envelope["code"].as_str() {
         Some("60840000") => Ok(()),
-        _ => Err(format!(
+        _ => Err(anyhow::anyhow!(
             "platform code {} ({})",
             envelope["code"].as_str().unwrap_or("?"),
             envelope["msg"].as_str().unwrap_or("?")
@@ -173,7 +145,7 @@ pub async fn open_platform(a: OpenPlatformArgs) -> Result<(), String> {
 }
 
 /// `client callback`: a salted, signed query; the reply's signature is verified.
-pub async fn callback(a: CallbackArgs) -> Result<(), String> {
+pub async fn callback(a: CallbackArgs) -> anyhow::Result<()> {
     let client = CallbackClient::new(&a.url, read_secret(&a.salt_file)?);
     let seq_no = format!(
         "{}{}",
@@ -182,18 +154,19 @@ pub async fn callback(a: CallbackArgs) -> Result<(), String> {
     );
     let reply = client
         .call(&a.trans_name, &a.query.json(None), &seq_no)
-        .await?;
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!("HTTP {}  SeqNo {}", reply.status, reply.envelope.seq_no);
     println!("{}", pretty(&reply.plain));
     println!("reply signature: VERIFIED (SHA-256 of Plain + salt + Timestamp)");
     match reply.plain["CODE"].as_str() {
         Some("0000") => Ok(()),
-        other => Err(format!("reply CODE {}", other.unwrap_or("?"))),
+        other => Err(anyhow::anyhow!("reply CODE {}", other.unwrap_or("?"))),
     }
 }
 
 /// `client hmac`: a sorted-parameter HMAC-SHA256 signed query.
-pub async fn hmac(a: HmacArgs) -> Result<(), String> {
+pub async fn hmac(a: HmacArgs) -> anyhow::Result<()> {
     let token = read_secret(&a.token_file)?;
     let query = a.query.json(None);
     let preview = HmacClient::new(&a.url, &a.fappid, token.clone()).body(&query, 0, "<nonce>");
@@ -210,10 +183,11 @@ pub async fn hmac(a: HmacArgs) -> Result<(), String> {
     println!("string signed (shape; timestamp and nonce vary): {shown}");
     let (status, answer) = HmacClient::new(&a.url, &a.fappid, token)
         .call(&query)
-        .await?;
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!("HTTP {status}\n{}", pretty(&answer));
     match answer["code"].as_str() {
         Some("200") => Ok(()),
-        other => Err(format!("code {}", other.unwrap_or("?"))),
+        other => Err(anyhow::anyhow!("code {}", other.unwrap_or("?"))),
     }
 }

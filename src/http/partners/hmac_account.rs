@@ -14,12 +14,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::error::ErrorCode;
-use crate::http::handlers::account_query;
+use crate::http::body::{admit, read_body};
 use crate::http::partners::{first_use, Answered, Exchange, FirstUse};
-use crate::http::state::AppState;
-use crate::http::wechat::read_body;
+use crate::http::wechat::account_query;
 use crate::partners::hmac::{check_timestamp, verify, TimestampError, TIMESTAMP_WINDOW_SECS};
 use crate::partners::Channel;
+use crate::state::AppState;
 
 /// Route label used in metrics.
 pub const ROUTE: &str = "hmac_account";
@@ -84,6 +84,11 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
     let body = match read_body(req, payload, state.wechat().max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &e.message),
+    };
+    // Admitted only once the whole body has arrived; held until the answer is decided.
+    let _permit = match admit(state) {
+        Ok(p) => p,
+        Err(e) => return refuse(StatusCode::TOO_MANY_REQUESTS, &e.message),
     };
     let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&body) else {
         return refuse(StatusCode::BAD_REQUEST, "body must be a JSON object");

@@ -1,56 +1,15 @@
 //! Application state shared by every worker: a cheap `Clone` of `Arc`s with private fields.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use crate::accounts::AccountDirectory;
+use crate::clock::Clock;
 use crate::config::{PartnerSettings, WechatSettings};
 use crate::crypto::EngineKind;
-use crate::http::metrics::Metrics;
 use crate::keyring::KeyRingHandle;
 use crate::limits::{ConcurrencyLimit, IdentityRateLimit};
+use crate::metrics::Metrics;
 use crate::replay::ReplayGuard;
-
-/// Where "now" comes from, so tests control time exactly.
-pub trait Clock: Send + Sync {
-    /// Unix time in milliseconds.
-    fn now_ms(&self) -> i64;
-    /// Unix time in seconds.
-    fn now(&self) -> i64 {
-        self.now_ms().div_euclid(1000)
-    }
-}
-
-/// The system clock.
-#[derive(Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
-}
-
-/// A clock tests set by hand.
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    /// A clock showing `secs`.
-    pub fn at(secs: i64) -> Self {
-        Self(AtomicI64::new(secs * 1000))
-    }
-    /// Moves the clock to `secs`.
-    pub fn set(&self, secs: i64) {
-        self.0.store(secs * 1000, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 /// Everything a request needs.
 #[derive(Clone)]
@@ -69,6 +28,8 @@ struct Inner {
     rate: IdentityRateLimit,
     concurrency: ConcurrencyLimit,
     partners: PartnerSettings,
+    body_timeout: std::time::Duration,
+    readiness: crate::ops::health::Readiness,
 }
 
 impl AppState {
@@ -99,8 +60,29 @@ impl AppState {
                 rate,
                 concurrency,
                 partners,
+                body_timeout: crate::http::body::DEFAULT_BODY_TIMEOUT,
+                readiness: Default::default(),
             }),
         }
+    }
+
+    /// The same state with a different whole-body deadline (`server.body_timeout_ms`).
+    /// Call while building, before the state is shared.
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.body_timeout = timeout;
+        }
+        self
+    }
+
+    /// The deadline for a whole request body.
+    pub fn body_timeout(&self) -> std::time::Duration {
+        self.inner.body_timeout
+    }
+
+    /// The cached readiness verdict (`/readyz`).
+    pub fn readiness(&self) -> &crate::ops::health::Readiness {
+        &self.inner.readiness
     }
 
     /// The per-identity rate limit.

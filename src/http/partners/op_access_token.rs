@@ -5,11 +5,13 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map};
 
-use crate::http::open_platform::{answer_credential, app_secret, issue, CredentialDecision};
+use crate::http::partners::open_platform::{
+    answer_credential, app_secret, issue, CredentialDecision,
+};
 use crate::http::partners::query_params;
-use crate::http::state::AppState;
 use crate::partners::ct_eq;
 use crate::partners::open_platform::{GrantKind, OpCode, VERSION};
+use crate::state::AppState;
 
 /// Route label used in metrics.
 pub const ROUTE: &str = "op_access_token";

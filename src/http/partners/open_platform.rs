@@ -6,12 +6,12 @@ use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
 use crate::http::partners::{Answered, Exchange};
-use crate::http::state::AppState;
 use crate::partners::open_platform::grants::{validity, Invalid};
 use crate::partners::open_platform::{
     transaction_time, GrantKind, GrantRecord, GrantRules, GrantValue, OpCode,
 };
 use crate::partners::Channel;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 /// A JSON answer `{code, msg, …extra, transactionTime}`; platform answers are HTTP 200 whatever

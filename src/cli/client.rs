@@ -1,0 +1,362 @@
+//! `client …`: act as WeChat (signed queries, answers verified), the bank's outbound call, and the
+//! self-test tools `sign` / `verify`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+use pension_gateway::client::WechatClient;
+use pension_gateway::config::Settings;
+use pension_gateway::crypto::signing_string::display_signing_string;
+use pension_gateway::crypto::{nonce, PublicKey, SecretKey};
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Send a signed account query as WeChat would and verify the signed answer.
+    Query {
+        /// Full URL of the account-query API.
+        #[arg(long, default_value = "http://127.0.0.1:8080/v1/pension/account")]
+        url: String,
+        #[command(flatten)]
+        query: super::QueryArgs,
+        /// Directory with `wechat-v<N>.key` (WeChat's private key) and `bank-v<N>.pub` files.
+        #[arg(long, default_value = "keys/demo")]
+        keys_dir: PathBuf,
+        /// Print the exact signing strings.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Bank-initiated request: sign with the bank's active key (naming the bank and key version),
+    /// POST to WeChat, verify WeChat's signed response against its trusted keys.
+    Call {
+        /// Full URL at WeChat.
+        #[arg(long)]
+        url: String,
+        /// JSON body to send.
+        #[arg(long)]
+        body: String,
+        /// The bank's identifier as registered with WeChat.
+        #[arg(long)]
+        bank_id: String,
+        /// Key directory (bank key ring: active bank key, trusted WeChat keys); default `keys.dir`.
+        #[arg(long)]
+        keys_dir: Option<PathBuf>,
+    },
+    /// Act as an open-platform app: get an access token and a ticket, then make a signed
+    /// account query through `/api/s/{service}/{code}` (DESIGN.md §6).
+    OpenPlatform(super::partners::OpenPlatformArgs),
+    /// Act as a callback partner: send a salted, signed account query and verify the reply.
+    Callback(super::partners::CallbackArgs),
+    /// Act as an HMAC partner: send a sorted-parameter HMAC-SHA256 signed account query.
+    Hmac(super::partners::HmacArgs),
+    /// Self-test tool (guide §3.5): build a signing string and sign it; prints it with visible `\n`.
+    Sign {
+        #[command(flatten)]
+        msg: SigningInput,
+        /// Private key: hex, PEM, or a file holding either (default: the demo WeChat key).
+        #[arg(long, default_value = "keys/demo/wechat-v1.key")]
+        key: String,
+        /// Key version to name in the Authorization header.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Self-test tool (guide §3.5): check a signature over a signing string.
+    Verify {
+        #[command(flatten)]
+        msg: SigningInput,
+        /// Base64 DER signature.
+        #[arg(long)]
+        signature: String,
+        /// Public key: hex `04…`, PEM, or a file holding either.
+        #[arg(long)]
+        public_key: String,
+    },
+}
+
+/// The pieces of a signing string.
+#[derive(clap::Args)]
+pub struct SigningInput {
+    /// Response (3 lines: timestamp, nonce, body) instead of request (5 lines).
+    #[arg(long)]
+    response: bool,
+    /// Request method.
+    #[arg(long, default_value = "POST")]
+    method: String,
+    /// Path and query exactly as sent, e.g. `/v1/pension/account?x=1`.
+    #[arg(long, default_value = "/v1/pension/account")]
+    url: String,
+    /// Unix seconds, exactly as sent.
+    #[arg(long)]
+    timestamp: String,
+    /// Nonce, exactly as sent.
+    #[arg(long)]
+    nonce: String,
+    /// Body text (empty for GET / 204).
+    #[arg(long, default_value = "", conflicts_with = "body_file")]
+    body: String,
+    /// Read the body bytes from a file instead (exact bytes, no trailing newline added).
+    #[arg(long)]
+    body_file: Option<PathBuf>,
+}
+
+impl SigningInput {
+    fn bytes(&self) -> anyhow::Result<Vec<u8>> {
+        use pension_gateway::crypto::signing_string::{
+            request_signing_string, response_signing_string,
+        };
+        let body = match &self.body_file {
+            Some(p) => std::fs::read(p).with_context(|| format!("{}", p.display()))?,
+            None => self.body.as_bytes().to_vec(),
+        };
+        Ok(if self.response {
+            response_signing_string(&self.timestamp, &self.nonce, &body)
+        } else {
+            request_signing_string(
+                &self.method,
+                self.url.as_bytes(),
+                &self.timestamp,
+                &self.nonce,
+                &body,
+            )
+        })
+    }
+}
+
+fn versioned_files(dir: &Path, prefix: &str, ext: &str) -> anyhow::Result<Vec<(u32, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(v) = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(ext))
+            .and_then(|v| v.parse().ok())
+        {
+            out.push((v, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `client call`: the bank's outbound request, keys from the key ring's manifest.
+async fn call(
+    url: &str,
+    body: Vec<u8>,
+    bank_id: &str,
+    dir: PathBuf,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    use pension_gateway::keyring::{BankKeyState, WechatKeyState};
+    let kd = pension_gateway::keyring::admin::KeyDir::new(
+        &dir,
+        settings.keys.engine,
+        settings.wechat.signer_id.as_bytes(),
+    );
+    let m = kd.manifest()?;
+    let active = m
+        .bank
+        .iter()
+        .find(|b| b.state == BankKeyState::Active)
+        .context("no active bank key")?;
+    let key_path = dir.join(&active.private_key);
+    pension_gateway::keyring::check_private_key_mode(&key_path)?;
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&key_path)?);
+    let bank_key = SecretKey::parse(&text)?;
+    let mut wechat = Vec::new();
+    for w in m
+        .wechat
+        .iter()
+        .filter(|w| w.state == WechatKeyState::Trusted)
+    {
+        let t = std::fs::read_to_string(dir.join(&w.public_key))?;
+        wechat.push((w.version, PublicKey::parse(&t)?));
+    }
+    let client = WechatClient::bank_outbound(
+        settings.keys.engine,
+        &bank_key,
+        active.version,
+        bank_id,
+        &wechat,
+        settings.wechat.signer_id.as_bytes(),
+    )?;
+    let verified = exchange(&client, url, body, false).await?;
+    println!("response signature: VERIFIED (WeChat key version {verified})");
+    Ok(())
+}
+
+/// Signs `body` as a POST to `url` with `client`, sends it, prints the status, Request-ID and
+/// body, and verifies the signed answer: the one send-and-verify path of `client query` and
+/// `client call`. Returns the key version that signed the answer.
+async fn exchange(
+    client: &WechatClient,
+    url: &str,
+    body: Vec<u8>,
+    verbose: bool,
+) -> anyhow::Result<u32> {
+    let uri: actix_web::http::Uri = url.parse().context("--url is not a URL")?;
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let signed = client.sign_request(
+        "POST",
+        &pq,
+        &body,
+        chrono::Utc::now().timestamp(),
+        &nonce::generate(),
+    )?;
+    if verbose {
+        println!(
+            "request signing string:\n{}",
+            display_signing_string(&signed.signing_string)
+        );
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = awc::Client::default()
+        .post(url)
+        .insert_header(("Authorization", signed.authorization))
+        .insert_header(("Request-ID", request_id.as_str()))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("Accept", "application/json"))
+        .insert_header((
+            "User-Agent",
+            concat!("pension-gateway-client/", env!("CARGO_PKG_VERSION")),
+        ))
+        .send_body(body)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))?;
+    let resp_body = resp
+        .body()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the response: {e}"))?;
+    let headers = resp.headers().clone();
+    println!("HTTP {}  Request-ID {}", resp.status(), request_id);
+    match serde_json::from_slice::<serde_json::Value>(&resp_body) {
+        Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+        Err(_) => println!("{}", String::from_utf8_lossy(&resp_body)),
+    }
+    client
+        .verify_response(
+            |n| headers.get(n).and_then(|v| v.to_str().ok()),
+            &resp_body,
+            chrono::Utc::now().timestamp(),
+        )
+        .map_err(|e| anyhow::anyhow!("response signature: NOT VERIFIED ({e})"))
+}
+
+/// The WeChat-side client from a key directory's `wechat-v<N>.key` (highest N) and `bank-v<N>.pub`.
+pub(crate) fn wechat_client(keys_dir: &Path, settings: &Settings) -> anyhow::Result<WechatClient> {
+    let (wechat_version, wechat_key_path) = versioned_files(keys_dir, "wechat-v", ".key")?
+        .pop()
+        .with_context(|| format!("no wechat-v<N>.key in {}", keys_dir.display()))?;
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&wechat_key_path)?);
+    let wechat_key =
+        SecretKey::parse(&text).with_context(|| format!("{}", wechat_key_path.display()))?;
+    let mut bank_keys = Vec::new();
+    for (v, path) in versioned_files(keys_dir, "bank-v", ".pub")? {
+        let text = std::fs::read_to_string(&path)?;
+        bank_keys.push((
+            v,
+            PublicKey::parse(&text).with_context(|| format!("{}", path.display()))?,
+        ));
+    }
+    WechatClient::new(
+        settings.keys.engine,
+        &wechat_key,
+        Some(wechat_version),
+        &bank_keys,
+        settings.wechat.signer_id.as_bytes(),
+    )
+    .context("building the WeChat-side client")
+}
+
+/// Runs a `client` command.
+pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
+    let id = settings.wechat.signer_id.as_bytes();
+    let (url, query, keys_dir, verbose) = match cmd {
+        ClientCommand::Query {
+            url,
+            query,
+            keys_dir,
+            verbose,
+        } => (url, query, keys_dir, verbose),
+        ClientCommand::Call {
+            url,
+            body,
+            bank_id,
+            keys_dir,
+        } => {
+            return call(
+                &url,
+                body.into_bytes(),
+                &bank_id,
+                keys_dir.unwrap_or_else(|| settings.keys.dir.clone()),
+                settings,
+            )
+            .await;
+        }
+        ClientCommand::OpenPlatform(args) => return super::partners::open_platform(args).await,
+        ClientCommand::Callback(args) => return super::partners::callback(args).await,
+        ClientCommand::Hmac(args) => return super::partners::hmac(args).await,
+        ClientCommand::Sign { msg, key, version } => {
+            let text = zeroize::Zeroizing::new(super::key_text(&key)?);
+            let sk = SecretKey::parse(&text).with_context(|| format!("--key"))?;
+            let bytes = msg.bytes()?;
+            let sig = settings
+                .keys
+                .engine
+                .engine()
+                .signer(&sk, id)?
+                .sign(&bytes)?;
+            println!(
+                "signing string ({} bytes):\n{}",
+                bytes.len(),
+                display_signing_string(&bytes)
+            );
+            println!(
+                "signature (Base64 DER SM2-SM3, ID {}): {}",
+                settings.wechat.signer_id,
+                sig.to_base64()
+            );
+            if !msg.response {
+                let auth = pension_gateway::crypto::Authorization {
+                    scheme: Some(pension_gateway::crypto::authorization::DEFAULT_SCHEME.into()),
+                    version,
+                    bank_id: None,
+                    nonce: msg.nonce.clone(),
+                    timestamp: msg.timestamp.clone(),
+                    signature: sig.to_base64(),
+                };
+                println!("Authorization: {}", auth.to_header_value());
+            }
+            return Ok(());
+        }
+        ClientCommand::Verify {
+            msg,
+            signature,
+            public_key,
+        } => {
+            let pk = PublicKey::parse(&super::key_text(&public_key)?)
+                .with_context(|| format!("--public-key"))?;
+            let bytes = msg.bytes()?;
+            println!(
+                "signing string ({} bytes):\n{}",
+                bytes.len(),
+                display_signing_string(&bytes)
+            );
+            let sig = pension_gateway::crypto::Signature::from_base64(signature.trim())
+                .with_context(|| format!("--signature"))?;
+            let v = settings.keys.engine.engine().verifier(&pk, id)?;
+            return match v.verify(&bytes, &sig) {
+                Ok(()) => {
+                    println!("signature: VERIFIED");
+                    Ok(())
+                }
+                Err(e) => Err(anyhow::anyhow!("signature: NOT VERIFIED ({e})")),
+            };
+        }
+    };
+    let client = wechat_client(&keys_dir, settings)?;
+    let verified = exchange(&client, &url, query.json(None).into_bytes(), verbose).await?;
+    println!("response signature: VERIFIED (bank key version {verified})");
+    Ok(())
+}

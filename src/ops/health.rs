@@ -1,0 +1,80 @@
+//! `/healthz` (the process answers; public), `/readyz` (database reachable, key ring loaded)
+//! and `/metrics` (both on the ops listener only).
+
+use std::time::{Duration, Instant};
+
+use actix_web::web::Data;
+use actix_web::HttpResponse;
+
+use crate::state::AppState;
+
+/// How long a readiness verdict is reused: a load balancer or an attacker polling `/readyz`
+/// costs at most one database ping per this interval, whatever the request rate.
+pub const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// The last readiness verdict and when it was taken. Callers queue on the lock, so a burst of
+/// polls waits for one ping instead of starting one each.
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    pings: std::sync::atomic::AtomicU64,
+}
+
+impl Readiness {
+    /// Whether the database answered, from a verdict at most [`READINESS_TTL`] old.
+    pub async fn database_ok(&self, state: &AppState) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last {
+            if at.elapsed() < READINESS_TTL {
+                return ok;
+            }
+        }
+        self.pings
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ok = match state.accounts().store().ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(cause = %e, "not ready: database unavailable");
+                false
+            }
+        };
+        *last = Some((Instant::now(), ok));
+        ok
+    }
+
+    /// Database pings made for readiness since start.
+    pub fn pings(&self) -> u64 {
+        self.pings.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Liveness: the process is serving. Says nothing else (it is on the public listener).
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
+}
+
+/// Readiness: the database answered within its deadline (cached for a second) and a key ring
+/// is loaded.
+pub async fn readyz(state: Data<AppState>) -> HttpResponse {
+    let ring = state.keyring().snapshot();
+    let db = state.readiness().database_ok(&state).await;
+    let body = serde_json::json!({
+        "database": if db { "ok" } else { "unavailable" },
+        "active_bank_key_version": ring.active_version(),
+        "trusted_wechat_key_versions": ring.trusted_wechat_keys().map(|k| k.version).collect::<Vec<_>>(),
+    });
+    if db {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(state: Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics().render())
+}
