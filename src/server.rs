@@ -111,8 +111,8 @@ pub fn build_state(
     let pepper = settings.id_pepper().map_err(StartError::Other)?;
     let metrics = Metrics::new().map_err(|e| StartError::Other(format!("metrics: {e}")))?;
     metrics.record_keyring(&keyring.snapshot());
-    let replay = match settings.replay.store.as_str() {
-        "redis" => {
+    let replay = match settings.replay.store {
+        crate::config::ReplayStoreKind::Redis => {
             if settings.replay.fail_open {
                 tracing::warn!("replay.fail_open = true: if Redis is unreachable, replayed requests will be ACCEPTED");
             }
@@ -126,7 +126,9 @@ pub fn build_state(
                 fail_open: settings.replay.fail_open,
             }
         }
-        _ => ReplayGuard::Memory(MemoryReplayStore::new(REPLAY_CAPACITY)),
+        crate::config::ReplayStoreKind::Memory => {
+            ReplayGuard::Memory(MemoryReplayStore::new(REPLAY_CAPACITY))
+        }
     };
     Ok(AppState::new(
         settings.wechat.clone(),

@@ -1,6 +1,7 @@
-//! The newcomer's path, end to end with the real binary: start it with no arguments (demo
-//! mode), run the exact `client query` command it prints against it, check the answer verified,
-//! use the self-test tools, then SIGTERM and expect a clean exit.
+//! The newcomer's path, end to end with the real binary: start the demo (`serve --demo`: with
+//! the test's `GATEWAY__*` overrides a bare invocation would be refused), run the exact
+//! `client query` command it prints against it, check the answer verified, use the self-test
+//! tools, then SIGTERM and expect a clean exit.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +30,7 @@ fn demo_server_answers_the_printed_command() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = Command::new(BIN)
+        .args(["serve", "--demo"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env(
             "GATEWAY__DATABASE__URL",
@@ -199,6 +201,7 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
     };
     let start = |watch: &str| {
         let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--demo"]);
         env(&mut cmd, watch);
         let mut server = Server(
             cmd.stdout(Stdio::piped())
@@ -239,9 +242,15 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let keys_cmd = |args: &[&str]| {
-        let mut c = Command::new(BIN);
-        env(&mut c, "0");
-        let out = c.arg("keys").args(args).output().unwrap();
+        // No configuration at all: the demo's defaults, with the test's key directory.
+        let out = Command::new(BIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("keys")
+            .arg("--dir")
+            .arg(&keys)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "keys {args:?}: {}",
