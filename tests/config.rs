@@ -10,6 +10,9 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A change that breaks one setting.
+type Breaks = Box<dyn Fn(&mut Settings)>;
+
 const PEPPER: &str = "0011223344556677889900112233445566778899001122334455667788990011";
 
 #[test]
@@ -43,7 +46,7 @@ fn validation_names_the_key() {
         s.accounts.id_pepper = PEPPER.into();
         s
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Settings)>)> = vec![
+    let cases: Vec<(&str, Breaks)> = vec![
         (
             "wechat.route",
             Box::new(|s| s.wechat.route = "no-slash".into()),

@@ -31,9 +31,12 @@ fn bare_without_configuration_is_the_demo() {
     );
 }
 
+/// A config path, the environment, and what the refusal must name.
+type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn bare_with_any_configuration_refuses_naming_serve() {
-    let cases: [(Option<&str>, &[(&str, &str)], &str); 4] = [
+    let cases: [Case; 4] = [
         (Some("prod.toml"), &[], "prod.toml"),
         (
             Some("prod.toml"),

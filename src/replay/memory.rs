@@ -33,7 +33,7 @@ impl MemoryReplayStore {
         now: i64,
         window_secs: i64,
     ) -> Result<bool, ReplayError> {
-        let idx = (self.hasher.hash_one(&nonce) as usize) % SHARDS;
+        let idx = (self.hasher.hash_one(nonce) as usize) % SHARDS;
         let shard = self
             .shards
             .get(idx)

@@ -41,6 +41,8 @@ pub enum ReplayError {
 }
 
 /// Where nonces are remembered.
+// One per process, never moved around: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ReplayGuard {
     /// One process.
     Memory(MemoryReplayStore),
