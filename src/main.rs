@@ -1,7 +1,6 @@
-//! The `pension-gateway` command: `serve` (`serve --demo`, or no arguments and no configuration
-//! at all, for the demo),
-//! `db migrate`, `accounts seed-demo`, `accounts import`, `accounts gen-csv`, `client query`,
-//! `keys …`.
+//! The `pension-gateway` command: `serve` (production; `serve --demo`, or no arguments and no
+//! configuration at all, for the demo), `db migrate`, `accounts seed-demo`, `accounts import`,
+//! `accounts gen-csv`, `client query`, `keys …`.
 //!
 //! Exit codes: 0 success; 1 error; 2 bad configuration; 3 `accounts import` finished but
 //! rejected some rows.
