@@ -1,18 +1,29 @@
-//! Settings: one TOML file plus environment overrides, validated at start-up.
+//! Settings: defaults, then one TOML file, then environment overrides (layered with figment),
+//! validated at start-up.
 //!
 //! Every key is declared once below with its type and default. An environment variable
 //! `GATEWAY__SECTION__KEY` overrides `[section] key` (double underscores, case-insensitive),
-//! e.g. `GATEWAY__DATABASE__URL=mysql://…`. Validation fails fast with a message naming the
-//! key. Secrets (`accounts.id_pepper`, passwords inside `database.url`) print as `***`.
+//! e.g. `GATEWAY__DATABASE__URL=mysql://…`; its value takes the type of the field it sets (see
+//! [`env`]: text stays text even when it is all digits, lists are written `[A,B]`). Unknown keys
+//! are refused, from the file and from the environment alike. Validation fails fast with a
+//! message naming the key. Secrets (`accounts.id_pepper`, passwords inside `database.url` and
+//! `replay.redis_url`) print as `***`.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::crypto::EngineKind;
+
+pub mod env;
+mod start_mode;
+
+pub use start_mode::{Invocation, StartMode, CONFIG_VAR};
 
 /// Why configuration was refused. The message names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -143,12 +154,64 @@ impl PartnerSettings {
     }
 }
 
+/// Where nonces are remembered (`replay.store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayStoreKind {
+    /// In this process: one instance only.
+    Memory,
+    /// In Redis, shared by several instances.
+    Redis,
+}
+
+impl ReplayStoreKind {
+    /// The name used in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplayStoreKind::Memory => "memory",
+            ReplayStoreKind::Redis => "redis",
+        }
+    }
+}
+
+impl fmt::Display for ReplayStoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (for collectors).
+    Json,
+    /// Compact human-readable lines.
+    Text,
+}
+
+impl LogFormat {
+    /// The name used in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Json => "json",
+            LogFormat::Text => "text",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// `[replay]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplaySettings {
     /// `memory` (one instance) or `redis` (several instances).
-    pub store: String,
+    pub store: ReplayStoreKind,
     /// Redis URL when `store = "redis"`.
     pub redis_url: String,
     /// Key prefix in Redis.
@@ -162,7 +225,7 @@ pub struct ReplaySettings {
 impl Default for ReplaySettings {
     fn default() -> Self {
         Self {
-            store: "memory".into(),
+            store: ReplayStoreKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
             key_prefix: "pension-gateway:nonce:".into(),
             timeout_ms: 500,
@@ -203,16 +266,17 @@ pub struct ServerSettings {
     /// Seconds to let in-flight requests finish on SIGTERM.
     pub shutdown_timeout_secs: u64,
     /// Admin listener (`POST /admin/keyring/reload`); must be a loopback address; "" disables it.
+    /// It also needs `admin_token_file`: without one it stays off.
     pub admin_listen: String,
-    /// File holding the admin listener's bearer token (mode 0600); without it the admin
-    /// listener stays off.
+    /// File holding the bearer token the admin listener requires (mode 0600). Unset: the admin
+    /// listener is off.
     pub admin_token_file: Option<PathBuf>,
-    /// Ops listener (`/readyz`, `/metrics`, `/healthz`); may bind an internal interface; ""
-    /// disables it.
+    /// Ops listener serving `/metrics` and `/readyz`, off the WeChat port; may bind an internal
+    /// interface; "" disables it.
     pub ops_listen: String,
-    /// Deadline for a request's head (request line and headers), milliseconds.
+    /// Deadline for a request's head to arrive, milliseconds (100–120000).
     pub header_timeout_ms: u64,
-    /// Deadline for a request's whole body, milliseconds.
+    /// Deadline for a request's whole body to arrive, milliseconds (100–120000).
     pub body_timeout_ms: u64,
 }
 
@@ -226,7 +290,8 @@ pub struct WechatSettings {
     pub max_body_bytes: usize,
     /// Allowed |now − timestamp|, seconds (inclusive).
     pub clock_skew_secs: i64,
-    /// How long a nonce is remembered, seconds (at least 2 × clock_skew_secs).
+    /// How long a nonce is remembered, seconds (at least 2 × clock_skew_secs +
+    /// [`crate::replay::REPLAY_MARGIN_SECS`]).
     pub replay_window_secs: i64,
     /// Scheme tokens accepted at the front of `Authorization`.
     pub accepted_schemes: Vec<String>,
@@ -276,7 +341,7 @@ pub struct AccountSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     /// `json` (default) or `text`.
-    pub format: String,
+    pub format: LogFormat,
     /// tracing filter, e.g. `info` or `pension_gateway=debug`.
     pub level: String,
 }
@@ -303,7 +368,7 @@ impl Default for WechatSettings {
             route: "/v1/pension/account".into(),
             max_body_bytes: 64 * 1024,
             clock_skew_secs: 300,
-            replay_window_secs: 600,
+            replay_window_secs: crate::replay::nonce_memory_secs(300),
             accepted_schemes: vec![crate::crypto::authorization::DEFAULT_SCHEME.into()],
             extended_auth_codes: false,
             signer_id: "1234567812345678".into(),
@@ -335,7 +400,7 @@ impl Default for DatabaseSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            format: "json".into(),
+            format: LogFormat::Json,
             level: "info".into(),
         }
     }
@@ -352,7 +417,7 @@ impl Settings {
         s.server.demo = true;
         s.database.create_if_missing = true;
         s.accounts.id_pepper = DEMO_PEPPER_HEX.into();
-        s.log.format = "text".into();
+        s.log.format = LogFormat::Text;
         // The demo is what the performance team loads with `bench http`, a handful of demo
         // people many times over: no per-identity limit there.
         s.limits.per_identity_per_minute = 0;
@@ -363,52 +428,53 @@ impl Settings {
         s
     }
 
-    /// Loads `path` (if given) over the defaults, then applies `GATEWAY__*` variables from `env`.
+    /// Loads `path` (if given) over `base`, then applies `GATEWAY__*` variables from `env`,
+    /// then validates. Each layer overrides the one before, key by key.
     pub fn load(
         path: Option<&std::path::Path>,
         base: Settings,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table = toml::Table::try_from(&base)
-            .map_err(|e| ConfigError(format!("internal: defaults do not serialise: {e}")))?;
+        let overrides = env::EnvOverrides::new(&base, env)?;
+        let mut figment = Figment::from(Serialized::defaults(&base));
         if let Some(p) = path {
-            let text = std::fs::read_to_string(p).map_err(|e| {
+            // figment treats a missing file as empty; a file that was named must exist.
+            std::fs::File::open(p).map_err(|e| {
                 ConfigError(format!("cannot read config file {}: {e}", p.display()))
             })?;
-            let file: toml::Table = text.parse().map_err(|e| {
-                ConfigError(format!(
-                    "config file {} is not valid TOML: {e}",
-                    p.display()
-                ))
-            })?;
-            merge(&mut table, file);
+            figment = figment.merge(Toml::file_exact(p));
         }
-        for (k, v) in env {
-            let Some(rest) = k.strip_prefix("GATEWAY__") else {
-                continue;
-            };
-            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            let [section, key] = parts.as_slice() else {
-                return Err(ConfigError(format!(
-                    "environment variable {k} must look like GATEWAY__SECTION__KEY"
-                )));
-            };
-            let value = parse_env_value(&v);
-            let sec = table
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            match sec {
-                toml::Value::Table(t) => {
-                    t.insert(key.clone(), value);
-                }
-                _ => return Err(ConfigError(format!("{k}: `{section}` is not a section"))),
-            }
-        }
-        let settings: Settings = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(e.message().to_string()))?;
+        let settings: Settings = figment.merge(overrides).extract().map_err(figment_error)?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// The settings of a run in `mode`: demo defaults under the configuration for
+    /// [`StartMode::Demo`], production defaults only for [`StartMode::Production`] — where a
+    /// configuration that turns `server.demo` on is refused (the command line chooses the demo).
+    pub fn load_for(
+        mode: StartMode,
+        path: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        match mode {
+            StartMode::Demo => {
+                let mut s = Self::load(path, Self::demo(), env)?;
+                s.server.demo = true;
+                Ok(s)
+            }
+            StartMode::Production => {
+                let s = Self::load(path, Self::default(), env)?;
+                if s.server.demo {
+                    return Err(ConfigError(
+                        "server.demo cannot be turned on by a configuration; run \
+                         `pension-gateway serve --demo` for the demo"
+                            .into(),
+                    ));
+                }
+                Ok(s)
+            }
+        }
     }
 
     /// Checks cross-field rules; the error names the key.
@@ -430,29 +496,41 @@ impl Settings {
                 "wechat.clock_skew_secs must be between 1 and 3600".into(),
             ));
         }
-        if w.replay_window_secs < 2 * w.clock_skew_secs {
-            return Err(ConfigError(
-                "wechat.replay_window_secs must be at least 2 × wechat.clock_skew_secs".into(),
-            ));
+        let least = crate::replay::nonce_memory_secs(w.clock_skew_secs);
+        if w.replay_window_secs < least {
+            return Err(ConfigError(format!(
+                "wechat.replay_window_secs ({}) must be at least 2 × wechat.clock_skew_secs + {} \
+                 = {least}, so a nonce outlives the accepted window on both sides",
+                w.replay_window_secs,
+                crate::replay::REPLAY_MARGIN_SECS
+            )));
         }
         if w.signer_id.is_empty() || w.signer_id.len() > 1024 {
             return Err(ConfigError("wechat.signer_id must be 1–1024 bytes".into()));
         }
-        for (name, ms) in [
-            ("server.header_timeout_ms", self.server.header_timeout_ms),
-            ("server.body_timeout_ms", self.server.body_timeout_ms),
-        ] {
-            if !(100..=120_000).contains(&ms) {
-                return Err(ConfigError(format!(
-                    "{name} must be 100–120000 milliseconds, got {ms}"
-                )));
-            }
-        }
-        self.ops_listen().map_err(ConfigError)?;
         if let Some(addr) = self.admin_listen().map_err(ConfigError)? {
             if !addr.ip().is_loopback() {
                 return Err(ConfigError(
                     "server.admin_listen must be a loopback address (127.0.0.1 or ::1)".into(),
+                ));
+            }
+        }
+        self.ops_listen()?;
+        for (name, v) in [
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+        ] {
+            if !(100..=120_000).contains(&v) {
+                return Err(ConfigError(format!(
+                    "{name} must be 100–120000 milliseconds, got {v}"
+                )));
+            }
+        }
+        if let Some(p) = &self.server.admin_token_file {
+            if p.as_os_str().is_empty() {
+                return Err(ConfigError(
+                    "server.admin_token_file must be a file path (leave it unset to disable)"
+                        .into(),
                 ));
             }
         }
@@ -475,16 +553,8 @@ impl Settings {
                     .into(),
             ));
         }
-        if !matches!(self.replay.store.as_str(), "memory" | "redis") {
-            return Err(ConfigError(
-                "replay.store must be `memory` or `redis`".into(),
-            ));
-        }
         if self.replay.timeout_ms == 0 {
             return Err(ConfigError("replay.timeout_ms must be at least 1".into()));
-        }
-        if !matches!(self.log.format.as_str(), "json" | "text") {
-            return Err(ConfigError("log.format must be `json` or `text`".into()));
         }
         Ok(())
     }
@@ -500,15 +570,37 @@ impl Settings {
             .map_err(|_| format!("server.admin_listen `{a}` is not an address like 127.0.0.1:9090"))
     }
 
-    /// The ops listener's address, or None when `server.ops_listen` is "".
-    pub fn ops_listen(&self) -> Result<Option<SocketAddr>, String> {
+    /// The ops listener address (`/metrics`, `/readyz`), or `None` when disabled.
+    pub fn ops_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
         let a = self.server.ops_listen.trim();
         if a.is_empty() {
             return Ok(None);
         }
-        a.parse()
-            .map(Some)
-            .map_err(|_| format!("server.ops_listen `{a}` is not an address like 10.0.0.5:9100"))
+        a.parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "server.ops_listen `{a}` is not an address like 127.0.0.1:9100"
+            ))
+        })
+    }
+
+    /// The admin listener and the file of its bearer token, or `None` when the listener is
+    /// off: `server.admin_listen` is empty, or no `server.admin_token_file` is set (then a
+    /// warning says so — the reload endpoint is never served without a token).
+    pub fn admin_endpoint(&self) -> Result<Option<(SocketAddr, PathBuf)>, ConfigError> {
+        let Some(addr) = self.admin_listen().map_err(ConfigError)? else {
+            return Ok(None);
+        };
+        match &self.server.admin_token_file {
+            Some(file) => Ok(Some((addr, file.clone()))),
+            None => {
+                tracing::warn!(
+                    admin_listen = %addr,
+                    "admin listener disabled: server.admin_token_file is not set \
+                     (the reload endpoint requires a bearer token)"
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// The decoded ID pepper.
@@ -524,32 +616,33 @@ impl Settings {
     }
 }
 
-fn parse_env_value(v: &str) -> toml::Value {
-    if let Ok(b) = v.parse::<bool>() {
-        return toml::Value::Boolean(b);
-    }
-    if let Ok(i) = v.parse::<i64>() {
-        return toml::Value::Integer(i);
-    }
-    if v.starts_with('[') {
-        if let Ok(t) = format!("x = {v}").parse::<toml::Table>() {
-            if let Some(val) = t.get("x") {
-                return val.clone();
+/// figment's error(s) as one message naming each key and where its value came from.
+fn figment_error(e: figment::Error) -> ConfigError {
+    let parts: Vec<String> = e
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let from = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (from {} {src})", m.name),
+                    None if m.name == env::METADATA_NAME && !e.path.is_empty() => format!(
+                        " (from environment variable {}{})",
+                        env::PREFIX,
+                        e.path.join("__").to_ascii_uppercase()
+                    ),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{from}", e.kind)
+            } else {
+                format!("{key}: {}{from}", e.kind)
             }
-        }
-    }
-    toml::Value::String(v.to_string())
-}
-
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
+        })
+        .collect();
+    ConfigError(parts.join("; "))
 }
 
 /// A database URL with any password replaced by `***`.
@@ -578,6 +671,18 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("create_if_missing", &self.create_if_missing)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ReplaySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplaySettings")
+            .field("store", &self.store)
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("fail_open", &self.fail_open)
             .finish()
     }
 }

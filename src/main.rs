@@ -1,6 +1,6 @@
-//! The `pension-gateway` command: `serve` (the default, in demo mode with no arguments),
-//! `db migrate`, `accounts seed-demo`, `accounts import`, `accounts gen-csv`, `client query`,
-//! `keys …`.
+//! The `pension-gateway` command: `serve` (production; `serve --demo`, or no arguments and no
+//! configuration at all, for the demo), `db migrate`, `accounts seed-demo`, `accounts import`,
+//! `accounts gen-csv`, `client query`, `keys …`.
 //!
 //! Exit codes: 0 success; 1 error; 2 bad configuration; 3 `accounts import` finished but
 //! rejected some rows.
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pension_gateway::config::Settings;
+use pension_gateway::config::{Invocation, Settings, StartMode};
 
 mod cli;
 
@@ -62,28 +62,36 @@ enum Command {
     },
 }
 
-fn settings(config: Option<&std::path::Path>, demo: bool) -> Result<Settings, String> {
-    let base = if demo {
-        Settings::demo()
-    } else {
-        Settings::default()
+/// The process environment as UTF-8 pairs (a variable that is not UTF-8 is left out).
+fn environment() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// The start mode (see `config::StartMode`) and the settings of this run.
+fn settings(cli: &Cli) -> Result<Settings, String> {
+    let invocation = match &cli.command {
+        None => Invocation::Bare,
+        Some(Command::Serve { demo }) => Invocation::Serve { demo: *demo },
+        Some(_) => Invocation::Other,
     };
-    Settings::load(config, base, std::env::vars()).map_err(|e| e.to_string())
+    let env = environment();
+    let mode = StartMode::decide(
+        invocation,
+        cli.config.as_deref(),
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .map_err(|e| e.to_string())?;
+    Settings::load_for(mode, cli.config.as_deref(), env).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // No command at all is the newcomer's `cargo run --release`: demo mode. The client acts as
-    // WeChat and defaults to the demo keys too.
-    let demo = match &cli.command {
-        None
-        | Some(Command::Client { .. })
-        | Some(Command::Keys { .. })
-        | Some(Command::Bench { .. }) => true,
-        Some(Command::Serve { demo }) => *demo,
-        Some(_) => false,
-    };
-    let settings = match settings(cli.config.as_deref(), demo) {
+    // No command and no configuration is the newcomer's `cargo run --release`: demo mode. The
+    // client acts as WeChat and defaults to the demo keys too. With any configuration, `serve`
+    // must be named.
+    let settings = match settings(&cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -113,8 +113,8 @@ pub fn build_state(
     let pepper = settings.id_pepper().map_err(StartError::Other)?;
     let metrics = Metrics::new().map_err(|e| StartError::Other(format!("metrics: {e}")))?;
     metrics.record_keyring(&keyring.snapshot());
-    let replay = match settings.replay.store.as_str() {
-        "redis" => {
+    let replay = match settings.replay.store {
+        crate::config::ReplayStoreKind::Redis => {
             if settings.replay.fail_open {
                 tracing::warn!("replay.fail_open = true: if Redis is unreachable, replayed requests will be ACCEPTED");
             }
@@ -128,7 +128,9 @@ pub fn build_state(
                 fail_open: settings.replay.fail_open,
             }
         }
-        _ => ReplayGuard::Memory(MemoryReplayStore::new(REPLAY_CAPACITY)),
+        crate::config::ReplayStoreKind::Memory => {
+            ReplayGuard::Memory(MemoryReplayStore::new(REPLAY_CAPACITY))
+        }
     };
     Ok(AppState::new(
         settings.wechat.clone(),
@@ -164,20 +166,13 @@ impl Listeners {
     /// token file is configured: an admin endpoint never runs without authentication.
     pub fn bind(settings: &Settings) -> Result<Self, StartError> {
         let public = std::net::TcpListener::bind(settings.server.listen)?;
-        let ops = match settings.ops_listen().map_err(StartError::Other)? {
+        let ops = match settings.ops_listen()? {
             Some(addr) => Some(std::net::TcpListener::bind(addr)?),
             None => None,
         };
-        let admin = match (
-            settings.admin_listen().map_err(StartError::Other)?,
-            &settings.server.admin_token_file,
-        ) {
-            (Some(addr), Some(_)) => Some(std::net::TcpListener::bind(addr)?),
-            (Some(addr), None) => {
-                tracing::info!(%addr, "admin listener off: set server.admin_token_file to enable POST /admin/keyring/reload (SIGHUP and the manifest watch still reload)");
-                None
-            }
-            (None, _) => None,
+        let admin = match settings.admin_endpoint()? {
+            Some((addr, _token_file)) => Some(std::net::TcpListener::bind(addr)?),
+            None => None,
         };
         Ok(Self { public, ops, admin })
     }

@@ -1,6 +1,7 @@
-//! The newcomer's path, end to end with the real binary: start it with no arguments (demo
-//! mode), run the exact `client query` command it prints against it, check the answer verified,
-//! use the self-test tools, then SIGTERM and expect a clean exit.
+//! The newcomer's path, end to end with the real binary: start the demo (`serve --demo`: with
+//! the test's `GATEWAY__*` overrides a bare invocation would be refused), run the exact
+//! `client query` command it prints against it, check the answer verified, use the self-test
+//! tools, then SIGTERM and expect a clean exit.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -24,11 +25,41 @@ impl Drop for Server {
     }
 }
 
+/// One HTTP/1.1 request on a fresh loopback connection: the status and the body.
+fn http(port: u16, method: &str, path: &str, authorization: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
 #[test]
 fn demo_server_answers_the_printed_command() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
+    let (ops_port, admin_port) = (free_port(), free_port());
+    let token_file = tmp.path().join("admin.token");
+    std::fs::write(&token_file, "demo-admin-token\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let mut child = Command::new(BIN)
+        .args(["serve", "--demo"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env(
             "GATEWAY__DATABASE__URL",
@@ -36,9 +67,14 @@ fn demo_server_answers_the_printed_command() {
         )
         .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env(
-            "GATEWAY__SERVER__ADMIN_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
+            "GATEWAY__SERVER__OPS_LISTEN",
+            format!("127.0.0.1:{ops_port}"),
         )
+        .env(
+            "GATEWAY__SERVER__ADMIN_LISTEN",
+            format!("127.0.0.1:{admin_port}"),
+        )
+        .env("GATEWAY__SERVER__ADMIN_TOKEN_FILE", &token_file)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -97,6 +133,39 @@ fn demo_server_answers_the_printed_command() {
         text.contains("INVALID_USER_INFO") && text.contains("VERIFIED"),
         "{text}"
     );
+
+    // The listeners: readiness and metrics on the ops port only; the admin reload only with
+    // its bearer token; the public /healthz says "ok" and nothing else.
+    let (status, body) = http(port, "GET", "/healthz", None);
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    assert_eq!(http(port, "GET", "/readyz", None).0, 404);
+    assert_eq!(http(port, "GET", "/metrics", None).0, 404);
+    let (status, body) = http(ops_port, "GET", "/readyz", None);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(ops_port, "GET", "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(body.contains("gateway_requests_total"), "{body}");
+    assert_eq!(
+        http(admin_port, "POST", "/admin/keyring/reload", None).0,
+        401
+    );
+    assert_eq!(
+        http(
+            admin_port,
+            "POST",
+            "/admin/keyring/reload",
+            Some("Bearer wrong")
+        )
+        .0,
+        401
+    );
+    let (status, body) = http(
+        admin_port,
+        "POST",
+        "/admin/keyring/reload",
+        Some("Bearer demo-admin-token"),
+    );
+    assert_eq!(status, 200, "{body}");
 
     // Graceful shutdown on SIGTERM: exit 0 within the shutdown timeout.
     let mut child = server;
@@ -194,11 +263,13 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
             )
             .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("GATEWAY__SERVER__ADMIN_LISTEN", "")
+            .env("GATEWAY__SERVER__OPS_LISTEN", "")
             .env("GATEWAY__KEYS__DIR", &keys)
             .env("GATEWAY__KEYS__WATCH_INTERVAL_SECS", watch);
     };
     let start = |watch: &str| {
         let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--demo"]);
         env(&mut cmd, watch);
         let mut server = Server(
             cmd.stdout(Stdio::piped())
@@ -239,9 +310,15 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let keys_cmd = |args: &[&str]| {
-        let mut c = Command::new(BIN);
-        env(&mut c, "0");
-        let out = c.arg("keys").args(args).output().unwrap();
+        // No configuration at all: the demo's defaults, with the test's key directory.
+        let out = Command::new(BIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("keys")
+            .arg("--dir")
+            .arg(&keys)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "keys {args:?}: {}",

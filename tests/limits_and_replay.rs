@@ -103,7 +103,7 @@ async fn replay_refused_across_two_instances_sharing_redis() {
     let Some(url) = redis_url() else { return };
     let prefix = format!("pgw-test:{}:", uuid::Uuid::new_v4().simple());
     let setup = |s: &mut pension_gateway::config::Settings| {
-        s.replay.store = "redis".into();
+        s.replay.store = pension_gateway::config::ReplayStoreKind::Redis;
         s.replay.redis_url = url.clone();
         s.replay.key_prefix = prefix.clone();
     };
@@ -158,7 +158,7 @@ async fn replay_refused_across_two_instances_sharing_redis() {
 async fn unreachable_redis_fails_closed_with_a_signed_503_unless_configured_open() {
     for fail_open in [false, true] {
         let gw = Gateway::start_with(Db::Sqlite, |s| {
-            s.replay.store = "redis".into();
+            s.replay.store = pension_gateway::config::ReplayStoreKind::Redis;
             s.replay.redis_url = "redis://127.0.0.1:1/".into();
             s.replay.timeout_ms = 300;
             s.replay.fail_open = fail_open;

@@ -349,7 +349,7 @@ async fn two_instances_share_mariadb_and_redis_under_concurrent_load() {
     );
     let keys = Arc::new(keys);
     let mut s = common::settings(&keys);
-    s.replay.store = "redis".into();
+    s.replay.store = pension_gateway::config::ReplayStoreKind::Redis;
     s.replay.redis_url = redis_url.clone();
     s.replay.key_prefix = prefix.clone();
     s.limits.per_identity_per_minute = 0; // four identities, hundreds of queries

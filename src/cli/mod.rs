@@ -28,7 +28,7 @@ pub fn init_logging(settings: &Settings, quiet_batches: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    if settings.log.format == "json" {
+    if settings.log.format == pension_gateway::config::LogFormat::Json {
         builder.json().flatten_event(true).init();
     } else {
         builder.compact().init();

@@ -3,13 +3,31 @@
 //! A nonce is recorded only after its request's signature verified, so forged requests cannot
 //! fill the store. Recording is atomic: of two concurrent requests with one nonce exactly one
 //! wins. The in-memory store serves a single instance; several instances share Redis
-//! (`SET key NX EX`, issue 8).
+//! (`SET key NX EX`).
+//!
+//! How long a nonce is remembered: a request is accepted while |now − timestamp| ≤ skew, both
+//! edges included. Its first use can come as early as `timestamp − skew` and a replay as late
+//! as `timestamp + skew`, 2 × skew later, so a nonce must outlive its first use by more than
+//! 2 × skew. [`nonce_memory_secs`] adds [`REPLAY_MARGIN_SECS`] on top: instances behind one
+//! balancer disagree on the time by a little, and Redis expires keys by its own clock.
 
 mod memory;
 mod redis_store;
 
 pub use memory::MemoryReplayStore;
 pub use redis_store::RedisReplayStore;
+
+/// Margin, seconds, by which a nonce outlives the window in which its request is accepted:
+/// covers clock differences between instances (and Redis) and whole-second rounding.
+pub const REPLAY_MARGIN_SECS: i64 = 60;
+
+/// How long to remember a nonce whose request is accepted for |now − timestamp| ≤ `skew_secs`:
+/// `2 × skew_secs + REPLAY_MARGIN_SECS`.
+pub const fn nonce_memory_secs(skew_secs: i64) -> i64 {
+    skew_secs
+        .saturating_mul(2)
+        .saturating_add(REPLAY_MARGIN_SECS)
+}
 
 /// Why the replay check could not be answered. The gateway fails closed on it.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +41,8 @@ pub enum ReplayError {
 }
 
 /// Where nonces are remembered.
+// One per process, never moved around: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ReplayGuard {
     /// One process.
     Memory(MemoryReplayStore),
@@ -37,7 +57,8 @@ pub enum ReplayGuard {
 
 impl ReplayGuard {
     /// Records `nonce` for `window_secs` from `now`. `Ok(true)`: first sighting, go ahead.
-    /// `Ok(false)`: seen within the window, refuse as a replay.
+    /// `Ok(false)`: seen within the window — up to and including `now + window_secs` — refuse
+    /// as a replay.
     pub async fn check_and_record(
         &self,
         nonce: &str,

@@ -1,5 +1,6 @@
 //! Nonce store shared by several instances: Redis `SET key 1 NX EX window` — atomic, so of two
-//! instances seeing one nonce exactly one wins. Connects lazily and reconnects by itself; every
+//! instances seeing one nonce exactly one wins. The TTL is the same window the memory store
+//! keeps; Redis expires by its own clock, which the window's margin covers. Connects lazily and reconnects by itself; every
 //! call is bounded by a timeout, and any failure is reported (the gateway then fails closed).
 
 use std::time::Duration;

@@ -176,7 +176,9 @@ async fn decide(
     // captured message re-sent under a new SeqNo must still count as a replay: the replay key
     // is the signature itself (one per signed content), per partner.
     let key = format!("cb:{partner}:{}", env.signature.to_ascii_lowercase());
-    let window = crate::partners::callback::TIMESTAMP_WINDOW_MS / 1000 * 2;
+    let window = crate::replay::nonce_memory_secs(
+        (crate::partners::callback::TIMESTAMP_WINDOW_MS + 999) / 1000,
+    );
     match first_use(state, &key, now / 1000, window, "callback_replay").await {
         FirstUse::Yes => {}
         FirstUse::Replayed => {

@@ -151,7 +151,8 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
         }
     }
     let key = format!("hmac:{fappid}:{nonce}");
-    match first_use(state, &key, now, 2 * TIMESTAMP_WINDOW_SECS, "hmac_replay").await {
+    let window = crate::replay::nonce_memory_secs(TIMESTAMP_WINDOW_SECS);
+    match first_use(state, &key, now, window, "hmac_replay").await {
         FirstUse::Yes => {}
         FirstUse::Replayed => return refuse(StatusCode::UNAUTHORIZED, "nonce already used"),
         FirstUse::Unavailable(cause) => {

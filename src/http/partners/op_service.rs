@@ -197,7 +197,9 @@ async fn decide(
         );
     };
     // A nonce is remembered for as long as any ticket that could sign it lives.
-    let window = rules.sign_ticket_secs.max(rules.user_ticket_secs) + rules.grace_secs;
+    let window = rules.sign_ticket_secs.max(rules.user_ticket_secs)
+        + rules.grace_secs
+        + crate::replay::REPLAY_MARGIN_SECS;
     let key = format!("op:{app_id}:{nonce}");
     match first_use(state, &key, now / 1000, window, "op_replay").await {
         FirstUse::Yes => {}
