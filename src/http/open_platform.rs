@@ -130,7 +130,19 @@ pub(crate) async fn check_access_token(
     }
 }
 
-/// Issues and stores a grant; returns its value.
+/// The stored reference of `user_id` of `app_id`: HMAC-SM3 with the accounts pepper, the keyed
+/// digest used for ID numbers, over a domain-separated input.
+pub(crate) fn user_ref(state: &AppState, app_id: &str, user_id: &str) -> [u8; 32] {
+    state
+        .accounts()
+        .digest(&crate::partners::open_platform::grants::user_ref_input(
+            app_id, user_id,
+        ))
+}
+
+/// Issues and stores a grant; returns its value. `parent_id` is the access token that issues
+/// a ticket (`None` for a token).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn issue(
     state: &AppState,
     app_id: &str,
@@ -138,6 +150,7 @@ pub(crate) async fn issue(
     secret_version: u32,
     secret: &str,
     user_ref: Option<[u8; 32]>,
+    parent_id: Option<&str>,
     rules: &GrantRules,
 ) -> Result<(GrantRecord, String), StoreError> {
     let now = state.clock().now_ms();
@@ -150,6 +163,7 @@ pub(crate) async fn issue(
         expires_at_ms: now + rules.life_secs(kind) * 1000,
         used_at_ms: None,
         user_ref,
+        parent_id: parent_id.map(str::to_owned),
     };
     let store = state.accounts().store();
     store.insert_grant(&grant).await?;

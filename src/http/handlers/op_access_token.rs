@@ -59,6 +59,7 @@ async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
         secret_version,
         &expected,
         None,
+        None,
         &rules,
     )
     .await
