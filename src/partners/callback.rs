@@ -145,20 +145,28 @@ pub fn url_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Lower-case hex SHA-256 of `plain + salt + timestamp`.
-pub fn signature(plain: &str, salt: &str, timestamp: &str) -> String {
+fn digest(plain: &str, salt: &str, timestamp: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(plain.as_bytes());
     h.update(salt.as_bytes());
     h.update(timestamp.as_bytes());
-    hex::encode(h.finalize())
+    h.finalize().into()
 }
 
-/// Whether `given` is the signature of the envelope under `salt` (hex in either case,
-/// compared in constant time).
+/// Lower-case hex SHA-256 of `plain + salt + timestamp` (what the gateway sends).
+pub fn signature(plain: &str, salt: &str, timestamp: &str) -> String {
+    hex::encode(digest(plain, salt, timestamp))
+}
+
+/// Whether `given` is the signature of the envelope under `salt`. The spec's verifier compares
+/// lower-case hex; upper-case (or mixed) hex of the same digest is accepted too: `given` is
+/// decoded to its 32 bytes first, and those are compared with the digest in constant time.
 pub fn verify_signature(plain: &str, salt: &str, timestamp: &str, given: &str) -> bool {
-    let expected = signature(plain, salt, timestamp);
-    super::ct_eq(expected.as_bytes(), given.to_ascii_lowercase().as_bytes())
+    let mut decoded = [0u8; 32];
+    if hex::decode_to_slice(given, &mut decoded).is_err() {
+        return false;
+    }
+    super::ct_eq(&digest(plain, salt, timestamp), &decoded)
 }
 
 impl Envelope {

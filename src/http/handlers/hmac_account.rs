@@ -18,7 +18,10 @@ use crate::http::handlers::account_query;
 use crate::http::partners::{first_use, Answered, Exchange, FirstUse};
 use crate::http::state::AppState;
 use crate::http::wechat::read_body;
-use crate::partners::hmac::{check_timestamp, verify, TimestampError, TIMESTAMP_WINDOW_SECS};
+use crate::partners::hmac::{
+    check_timestamp, id_number_on_wire, verify, TimestampError, ID_NUMBER_FIELD,
+    TIMESTAMP_WINDOW_SECS,
+};
 use crate::partners::Channel;
 
 /// Route label used in metrics.
@@ -175,7 +178,12 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
         pension_status: answer.pension_status,
     };
     match answer.result {
-        Ok(body) => d.data = serde_json::from_slice(&body).unwrap_or(Value::Null),
+        Ok(body) => {
+            d.data = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if let Some(Value::String(id)) = d.data.get_mut(ID_NUMBER_FIELD) {
+                *id = id_number_on_wire(id);
+            }
+        }
         Err(e) => {
             d.status = if e.code == ErrorCode::SystemError {
                 e.status
