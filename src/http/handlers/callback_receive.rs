@@ -36,7 +36,7 @@ pub async fn entry(
     let ex = Exchange::begin(state, Channel::Callback, ROUTE);
     let ring = state.keyring().snapshot();
     let Some(cred) = ring.partner(Channel::Callback, &partner) else {
-        // No salt to sign with: a plain 404, audited like every answer.
+        // No salt to sign with: a plain 404; counted and logged, not audited (unauthenticated).
         let _ = ex
             .finish(
                 state,
@@ -154,7 +154,6 @@ async fn decide(
             .inc();
         return refuse(d, ReplyCode::SignatureFailed, "signature matches no salt");
     };
-    d.verified_by = Some(secret.version);
     let json = match env.open([secret.expose()], now) {
         Ok(j) => j,
         Err(code) => return refuse(d, code, "timestamp or Plain refused"),
@@ -168,7 +167,8 @@ async fn decide(
     let key = format!("cb:{partner}:{}", env.signature.to_ascii_lowercase());
     let window = crate::partners::callback::TIMESTAMP_WINDOW_MS / 1000 * 2;
     match first_use(state, &key, now / 1000, window, "callback_replay").await {
-        FirstUse::Yes => {}
+        // Authenticated and fresh: from here on the exchange is audited.
+        FirstUse::Yes => d.verified_by = Some(secret.version),
         FirstUse::Replayed => {
             return refuse(d, ReplyCode::SignatureFailed, "message already received")
         }
