@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::partners::{Answered, Exchange};
 use crate::http::state::AppState;
-use crate::partners::open_platform::grants::{validity, Invalid};
+use crate::partners::open_platform::grants::{successor_issued_ms, validity, Invalid};
 use crate::partners::open_platform::{
     transaction_time, GrantKind, GrantRecord, GrantRules, GrantValue, OpCode,
 };
@@ -120,8 +120,7 @@ pub(crate) async fn check_access_token(
     let successor = chain
         .iter()
         .position(|g| g.id == grant.id)
-        .and_then(|i| chain.get(i + 1))
-        .map(|g| g.issued_at_ms);
+        .and_then(|i| successor_issued_ms(&chain, i));
     match validity(&grant, successor, now, rules) {
         Ok(()) => Ok(grant),
         Err(Invalid::Expired) => Err(TokenRefusal::Expired),

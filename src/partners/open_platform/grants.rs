@@ -174,6 +174,18 @@ pub fn validity(
     Ok(())
 }
 
+/// The issue time of the successor of `chain[i]`: the first grant of the chain issued strictly
+/// later (`chain` in issue order). Grants issued in the same millisecond do not supersede each
+/// other — neither is "the previous one".
+pub fn successor_issued_ms(chain: &[GrantRecord], i: usize) -> Option<i64> {
+    let issued = chain.get(i)?.issued_at_ms;
+    chain
+        .get(i + 1..)?
+        .iter()
+        .map(|g| g.issued_at_ms)
+        .find(|&t| t > issued)
+}
+
 /// The grants of one chain that are valid at `now_ms`; `chain` must hold every unexpired grant
 /// of the chain issued at or before `now_ms`, in issue order (`issued_at_ms`, then `id`).
 pub fn valid_in_chain<'a>(
@@ -184,10 +196,7 @@ pub fn valid_in_chain<'a>(
     chain
         .iter()
         .enumerate()
-        .filter(|(i, g)| {
-            let next = chain.get(i + 1).map(|n| n.issued_at_ms);
-            validity(g, next, now_ms, rules).is_ok()
-        })
+        .filter(|(i, g)| validity(g, successor_issued_ms(chain, *i), now_ms, rules).is_ok())
         .map(|(_, g)| g)
         .collect()
 }
@@ -272,14 +281,13 @@ pub fn ticket_states(
     rules: &GrantRules,
 ) -> Vec<TicketState> {
     let token_grace_ms = rules.access_token_grace_secs.saturating_mul(1000);
-    // A token is renewed once a later token's issue plus the token grace has passed.
+    // A token is renewed once its successor's issue plus the token grace has passed.
     let renewed = |parent: &str| -> bool {
         let Some(pos) = tokens.iter().position(|t| t.id == parent) else {
             return true;
         };
-        tokens[pos + 1..].iter().any(|t| {
-            t.issued_at_ms <= now_ms && now_ms >= t.issued_at_ms.saturating_add(token_grace_ms)
-        })
+        successor_issued_ms(tokens, pos)
+            .is_some_and(|t| t <= now_ms && now_ms >= t.saturating_add(token_grace_ms))
     };
     tickets
         .iter()
@@ -289,7 +297,7 @@ pub fn ticket_states(
                 return TicketState::ChainRenewed;
             }
             let next = match g.kind {
-                GrantKind::SignTicket => tickets.get(i + 1).map(|n| n.issued_at_ms),
+                GrantKind::SignTicket => successor_issued_ms(tickets, i),
                 _ => None,
             };
             match validity(g, next, now_ms, rules) {
@@ -325,6 +333,27 @@ mod tests {
             parent_id: None,
             ..g(id, issued_s, 3600)
         }
+    }
+
+    #[test]
+    fn grants_of_the_same_millisecond_do_not_supersede_each_other() {
+        let rules = GrantRules::default();
+        let tokens = [token("t1", 0), token("t2", 0), token("t3", 5)];
+        let a = GrantRecord {
+            parent_id: Some("t2".into()),
+            ..g("a", 0, 3600)
+        };
+        let b = g("b", 0, 3600);
+        assert_eq!(successor_issued_ms(&tokens, 0), Some(5000));
+        assert_eq!(successor_issued_ms(&tokens, 2), None);
+        assert_eq!(
+            ticket_states(&[b.clone(), a.clone()], &tokens[..2], 1000, &rules),
+            [TicketState::Live, TicketState::Live]
+        );
+        assert_eq!(
+            ticket_states(&[b, a], &tokens, 5000, &rules),
+            [TicketState::ChainRenewed, TicketState::ChainRenewed]
+        );
     }
 
     #[test]
