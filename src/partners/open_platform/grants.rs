@@ -293,7 +293,7 @@ pub fn ticket_states(
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            if g.parent_id.as_deref().map_or(true, renewed) {
+            if g.parent_id.as_deref().is_none_or(renewed) {
                 return TicketState::ChainRenewed;
             }
             let next = match g.kind {
@@ -372,7 +372,7 @@ mod tests {
         let tickets = [a.clone(), b.clone()];
         // Before t2: a is live (b does not exist yet: not in the slice).
         assert_eq!(
-            ticket_states(&[a.clone()], &tokens, 999_999, &rules),
+            ticket_states(std::slice::from_ref(&a), &tokens, 999_999, &rules),
             [TicketState::Live]
         );
         // From t2's issue on, a (issued by t1) is dead even though its own chain would give it
