@@ -300,6 +300,39 @@ async fn user_ticket_is_single_use_and_bound_to_its_user() {
 }
 
 #[actix_web::test]
+async fn the_user_ticket_row_holds_a_keyed_digest_of_the_user() {
+    use sha2::Digest;
+    for db in [Db::Sqlite, Db::Mysql] {
+        let Some(gw) = gateway(db).await else {
+            continue;
+        };
+        let svc = svc!(gw);
+        let token = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
+        let ticket = value(&svc, &user_ticket_uri(&token, "u-1001"), "/tickets/0/value").await;
+        let row = gw
+            .db
+            .store
+            .grant_by_id(&ticket[..32])
+            .await
+            .unwrap()
+            .unwrap();
+        // HMAC-SM3 keyed with the accounts pepper, over "open-platform-user" ‖ 0 ‖ app ‖ 0 ‖ user.
+        let pepper = hex::decode(pension_gateway::config::DEMO_PEPPER_HEX).unwrap();
+        let keyed = pension_gateway::crypto::sm3::hmac_sm3(
+            &pepper,
+            format!("open-platform-user\0{APP}\0u-1001").as_bytes(),
+        );
+        assert_eq!(row.user_ref, Some(keyed));
+        // Not the unkeyed digest a dictionary of user ids would reverse.
+        let mut h = sha2::Sha256::new();
+        h.update(format!("{APP}\0u-1001").as_bytes());
+        let unkeyed: [u8; 32] = h.finalize().into();
+        assert_ne!(row.user_ref, Some(unkeyed));
+        assert_eq!(row.parent_id.as_deref(), Some(&token[..32]));
+    }
+}
+
+#[actix_web::test]
 async fn changing_the_app_secret_invalidates_its_token_and_tickets() {
     let gw = gateway(Db::Sqlite).await.unwrap();
     let svc = svc!(gw);
