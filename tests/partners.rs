@@ -1,4 +1,4 @@
-//! The partner channels end to end through the real service (DESIGN.md §6): open-platform
+//! The partner channels end to end through the real service: open-platform
 //! tokens, tickets and signed business calls; salted callbacks; sorted-parameter HMAC. Time is
 //! the harness's manual clock, so grace windows are tested to the second.
 

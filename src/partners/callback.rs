@@ -1,4 +1,4 @@
-//! Salted callbacks (shared/specs/open-platform-guide.txt §5): every message in either direction
+//! Salted callbacks (the open-platform guide §5): every message in either direction
 //! is a JSON body `{Plain, Signature, Timestamp, SeqNo, transName}` where
 //!
 //! - `Plain` = Java `URLEncoder.encode(json, "UTF-8")` of the business JSON (space → `+`,
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn url_encoding_matches_the_spec_example() {
-        // shared/specs/open-platform-guide.txt §5.5 step 2 (the line break is the spec's layout).
+        // the open-platform guide §5.5 step 2 (the line break is the spec's layout).
         assert_eq!(
             url_encode(r#"{"merchantno":"00000006","product_cd":"230001","req_nbr":"tbt001"}"#),
             "%7B%22merchantno%22%3A%2200000006%22%2C%22product_cd%22%3A%22230001%22%2C%22req_nbr%22%3A%22tbt001%22%7D"

@@ -1,5 +1,5 @@
 //! The account query for partners that sign with sorted-parameter HMAC-SHA256
-//! (shared/specs/hmac-signing-interface.html): `POST {partners.hmac_route}` with a JSON object
+//! (the HMAC signing interface): `POST {partners.hmac_route}` with a JSON object
 //! of string fields — `fappid`, `timestamp` (Unix seconds, ±5 min), `nonce`, `version` ("2"),
 //! `sign`, the business query in `paramJsons` (the WeChat body as a JSON string), and any other
 //! fields the partner sends (all non-empty ones are signed). Answers `{code, message, data}`

@@ -1,5 +1,5 @@
 //! Open platform: `GET /api/oauth2/api_ticket?app_id&access_token&type&version[&user_data&mechant_id]`
-//! (shared/specs/open-platform-guide.txt §4.2). `type` may list several types separated by
+//! (the open-platform guide §4.2). `type` may list several types separated by
 //! commas; the tickets come back in that order.
 
 use actix_web::web::Data;
