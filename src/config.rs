@@ -70,8 +70,12 @@ pub struct PartnerSettings {
     pub sign_ticket_secs: i64,
     /// User ticket life, seconds.
     pub user_ticket_secs: i64,
-    /// How long the previous token / sign ticket stays valid after a new one, seconds.
+    /// How long the previous sign ticket stays valid after a new one, seconds (spec: 300).
     pub grace_secs: i64,
+    /// How long the previous access token, and every ticket it issued, stays valid after a new
+    /// token is issued, seconds. 0 (the spec): at once. More only for a partner whose several
+    /// servers each fetch a token; it keeps a superseded chain usable for that long.
+    pub access_token_grace_secs: i64,
     /// Serve salted callbacks at `POST /callback/{partner}`.
     pub callback: bool,
     /// The `transName` that answers the account query.
@@ -91,6 +95,7 @@ impl Default for PartnerSettings {
             sign_ticket_secs: 3600,
             user_ticket_secs: 300,
             grace_secs: 300,
+            access_token_grace_secs: 0,
             callback: false,
             callback_account_trans_name: "PensionAccountQuery".into(),
             hmac: false,
@@ -107,6 +112,7 @@ impl PartnerSettings {
             sign_ticket_secs: self.sign_ticket_secs,
             user_ticket_secs: self.user_ticket_secs,
             grace_secs: self.grace_secs,
+            access_token_grace_secs: self.access_token_grace_secs,
         }
     }
 
@@ -122,11 +128,15 @@ impl PartnerSettings {
                 )));
             }
         }
-        if !(0..=3600).contains(&self.grace_secs) {
-            return Err(ConfigError(format!(
-                "partners.grace_secs must be 0–3600 seconds, got {}",
-                self.grace_secs
-            )));
+        for (name, v) in [
+            ("grace_secs", self.grace_secs),
+            ("access_token_grace_secs", self.access_token_grace_secs),
+        ] {
+            if !(0..=3600).contains(&v) {
+                return Err(ConfigError(format!(
+                    "partners.{name} must be 0–3600 seconds, got {v}"
+                )));
+            }
         }
         for s in &self.open_platform_account_services {
             let ok = s.split_once('/').is_some_and(|(a, b)| {

@@ -1,4 +1,4 @@
-//! The partner channels end to end through the real service (DESIGN.md §6): open-platform
+//! The partner channels end to end through the real service: open-platform
 //! tokens, tickets and signed business calls; salted callbacks; sorted-parameter HMAC. Time is
 //! the harness's manual clock, so grace windows are tested to the second.
 
@@ -226,7 +226,9 @@ async fn open_platform_codes_for_each_refusal() {
     let (_, b) = post(&svc, &c.url, QUERY).await;
     assert_envelope(&serde_json::from_slice(&b).unwrap(), "60840000");
     let (_, b) = post(&svc, &c.url, QUERY).await;
-    assert_envelope(&serde_json::from_slice(&b).unwrap(), "60841018"); // replay
+    // A replayed nonce is an input fault (60840002), not a ticket fault: a new ticket would
+    // not help.
+    assert_envelope(&serde_json::from_slice(&b).unwrap(), "60840002");
     let c = op_client(APP_SECRET).sign_call("pension", "10001", None, QUERY, &ticket, "short");
     let (_, b) = post(&svc, &c.url, QUERY).await;
     assert_envelope(&serde_json::from_slice(&b).unwrap(), "60840002");
@@ -298,11 +300,46 @@ async fn user_ticket_is_single_use_and_bound_to_its_user() {
 }
 
 #[actix_web::test]
+async fn the_user_ticket_row_holds_a_keyed_digest_of_the_user() {
+    use sha2::Digest;
+    for db in [Db::Sqlite, Db::Mysql] {
+        let Some(gw) = gateway(db).await else {
+            continue;
+        };
+        let svc = svc!(gw);
+        let token = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
+        let ticket = value(&svc, &user_ticket_uri(&token, "u-1001"), "/tickets/0/value").await;
+        let row = gw
+            .db
+            .store
+            .grant_by_id(&ticket[..32])
+            .await
+            .unwrap()
+            .unwrap();
+        // HMAC-SM3 keyed with the accounts pepper, over "open-platform-user" ‖ 0 ‖ app ‖ 0 ‖ user.
+        let pepper = hex::decode(pension_gateway::config::DEMO_PEPPER_HEX).unwrap();
+        let keyed = pension_gateway::crypto::sm3::hmac_sm3(
+            &pepper,
+            format!("open-platform-user\0{APP}\0u-1001").as_bytes(),
+        );
+        assert_eq!(row.user_ref, Some(keyed));
+        // Not the unkeyed digest a dictionary of user ids would reverse.
+        let mut h = sha2::Sha256::new();
+        h.update(format!("{APP}\0u-1001").as_bytes());
+        let unkeyed: [u8; 32] = h.finalize().into();
+        assert_ne!(row.user_ref, Some(unkeyed));
+        assert_eq!(row.parent_id.as_deref(), Some(&token[..32]));
+    }
+}
+
+#[actix_web::test]
 async fn changing_the_app_secret_invalidates_its_token_and_tickets() {
     let gw = gateway(Db::Sqlite).await.unwrap();
     let svc = svc!(gw);
     let token = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
     let ticket = value(&svc, &ticket_uri(&token, "sign"), "/tickets/0/value").await;
+    let user = value(&svc, &user_ticket_uri(&token, "u-7"), "/tickets/0/value").await;
+    let user_body = QUERY.replace("\"corpno\"", "\"USER_ID\":\"u-7\",\"corpno\"");
     assert_envelope(&call(&svc, &ticket, None, QUERY).await, "60840000");
     let (v, _) = key_dir(&gw)
         .partner_set(
@@ -314,6 +351,10 @@ async fn changing_the_app_secret_invalidates_its_token_and_tickets() {
     assert_eq!(v, 2);
     gw.state.keyring().reload().unwrap();
     assert_envelope(&call(&svc, &ticket, None, QUERY).await, "60841017");
+    assert_envelope(
+        &call(&svc, &user, Some("user"), &user_body).await,
+        "60841017",
+    );
     assert_envelope(&get(&svc, &ticket_uri(&token, "sign")).await, "60851002");
     assert_envelope(&get(&svc, &token_uri(APP_SECRET)).await, "60851009");
     let token2 = value(&svc, &token_uri("new-app-secret-0002"), "/access_token").await;
@@ -322,6 +363,13 @@ async fn changing_the_app_secret_invalidates_its_token_and_tickets() {
         .sign_call("pension", "10001", None, QUERY, &ticket2, &nonce());
     let (_, b) = post(&svc, &c.url, QUERY).await;
     assert_envelope(&serde_json::from_slice(&b).unwrap(), "60840000");
+    // With the new chain in place, a ticket of the old one still answers 60841017 ("ticket
+    // 不存在或已失效": fetch a new one), not 60841018.
+    assert_envelope(&call(&svc, &ticket, None, QUERY).await, "60841017");
+    assert_envelope(
+        &call(&svc, &user, Some("user"), &user_body).await,
+        "60841017",
+    );
 }
 
 #[actix_web::test]
@@ -329,7 +377,146 @@ async fn two_instances_share_issued_grants_through_mysql() {
     let Some(gw) = gateway(Db::Mysql).await else {
         return;
     };
-    // Instance B: its own pool, key ring load, replay memory and process state; same MySQL.
+    let svc_a = svc!(gw);
+    let svc_b = second_instance(&gw).await;
+    let token = value(&svc_a, &token_uri(APP_SECRET), "/access_token").await;
+    let ticket = value(&svc_b, &ticket_uri(&token, "sign"), "/tickets/0/value").await;
+    assert_envelope(&call(&svc_a, &ticket, None, QUERY).await, "60840000");
+    assert_envelope(&call(&svc_b, &ticket, None, QUERY).await, "60840000");
+    let user = value(&svc_a, &user_ticket_uri(&token, "u-9"), "/tickets/0/value").await;
+    let body = QUERY.replace("\"corpno\"", "\"USER_ID\":\"u-9\",\"corpno\"");
+    assert_envelope(&call(&svc_b, &user, Some("user"), &body).await, "60840000");
+    assert_envelope(&call(&svc_a, &user, Some("user"), &body).await, "60841017");
+}
+
+fn user_body(user: &str) -> String {
+    QUERY.replace("\"corpno\"", &format!("\"USER_ID\":\"{user}\",\"corpno\""))
+}
+
+/// The previous chain after a token refresh: the old token cannot issue tickets, and none of
+/// the tickets it issued (sign or user) authorises a call.
+async fn assert_chain_dead<S: common::TestService<B>, B: actix_web::body::MessageBody>(
+    svc: &S,
+    token: &str,
+    sign: &str,
+    user: &str,
+    user_id: &str,
+) {
+    assert_envelope(&get(svc, &ticket_uri(token, "sign")).await, "60851002");
+    assert_envelope(&call(svc, sign, None, QUERY).await, "60841017");
+    assert_envelope(
+        &call(svc, user, Some("user"), &user_body(user_id)).await,
+        "60841017",
+    );
+}
+
+#[actix_web::test]
+async fn a_new_access_token_kills_the_previous_token_and_every_ticket_it_issued() {
+    for db in [Db::Sqlite, Db::Mysql] {
+        let Some(gw) = gateway(db).await else {
+            continue;
+        };
+        let svc = svc!(gw);
+        let t1 = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
+        let s1 = value(&svc, &ticket_uri(&t1, "sign"), "/tickets/0/value").await;
+        let u1 = value(&svc, &user_ticket_uri(&t1, "u-1"), "/tickets/0/value").await;
+        let u1b = value(&svc, &user_ticket_uri(&t1, "u-1"), "/tickets/0/value").await;
+        assert_envelope(&call(&svc, &s1, None, QUERY).await, "60840000");
+        assert_envelope(
+            &call(&svc, &u1b, Some("user"), &user_body("u-1")).await,
+            "60840000",
+        );
+        // One second later a new token is issued: at once, the old chain is dead.
+        gw.clock.set(NOW + 1);
+        let t2 = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
+        assert_ne!(t1, t2);
+        assert_chain_dead(&svc, &t1, &s1, &u1, "u-1").await;
+        // The new token's tickets work; the old ones stay dead.
+        let s2 = value(&svc, &ticket_uri(&t2, "sign"), "/tickets/0/value").await;
+        let u2 = value(&svc, &user_ticket_uri(&t2, "u-1"), "/tickets/0/value").await;
+        assert_envelope(&call(&svc, &s2, Some("sign"), QUERY).await, "60840000");
+        assert_envelope(
+            &call(&svc, &u2, Some("user"), &user_body("u-1")).await,
+            "60840000",
+        );
+        assert_chain_dead(&svc, &t1, &s1, &u1, "u-1").await;
+    }
+}
+
+#[actix_web::test]
+async fn a_token_refresh_on_one_instance_kills_the_chain_on_the_other() {
+    let Some(gw) = gateway(Db::Mysql).await else {
+        return;
+    };
+    let svc_a = svc!(gw);
+    let svc_b = second_instance(&gw).await;
+    let t1 = value(&svc_a, &token_uri(APP_SECRET), "/access_token").await;
+    let s1 = value(&svc_b, &ticket_uri(&t1, "sign"), "/tickets/0/value").await;
+    let u1 = value(&svc_a, &user_ticket_uri(&t1, "u-5"), "/tickets/0/value").await;
+    assert_envelope(&call(&svc_a, &s1, None, QUERY).await, "60840000");
+    gw.clock.set(NOW + 1);
+    let t2 = value(&svc_b, &token_uri(APP_SECRET), "/access_token").await;
+    assert_chain_dead(&svc_a, &t1, &s1, &u1, "u-5").await;
+    assert_chain_dead(&svc_b, &t1, &s1, &u1, "u-5").await;
+    let s2 = value(&svc_a, &ticket_uri(&t2, "sign"), "/tickets/0/value").await;
+    assert_envelope(&call(&svc_b, &s2, None, QUERY).await, "60840000");
+}
+
+#[actix_web::test]
+async fn an_explicit_token_grace_keeps_the_previous_chain_for_that_long() {
+    let gw = Gateway::start_with(Db::Sqlite, |s| {
+        s.partners.open_platform = true;
+        s.partners.access_token_grace_secs = 60;
+    })
+    .await
+    .unwrap();
+    add_partners(&gw);
+    let svc = svc!(gw);
+    let t1 = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
+    let s1 = value(&svc, &ticket_uri(&t1, "sign"), "/tickets/0/value").await;
+    let u1 = value(&svc, &user_ticket_uri(&t1, "u-3"), "/tickets/0/value").await;
+    gw.clock.set(NOW + 10);
+    let _t2 = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
+    gw.clock.set(NOW + 69); // 59 s after the new token: the old chain still works
+    assert_envelope(&get(&svc, &ticket_uri(&t1, "sign")).await, "60850000");
+    assert_envelope(&call(&svc, &s1, None, QUERY).await, "60840000");
+    gw.clock.set(NOW + 70); // 60 s: gone, with its tickets
+    assert_chain_dead(&svc, &t1, &s1, &u1, "u-3").await;
+}
+
+#[actix_web::test]
+async fn the_reply_echoes_the_callers_serial_as_consumer_seq_no() {
+    let gw = gateway(Db::Sqlite).await.unwrap();
+    let svc = svc!(gw);
+    let token = value(&svc, &token_uri(APP_SECRET), "/access_token").await;
+    let ticket = value(&svc, &ticket_uri(&token, "sign"), "/tickets/0/value").await;
+    let serial = "20170911100904727419000550615401";
+    let body = QUERY.replace(
+        "\"corpno\"",
+        &format!("\"BIZ_SEQ_NO\":\"{serial}\",\"corpno\""),
+    );
+    let env = call(&svc, &ticket, None, &body).await;
+    assert_envelope(&env, "60840000");
+    assert_eq!(env["ConsumerSeqNo"], serial);
+    assert_ne!(env["BizSeqNo"], serial);
+    // A refusal echoes it too (the body was read); no serial sent, none echoed.
+    let env = call(&svc, &"0".repeat(64), None, &body).await;
+    assert_envelope(&env, "60841018");
+    assert_eq!(env["ConsumerSeqNo"], serial);
+    let env = call(&svc, &ticket, None, QUERY).await;
+    assert_envelope(&env, "60840000");
+    assert!(env.get("ConsumerSeqNo").is_none(), "{env}");
+}
+
+/// A second gateway instance on the same MySQL database: its own pool, key ring load, replay
+/// memory and process state.
+async fn second_instance(
+    gw: &Gateway,
+) -> impl actix_web::dev::Service<
+    actix_http::Request,
+    Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+    Error = actix_web::Error,
+> {
     let url = gw.db.url.clone().unwrap();
     let store_b = pension_gateway::store::Store::open(&url, Default::default())
         .await
@@ -339,19 +526,10 @@ async fn two_instances_share_issued_grants_through_mysql() {
     let ring_b = pension_gateway::server::load_keys(&s).unwrap();
     let state_b =
         pension_gateway::server::build_state(&s, store_b, ring_b, gw.clock.clone()).unwrap();
-    let svc_a = svc!(gw);
-    let svc_b = at::init_service(
+    at::init_service(
         actix_web::App::new().configure(move |cfg| pension_gateway::http::configure(cfg, state_b)),
     )
-    .await;
-    let token = value(&svc_a, &token_uri(APP_SECRET), "/access_token").await;
-    let ticket = value(&svc_b, &ticket_uri(&token, "sign"), "/tickets/0/value").await;
-    assert_envelope(&call(&svc_a, &ticket, None, QUERY).await, "60840000");
-    assert_envelope(&call(&svc_b, &ticket, None, QUERY).await, "60840000");
-    let user = value(&svc_a, &user_ticket_uri(&token, "u-9"), "/tickets/0/value").await;
-    let body = QUERY.replace("\"corpno\"", "\"USER_ID\":\"u-9\",\"corpno\"");
-    assert_envelope(&call(&svc_b, &user, Some("user"), &body).await, "60840000");
-    assert_envelope(&call(&svc_a, &user, Some("user"), &body).await, "60841017");
+    .await
 }
 
 fn seal(json: &str, salt: &str, at_ms: i64, seq: &str, trans: &str) -> String {
@@ -438,6 +616,14 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
         (Some("0002"), Some("INVALID_USER_INFO"))
     );
     assert_eq!(callback(&svc, &gw, "not json", "").await.1["CODE"], "0001");
+    // The spec's verifier compares lower-case hex; the same digest in upper case is accepted
+    // (decoded, compared as bytes), and it is the same message for the replay guard.
+    let mut env = Envelope::seal(QUERY, SALT, now + 8, "S8u", "PensionAccountQuery");
+    env.signature = env.signature.to_ascii_uppercase();
+    let upper = serde_json::to_string(&env).unwrap();
+    assert_eq!(callback(&svc, &gw, &upper, "S8u").await.1["CODE"], "0000");
+    let lower = upper.replace(&env.signature, &env.signature.to_ascii_lowercase());
+    assert_eq!(callback(&svc, &gw, &lower, "S8u").await.1["CODE"], "0010");
     // An unknown partner has no salt: a plain 404.
     let (status, _) = post(&svc, "/callback/nobody", &ok).await;
     assert_eq!(status, 404);
@@ -525,8 +711,18 @@ async fn hmac_requests_are_verified() {
     assert_eq!(send(client.body(QUERY, NOW, &nonce())).await.0, 200);
     let new = HmacClient::new(route, FAPP, Zeroizing::new("test-fapp-token-0002".into()));
     assert_eq!(send(new.body(QUERY, NOW, &nonce())).await.0, 200);
-    let audit_channels = gw.db.store.count_audit().await.unwrap();
-    assert!(audit_channels >= 12);
+    // Only authenticated, fresh requests leave an audit row: the seven answered above (five
+    // 200s before the rotation, the 412, and two after it).
+    assert_eq!(gw.db.store.count_audit().await.unwrap(), 7);
+    // The spec writes the check letter of ID numbers in lower case on this channel; the lookup
+    // (digest) is the same whichever case was sent.
+    for id in ["11010519491231002X", "11010519491231002x"] {
+        let q = QUERY.replace("11010519491231002X", id);
+        let (status, v) = send(new.body(&q, NOW, &nonce())).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"]["user_identify_card_num"], "11010519491231002x");
+        assert_eq!(v["data"]["pension_status"], 1);
+    }
 }
 
 #[test]

@@ -17,7 +17,7 @@ use common::partners::*;
 use common::{send, Db, Gateway, Req, NOW};
 use pension_gateway::client::partners::HmacClient;
 use pension_gateway::config::{ReplayStoreKind, Settings};
-use pension_gateway::http::Clock;
+use pension_gateway::clock::Clock;
 use pension_gateway::partners::callback::Envelope;
 use serde_json::Value;
 use zeroize::Zeroizing;

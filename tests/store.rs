@@ -60,7 +60,11 @@ async fn migrations_idempotent(s: Store) {
     let first = s.run_migrations().await.expect("first migration run");
     assert_eq!(
         first,
-        vec!["20261124000000".to_owned(), "20261125000000".to_owned()]
+        vec![
+            "20261124000000".to_owned(),
+            "20261125000000".to_owned(),
+            "20261201000000".to_owned()
+        ]
     );
     let second = s.run_migrations().await.expect("second migration run");
     assert!(second.is_empty(), "second run applied {second:?}");
@@ -491,7 +495,7 @@ async fn memory_store_is_shared_by_clones_and_isolated_between_stores() {
     assert_eq!(a2.count_accounts().await.unwrap(), 1);
     // A second in-memory store is a different database.
     let b = memory_store().await;
-    assert_eq!(b.run_migrations().await.unwrap().len(), 2);
+    assert_eq!(b.run_migrations().await.unwrap().len(), 3);
     assert_eq!(b.count_accounts().await.unwrap(), 0);
 }
 

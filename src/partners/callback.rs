@@ -1,4 +1,4 @@
-//! Salted callbacks (shared/specs/open-platform-guide.txt §5): every message in either direction
+//! Salted callbacks (the open-platform guide §5): every message in either direction
 //! is a JSON body `{Plain, Signature, Timestamp, SeqNo, transName}` where
 //!
 //! - `Plain` = Java `URLEncoder.encode(json, "UTF-8")` of the business JSON (space → `+`,
@@ -145,20 +145,28 @@ pub fn url_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Lower-case hex SHA-256 of `plain + salt + timestamp`.
-pub fn signature(plain: &str, salt: &str, timestamp: &str) -> String {
+fn digest(plain: &str, salt: &str, timestamp: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(plain.as_bytes());
     h.update(salt.as_bytes());
     h.update(timestamp.as_bytes());
-    hex::encode(h.finalize())
+    h.finalize().into()
 }
 
-/// Whether `given` is the signature of the envelope under `salt` (hex in either case,
-/// compared in constant time).
+/// Lower-case hex SHA-256 of `plain + salt + timestamp` (what the gateway sends).
+pub fn signature(plain: &str, salt: &str, timestamp: &str) -> String {
+    hex::encode(digest(plain, salt, timestamp))
+}
+
+/// Whether `given` is the signature of the envelope under `salt`. The spec's verifier compares
+/// lower-case hex; upper-case (or mixed) hex of the same digest is accepted too: `given` is
+/// decoded to its 32 bytes first, and those are compared with the digest in constant time.
 pub fn verify_signature(plain: &str, salt: &str, timestamp: &str, given: &str) -> bool {
-    let expected = signature(plain, salt, timestamp);
-    super::ct_eq(expected.as_bytes(), given.to_ascii_lowercase().as_bytes())
+    let mut decoded = [0u8; 32];
+    if hex::decode_to_slice(given, &mut decoded).is_err() {
+        return false;
+    }
+    super::ct_eq(&digest(plain, salt, timestamp), &decoded)
 }
 
 impl Envelope {
@@ -221,7 +229,7 @@ mod tests {
 
     #[test]
     fn url_encoding_matches_the_spec_example() {
-        // shared/specs/open-platform-guide.txt §5.5 step 2 (the line break is the spec's layout).
+        // the open-platform guide §5.5 step 2 (the line break is the spec's layout).
         assert_eq!(
             url_encode(r#"{"merchantno":"00000006","product_cd":"230001","req_nbr":"tbt001"}"#),
             "%7B%22merchantno%22%3A%2200000006%22%2C%22product_cd%22%3A%22230001%22%2C%22req_nbr%22%3A%22tbt001%22%7D"

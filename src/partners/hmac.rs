@@ -1,4 +1,4 @@
-//! The sorted-parameter HMAC channel (shared/specs/hmac-signing-interface.html §3.2).
+//! The sorted-parameter HMAC channel (the HMAC signing interface §3.2).
 //!
 //! 1. Take every parameter except `sign` whose value is not empty; sort by parameter name in
 //!    ASCII (byte) order; join as `k1=v1&k2=v2…` — values raw, not URL-encoded — giving stringA.
@@ -87,9 +87,35 @@ pub fn check_timestamp(timestamp: &str, now: i64) -> Result<i64, TimestampError>
     Ok(ts)
 }
 
+/// The field of the account reply that carries the ID number.
+pub const ID_NUMBER_FIELD: &str = "user_identify_card_num";
+
+/// An ID number as this channel writes it: the spec asks for the check letter in lower case
+/// ("身份证号码的x字母，统一用小写"). Only the form on the wire changes — the keyed digest is taken
+/// of the normalised (upper-case) number, so lookups and audit rows are the same.
+pub fn id_number_on_wire(id: &str) -> String {
+    id.replace('X', "x")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_numbers_carry_a_lower_case_x() {
+        assert_eq!(
+            id_number_on_wire("11010519491231002X"),
+            "11010519491231002x"
+        );
+        assert_eq!(
+            id_number_on_wire("11010519491231002x"),
+            "11010519491231002x"
+        );
+        assert_eq!(
+            id_number_on_wire("110105194912310021"),
+            "110105194912310021"
+        );
+    }
 
     #[test]
     fn empty_values_and_sign_are_left_out_and_keys_sorted_by_ascii() {

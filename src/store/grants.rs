@@ -18,6 +18,7 @@ type GrantTuple = (
     i64,
     Option<i64>,
     Option<Vec<u8>>,
+    Option<String>,
 );
 
 #[derive(Insertable)]
@@ -31,6 +32,7 @@ struct GrantRow<'a> {
     expires_at_ms: i64,
     used_at_ms: Option<i64>,
     user_ref: Option<&'a [u8]>,
+    parent_id: Option<&'a str>,
 }
 
 fn from_tuple(t: GrantTuple) -> Result<GrantRecord, StoreError> {
@@ -53,6 +55,7 @@ fn from_tuple(t: GrantTuple) -> Result<GrantRecord, StoreError> {
         expires_at_ms: t.5,
         used_at_ms: t.6,
         user_ref,
+        parent_id: t.8,
     })
 }
 
@@ -67,6 +70,7 @@ macro_rules! grant_columns {
             og::expires_at_ms,
             og::used_at_ms,
             og::user_ref,
+            og::parent_id,
         )
     };
 }
@@ -84,6 +88,7 @@ impl Store {
             expires_at_ms: g.expires_at_ms,
             used_at_ms: g.used_at_ms,
             user_ref: g.user_ref.as_ref().map(|r| r.as_slice()),
+            parent_id: g.parent_id.as_deref(),
         };
         db_run!(self, conn => {
             diesel::insert_into(og::table).values(&row).execute(conn).await.map(|_| ()).map_err(StoreError::from)
@@ -130,8 +135,9 @@ impl Store {
         rows.into_iter().map(from_tuple).collect()
     }
 
-    /// Unused, unexpired user tickets of `app_id` for the user `user_ref`.
-    pub async fn live_user_tickets(
+    /// Unexpired user tickets of `app_id` for the user `user_ref` issued at or before `now_ms`
+    /// (used ones included: a used ticket is told apart from an unknown one), in issue order.
+    pub async fn user_tickets(
         &self,
         app_id: &str,
         user_ref: &[u8; 32],
@@ -145,16 +151,61 @@ impl Store {
                 .filter(og::user_ref.eq(&user_ref[..]))
                 .filter(og::kind.eq(GrantKind::UserTicket.as_str()))
                 .filter(og::secret_version.eq(version))
-                .filter(og::used_at_ms.is_null())
                 .filter(og::expires_at_ms.gt(now_ms))
                 .filter(og::issued_at_ms.le(now_ms))
-                .order((og::issued_at_ms.desc(), og::id.asc()))
+                .order((og::issued_at_ms.asc(), og::id.asc()))
                 .select(grant_columns!())
                 .load::<GrantTuple>(conn)
                 .await
                 .map_err(StoreError::from)
         })?;
         rows.into_iter().map(from_tuple).collect()
+    }
+
+    /// Every access token of `app_id` under secret `secret_version`, expired ones included (they
+    /// are purged a day after expiry), in issue order: the tokens that tickets name as parent.
+    pub async fn access_tokens(
+        &self,
+        app_id: &str,
+        secret_version: u32,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        let version = i32::try_from(secret_version).unwrap_or(i32::MAX);
+        let rows: Vec<GrantTuple> = db_run!(self, conn => {
+            og::table
+                .filter(og::app_id.eq(app_id))
+                .filter(og::kind.eq(GrantKind::AccessToken.as_str()))
+                .filter(og::secret_version.eq(version))
+                .order((og::issued_at_ms.asc(), og::id.asc()))
+                .select(grant_columns!())
+                .load::<GrantTuple>(conn)
+                .await
+                .map_err(StoreError::from)
+        })?;
+        rows.into_iter().map(from_tuple).collect()
+    }
+
+    /// Whether `app_id` has tickets under a secret version older than `secret_version` that
+    /// have not expired at `now_ms`: a chain that a secret change killed is still within its life.
+    pub async fn has_tickets_of_older_secret(
+        &self,
+        app_id: &str,
+        secret_version: u32,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let version = i32::try_from(secret_version).unwrap_or(i32::MAX);
+        let found: Option<String> = db_run!(self, conn => {
+            og::table
+                .filter(og::app_id.eq(app_id))
+                .filter(og::kind.ne(GrantKind::AccessToken.as_str()))
+                .filter(og::secret_version.lt(version))
+                .filter(og::expires_at_ms.gt(now_ms))
+                .select(og::id)
+                .first::<String>(conn)
+                .await
+                .optional()
+                .map_err(StoreError::from)
+        })?;
+        Ok(found.is_some())
     }
 
     /// Marks grant `id` used at `now_ms` if nobody has; true for the one caller that did.

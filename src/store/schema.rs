@@ -84,8 +84,10 @@ diesel::table! {
         expires_at_ms -> BigInt,
         /// User tickets: when consumed.
         used_at_ms -> Nullable<BigInt>,
-        /// User tickets: SHA-256 of app id and user id.
+        /// User tickets: keyed digest (HMAC-SM3 with the accounts pepper) of app id and user id.
         user_ref -> Nullable<Binary>,
+        /// Tickets: the access token that issued them.
+        parent_id -> Nullable<Text>,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Salted callbacks: `POST /callback/{partner}` receives `{Plain, Signature, Timestamp, SeqNo,
-//! transName}` (shared/specs/open-platform-guide.txt §5) — a signature is accepted once (the
+//! transName}` (the open-platform guide §5) — a signature is accepted once (the
 //! replay guard keys on it: SeqNo is not signed) — and answers with the same envelope,
 //! signed with the partner's active salt — errors too. Plain of the answer is
 //! `{"CODE", "DESC"[, "REASON"][, "DATA"]}`; codes are the spec's 0000/0001/0002/0103/0010/0012,
@@ -36,7 +36,7 @@ pub async fn entry(
     let ex = Exchange::begin(state, Channel::Callback, ROUTE);
     let ring = state.keyring().snapshot();
     let Some(cred) = ring.partner(Channel::Callback, &partner) else {
-        // No salt to sign with: a plain 404, audited like every answer.
+        // No salt to sign with: a plain 404; counted and logged, not audited (unauthenticated).
         let _ = ex
             .finish(
                 state,
@@ -164,7 +164,6 @@ async fn decide(
             .inc();
         return refuse(d, ReplyCode::SignatureFailed, "signature matches no salt");
     };
-    d.verified_by = Some(secret.version);
     let json = match env.open([secret.expose()], now) {
         Ok(j) => j,
         Err(code) => return refuse(d, code, "timestamp or Plain refused"),
@@ -180,7 +179,8 @@ async fn decide(
         (crate::partners::callback::TIMESTAMP_WINDOW_MS + 999) / 1000,
     );
     match first_use(state, &key, now / 1000, window, "callback_replay").await {
-        FirstUse::Yes => {}
+        // Authenticated and fresh: from here on the exchange is audited.
+        FirstUse::Yes => d.verified_by = Some(secret.version),
         FirstUse::Replayed => {
             return refuse(d, ReplyCode::SignatureFailed, "message already received")
         }

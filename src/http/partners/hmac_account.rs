@@ -1,5 +1,5 @@
 //! The account query for partners that sign with sorted-parameter HMAC-SHA256
-//! (shared/specs/hmac-signing-interface.html): `POST {partners.hmac_route}` with a JSON object
+//! (the HMAC signing interface): `POST {partners.hmac_route}` with a JSON object
 //! of string fields — `fappid`, `timestamp` (Unix seconds, ±5 min), `nonce`, `version` ("2"),
 //! `sign`, the business query in `paramJsons` (the WeChat body as a JSON string), and any other
 //! fields the partner sends (all non-empty ones are signed). Answers `{code, message, data}`
@@ -17,7 +17,10 @@ use crate::error::ErrorCode;
 use crate::http::body::{admit, read_body};
 use crate::http::partners::{first_use, Answered, Exchange, FirstUse};
 use crate::http::wechat::account_query;
-use crate::partners::hmac::{check_timestamp, verify, TimestampError, TIMESTAMP_WINDOW_SECS};
+use crate::partners::hmac::{
+    check_timestamp, id_number_on_wire, verify, TimestampError, ID_NUMBER_FIELD,
+    TIMESTAMP_WINDOW_SECS,
+};
 use crate::partners::Channel;
 use crate::state::AppState;
 
@@ -181,7 +184,12 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
         pension_status: answer.pension_status,
     };
     match answer.result {
-        Ok(body) => d.data = serde_json::from_slice(&body).unwrap_or(Value::Null),
+        Ok(body) => {
+            d.data = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if let Some(Value::String(id)) = d.data.get_mut(ID_NUMBER_FIELD) {
+                *id = id_number_on_wire(id);
+            }
+        }
         Err(e) => {
             d.status = if e.code == ErrorCode::SystemError {
                 e.status

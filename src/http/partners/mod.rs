@@ -1,6 +1,13 @@
 //! What the partner channels' handlers share: query-string parsing, the audit row written
-//! before every answer leaves, metrics and the one log line per request (no personal data, no
-//! secrets, no query strings — they carry secrets and tokens).
+//! before an authenticated request's answer leaves, metrics and the log line (no personal data,
+//! no secrets, no query strings — they carry secrets and tokens).
+//!
+//! A request refused before it is authenticated — unknown partner, wrong secret, token, ticket
+//! or signature, stale timestamp, replay — writes nothing to the database: anyone can send
+//! those, so a row each would let a flood grow `query_audit` and drain the pool the WeChat
+//! channel shares. Such refusals are counted (`verify_failures{reason="<channel>_unauthenticated"}`
+//! and `requests{route,status,code}`) and logged sampled: at most one line per second per
+//! route, carrying how many were left out since the previous one.
 
 pub mod callback_receive;
 pub mod hmac_account;
@@ -10,6 +17,7 @@ pub mod op_service;
 pub(crate) mod open_platform;
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::partners::Channel;
@@ -82,7 +90,8 @@ pub(crate) struct Answered<'a> {
     pub http_status: u16,
     pub id_digest: Option<[u8; 32]>,
     pub pension_status: Option<i16>,
-    /// The partner credential version that authenticated the request, if any.
+    /// The partner credential version that authenticated the request; `None` for a request
+    /// refused before it was authenticated (and fresh), which writes no audit row.
     pub credential_version: Option<u32>,
     /// Private cause for the log.
     pub cause: Option<&'a str>,
@@ -103,21 +112,10 @@ impl Exchange {
         }
     }
 
-    /// Writes the audit row (before the answer leaves), counts and logs the answer. An error
-    /// means the audit row could not be written: the caller must answer with a system error.
+    /// Counts and logs the answer; for an authenticated request (`credential_version` set)
+    /// first writes the audit row (before the answer leaves). An error means the audit row could
+    /// not be written: the caller must answer with a system error.
     pub async fn finish(&self, state: &AppState, a: Answered<'_>) -> Result<(), StoreError> {
-        let row = NewAudit {
-            request_id: self.request_id.clone(),
-            received_at_ms: self.received_at_ms,
-            outcome: a.code.chars().take(32).collect(),
-            http_status: i16::try_from(a.http_status).unwrap_or(i16::MAX),
-            bank_key_version: 0,
-            wechat_key_version: a.credential_version.map(|v| v as i32),
-            id_digest: a.id_digest,
-            pension_status: a.pension_status,
-            channel: self.channel.as_str(),
-        };
-        let audited = state.accounts().store().insert_audit(&row).await;
         let status = a.http_status.to_string();
         state
             .metrics()
@@ -125,6 +123,39 @@ impl Exchange {
             .with_label_values(&[self.route, &status, a.code])
             .inc();
         let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let Some(version) = a.credential_version else {
+            state
+                .metrics()
+                .verify_failures
+                .with_label_values(&[unauthenticated_reason(self.channel)])
+                .inc();
+            if let Some(left_out) = REFUSAL_LOG.admit(self.route) {
+                tracing::warn!(
+                    request_id = %self.request_id,
+                    channel = self.channel.as_str(),
+                    route = self.route,
+                    status = a.http_status,
+                    code = a.code,
+                    latency_us,
+                    cause = a.cause.unwrap_or(""),
+                    left_out,
+                    "partner request refused before authentication (sampled: one line per second per route)"
+                );
+            }
+            return Ok(());
+        };
+        let row = NewAudit {
+            request_id: self.request_id.clone(),
+            received_at_ms: self.received_at_ms,
+            outcome: a.code.chars().take(32).collect(),
+            http_status: i16::try_from(a.http_status).unwrap_or(i16::MAX),
+            bank_key_version: 0,
+            wechat_key_version: Some(i32::try_from(version).unwrap_or(i32::MAX)),
+            id_digest: a.id_digest,
+            pension_status: a.pension_status,
+            channel: self.channel.as_str(),
+        };
+        let audited = state.accounts().store().insert_audit(&row).await;
         match (a.cause, &audited) {
             (_, Err(e)) => tracing::warn!(
                 request_id = %self.request_id,
@@ -142,7 +173,7 @@ impl Exchange {
                 route = self.route,
                 status = a.http_status,
                 code = a.code,
-                credential_version = a.credential_version,
+                credential_version = version,
                 latency_us,
                 cause,
                 "partner request refused"
@@ -153,11 +184,81 @@ impl Exchange {
                 route = self.route,
                 status = a.http_status,
                 code = a.code,
-                credential_version = a.credential_version,
+                credential_version = version,
                 latency_us,
                 "partner request"
             ),
         }
         audited
+    }
+}
+
+/// The `verify_failures{reason}` label of a refusal before authentication on `channel`.
+pub(crate) fn unauthenticated_reason(channel: Channel) -> &'static str {
+    match channel {
+        Channel::OpenPlatform => "op_unauthenticated",
+        Channel::Callback => "callback_unauthenticated",
+        Channel::Hmac => "hmac_unauthenticated",
+    }
+}
+
+/// Lets through at most one log line per second per key; counts the ones it holds back.
+pub(crate) struct LogSampler {
+    slots: Mutex<BTreeMap<&'static str, (u64, u64)>>,
+    origin: OnceLock<Instant>,
+}
+
+/// The sampler of "refused before authentication" lines.
+static REFUSAL_LOG: LogSampler = LogSampler::new();
+
+impl LogSampler {
+    /// A sampler with no history.
+    pub(crate) const fn new() -> Self {
+        Self {
+            slots: Mutex::new(BTreeMap::new()),
+            origin: OnceLock::new(),
+        }
+    }
+
+    /// `Some(left_out)` if a line for `key` may be written now — `left_out` lines were held
+    /// back since the previous one — or `None` if one was already written this second.
+    pub(crate) fn admit(&self, key: &'static str) -> Option<u64> {
+        let second = self.origin.get_or_init(Instant::now).elapsed().as_secs();
+        self.admit_at(key, second)
+    }
+
+    fn admit_at(&self, key: &'static str, second: u64) -> Option<u64> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        match slots.get_mut(key) {
+            Some((last, held)) if *last == second => {
+                *held += 1;
+                None
+            }
+            Some((last, held)) => {
+                *last = second;
+                Some(std::mem::take(held))
+            }
+            None => {
+                slots.insert(key, (second, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_second_per_key_with_the_count_held_back() {
+        let s = LogSampler::new();
+        assert_eq!(s.admit_at("a", 5), Some(0));
+        assert_eq!(s.admit_at("a", 5), None);
+        assert_eq!(s.admit_at("a", 5), None);
+        assert_eq!(s.admit_at("b", 5), Some(0));
+        assert_eq!(s.admit_at("a", 6), Some(2));
+        assert_eq!(s.admit_at("a", 6), None);
+        assert_eq!(s.admit_at("a", 9), Some(1));
     }
 }

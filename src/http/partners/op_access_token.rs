@@ -1,5 +1,5 @@
 //! Open platform: `GET /api/oauth2/access_token?app_id&secret&grant_type=client_credential&version=2.0.0`
-//! (shared/specs/open-platform-guide.txt §4.1).
+//! (the open-platform guide §4.1).
 
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
@@ -60,6 +60,7 @@ async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
         GrantKind::AccessToken,
         secret_version,
         &expected,
+        None,
         None,
         &rules,
     )

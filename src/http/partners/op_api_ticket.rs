@@ -1,5 +1,5 @@
 //! Open platform: `GET /api/oauth2/api_ticket?app_id&access_token&type&version[&user_data&mechant_id]`
-//! (shared/specs/open-platform-guide.txt §4.2). `type` may list several types separated by
+//! (the open-platform guide §4.2). `type` may list several types separated by
 //! commas; the tickets come back in that order.
 
 use actix_web::web::Data;
@@ -7,10 +7,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use crate::http::partners::open_platform::{
-    answer_credential, app_secret, check_access_token, issue, CredentialDecision, TokenRefusal,
+    answer_credential, app_secret, check_access_token, issue, user_ref, CredentialDecision,
+    TokenRefusal,
 };
 use crate::http::partners::query_params;
-use crate::partners::open_platform::grants::user_ref;
 use crate::partners::open_platform::{GrantKind, OpCode, VERSION};
 use crate::state::AppState;
 
@@ -60,7 +60,7 @@ async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
     }
     let user = if kinds.contains(&GrantKind::UserTicket) {
         match user_id(get("user_data"), get("mechant_id")) {
-            Ok(u) => Some(user_ref(app_id, &u)),
+            Ok(u) => Some(user_ref(state, app_id, &u)),
             Err(e) => return refuse(OpCode::InvalidCall, e),
         }
     } else {
@@ -70,14 +70,16 @@ async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
         return refuse(OpCode::InvalidAppId, "unknown app_id");
     };
     let rules = state.partners().grant_rules();
-    match check_access_token(state, app_id, secret_version, &secret, token, &rules).await {
-        Ok(_) => {}
+    let parent = match check_access_token(state, app_id, secret_version, &secret, token, &rules)
+        .await
+    {
+        Ok(grant) => grant,
         Err(TokenRefusal::Invalid(why)) => return refuse(OpCode::InvalidAccessToken, why),
         Err(TokenRefusal::Expired) => {
             return refuse(OpCode::AccessTokenExpired, "access token expired")
         }
         Err(TokenRefusal::Store(e)) => return refuse(OpCode::TicketIssueFailed, &e.to_string()),
-    }
+    };
     let mut tickets = Vec::new();
     for kind in kinds {
         let user_ref = (kind == GrantKind::UserTicket).then_some(user).flatten();
@@ -88,6 +90,7 @@ async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
             secret_version,
             &secret,
             user_ref,
+            Some(&parent.id),
             &rules,
         )
         .await

@@ -1,5 +1,5 @@
 //! Open platform business call: `POST /api/s/{service}/{code}?app_id&nonce&version&sign[&type]`
-//! (shared/specs/open-platform-guide.txt §4.3). The signature is the spec's SHA-1 over the
+//! (the open-platform guide §4.3). The signature is the spec's SHA-1 over the
 //! sorted values [app_id, version, nonce, type, body] plus the ticket; the answer is the
 //! envelope `{code, msg, BizSeqNo, transactionTime, jsonData}`. A configured `service/code`
 //! answers the account query; `jsonData` carries the business result (docs/partner-channels.md).
@@ -10,10 +10,10 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ErrorCode;
 use crate::http::body::{admit, read_body};
-use crate::http::partners::open_platform::{answer, app_secret};
+use crate::http::partners::open_platform::{answer, app_secret, user_ref};
 use crate::http::partners::{first_use, query_params, Answered, Exchange, FirstUse};
 use crate::http::wechat::account_query;
-use crate::partners::open_platform::grants::{user_ref, valid_in_chain};
+use crate::partners::open_platform::grants::{ticket_states, TicketState};
 use crate::partners::open_platform::{
     nonce_ok, request_values, verify, GrantKind, GrantRecord, GrantValue, OpCode, VERSION,
 };
@@ -38,7 +38,8 @@ pub async fn entry(
     let state = state.get_ref();
     let ex = Exchange::begin(state, Channel::OpenPlatform, ROUTE);
     let (service, code) = path.into_inner();
-    let d = decide(&req, &service, &code, payload, state).await;
+    let mut consumer_seq_no = None;
+    let d = decide(&req, &service, &code, payload, state, &mut consumer_seq_no).await;
     let done = ex
         .finish(
             state,
@@ -59,11 +60,29 @@ pub async fn entry(
     };
     let mut extra = Map::new();
     extra.insert("BizSeqNo".into(), json!(ex.request_id));
+    if let Some(seq) = consumer_seq_no {
+        extra.insert("ConsumerSeqNo".into(), json!(seq));
+    }
     if let Some(j) = json_data {
         extra.insert("jsonData".into(), json!(j));
     }
     answer(code, extra, now)
 }
+
+/// The caller's serial number, echoed as `ConsumerSeqNo`: the body's `BIZ_SEQ_NO` (the serial
+/// field of the spec's request example) when it is 1–64 letters, digits, `-` or `_`.
+fn caller_serial(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let seq = v.get(CALLER_SERIAL_FIELD)?.as_str()?;
+    let ok = (1..=64).contains(&seq.len())
+        && seq
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    ok.then(|| seq.to_owned())
+}
+
+/// The body field that carries the caller's serial number.
+pub const CALLER_SERIAL_FIELD: &str = "BIZ_SEQ_NO";
 
 struct Decision {
     code: OpCode,
@@ -91,6 +110,7 @@ async fn decide(
     code: &str,
     payload: Payload,
     state: &AppState,
+    consumer_seq_no: &mut Option<String>,
 ) -> Decision {
     let params = match query_params(req.query_string()) {
         Ok(p) => p,
@@ -136,19 +156,21 @@ async fn decide(
     let Ok(body_text) = std::str::from_utf8(&body) else {
         return refuse(OpCode::InputRequirement, "body is not UTF-8");
     };
+    *consumer_seq_no = caller_serial(body_text);
     let values = request_values(app_id, version, nonce, kind, body_text);
     let now = state.clock().now_ms();
     let store = state.accounts().store();
     let rules = state.partners().grant_rules();
 
-    // The candidate tickets: the app's live sign tickets (current and the previous within its
-    // grace), or the unused user tickets of the user the body names.
     let ticket_kind = match kind {
         None | Some("sign") => GrantKind::SignTicket,
         Some("user") => GrantKind::UserTicket,
         Some(_) => return refuse(OpCode::InputRequirement, "type must be sign or user"),
     };
-    let candidates: Vec<GrantRecord> = match ticket_kind {
+    // The tickets that could have signed: the app's unexpired sign tickets, or the unexpired
+    // tickets of the user the body names; each with its state (live, superseded, chain renewed,
+    // used), which needs every access token of the app that could be their parent.
+    let tickets: Vec<GrantRecord> = match ticket_kind {
         GrantKind::UserTicket => {
             let Some(user) = serde_json::from_str::<Value>(body_text)
                 .ok()
@@ -159,10 +181,8 @@ async fn decide(
                     "type=user needs the body's USER_ID",
                 );
             };
-            match store
-                .live_user_tickets(app_id, &user_ref(app_id, &user), secret_version, now)
-                .await
-            {
+            let user = user_ref(state, app_id, &user);
+            match store.user_tickets(app_id, &user, secret_version, now).await {
                 Ok(v) => v,
                 Err(e) => return refuse(OpCode::Timeout, e.to_string()),
             }
@@ -171,39 +191,81 @@ async fn decide(
             .grant_chain(app_id, GrantKind::SignTicket, secret_version, now)
             .await
         {
-            Ok(chain) => valid_in_chain(&chain, now, &rules)
-                .into_iter()
-                .cloned()
-                .collect(),
+            Ok(chain) => chain,
             Err(e) => return refuse(OpCode::Timeout, e.to_string()),
         },
     };
-    if candidates.is_empty() {
+    let tokens = match store.access_tokens(app_id, secret_version).await {
+        Ok(t) => t,
+        Err(e) => return refuse(OpCode::Timeout, e.to_string()),
+    };
+    let states = ticket_states(&tickets, &tokens, now, &rules);
+    if !states.contains(&TicketState::Live) {
         return refuse(OpCode::TicketVerifyFailed, "no live ticket");
     }
-    let signed_by = candidates.iter().rev().find(|g| {
+    // Newest first: the ticket the partner most likely holds.
+    let signed_by = tickets.iter().zip(&states).rev().find(|(g, _)| {
         let ticket = GrantValue::derive(secret.as_bytes(), app_id, ticket_kind, &g.id);
         verify(&values, &ticket, sign)
     });
-    let Some(grant) = signed_by else {
-        state
-            .metrics()
-            .verify_failures
-            .with_label_values(&["op_signature"])
-            .inc();
-        return refuse(
-            OpCode::SignatureIncorrect,
-            "signature matches no live ticket",
-        );
+    let grant = match signed_by {
+        Some((g, TicketState::Live)) => g,
+        Some((_, TicketState::Superseded)) => {
+            // Knocked out by a newer ticket (spec §6.1: 60841018 "互踢").
+            return refuse(
+                OpCode::SignatureIncorrect,
+                "ticket superseded by a newer one",
+            );
+        }
+        Some((_, TicketState::ChainRenewed)) => {
+            return refuse(
+                OpCode::TicketVerifyFailed,
+                "ticket of a superseded access token",
+            )
+        }
+        Some((_, TicketState::Used)) => {
+            return refuse(OpCode::TicketVerifyFailed, "user ticket already used")
+        }
+        None => {
+            state
+                .metrics()
+                .verify_failures
+                .with_label_values(&["op_signature"])
+                .inc();
+            // A ticket of the app's previous secret cannot be recomputed (that secret is gone);
+            // while such tickets would still be within their life, an unmatched signature is
+            // taken as one of them: "ticket 不存在或已失效", fetch a new one.
+            return match store
+                .has_tickets_of_older_secret(app_id, secret_version, now)
+                .await
+            {
+                Ok(true) => refuse(
+                    OpCode::TicketVerifyFailed,
+                    "signature matches no live ticket; a previous secret's chain is recent",
+                ),
+                Ok(false) => refuse(
+                    OpCode::SignatureIncorrect,
+                    "signature matches no live ticket",
+                ),
+                Err(e) => refuse(OpCode::Timeout, e.to_string()),
+            };
+        }
     };
-    // A nonce is remembered for as long as any ticket that could sign it lives.
-    let window = rules.sign_ticket_secs.max(rules.user_ticket_secs)
-        + rules.grace_secs
-        + crate::replay::REPLAY_MARGIN_SECS;
+    // A nonce is remembered for as long as any ticket that could sign it lives. A replay is
+    // refused as an input fault (60840002: the nonce must be new), not as a ticket fault: the
+    // remedy of 60841017 / 60841018 — fetch a new ticket — would not help.
     let key = format!("op:{app_id}:{nonce}");
-    match first_use(state, &key, now / 1000, window, "op_replay").await {
+    match first_use(
+        state,
+        &key,
+        now / 1000,
+        rules.nonce_window_secs() + crate::replay::REPLAY_MARGIN_SECS,
+        "op_replay",
+    )
+    .await
+    {
         FirstUse::Yes => {}
-        FirstUse::Replayed => return refuse(OpCode::SignatureIncorrect, "nonce replayed"),
+        FirstUse::Replayed => return refuse(OpCode::InputRequirement, "nonce replayed"),
         FirstUse::Unavailable(cause) => return refuse(OpCode::Timeout, cause),
     }
     if ticket_kind == GrantKind::UserTicket {

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
 use crate::http::partners::{Answered, Exchange};
-use crate::partners::open_platform::grants::{validity, Invalid};
+use crate::partners::open_platform::grants::{successor_issued_ms, validity, Invalid};
 use crate::partners::open_platform::{
     transaction_time, GrantKind, GrantRecord, GrantRules, GrantValue, OpCode,
 };
@@ -120,8 +120,7 @@ pub(crate) async fn check_access_token(
     let successor = chain
         .iter()
         .position(|g| g.id == grant.id)
-        .and_then(|i| chain.get(i + 1))
-        .map(|g| g.issued_at_ms);
+        .and_then(|i| successor_issued_ms(&chain, i));
     match validity(&grant, successor, now, rules) {
         Ok(()) => Ok(grant),
         Err(Invalid::Expired) => Err(TokenRefusal::Expired),
@@ -130,7 +129,19 @@ pub(crate) async fn check_access_token(
     }
 }
 
-/// Issues and stores a grant; returns its value.
+/// The stored reference of `user_id` of `app_id`: HMAC-SM3 with the accounts pepper, the keyed
+/// digest used for ID numbers, over a domain-separated input.
+pub(crate) fn user_ref(state: &AppState, app_id: &str, user_id: &str) -> [u8; 32] {
+    state
+        .accounts()
+        .digest(&crate::partners::open_platform::grants::user_ref_input(
+            app_id, user_id,
+        ))
+}
+
+/// Issues and stores a grant; returns its value. `parent_id` is the access token that issues
+/// a ticket (`None` for a token).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn issue(
     state: &AppState,
     app_id: &str,
@@ -138,6 +149,7 @@ pub(crate) async fn issue(
     secret_version: u32,
     secret: &str,
     user_ref: Option<[u8; 32]>,
+    parent_id: Option<&str>,
     rules: &GrantRules,
 ) -> Result<(GrantRecord, String), StoreError> {
     let now = state.clock().now_ms();
@@ -150,6 +162,7 @@ pub(crate) async fn issue(
         expires_at_ms: now + rules.life_secs(kind) * 1000,
         used_at_ms: None,
         user_ref,
+        parent_id: parent_id.map(str::to_owned),
     };
     let store = state.accounts().store();
     store.insert_grant(&grant).await?;

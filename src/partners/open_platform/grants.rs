@@ -4,17 +4,22 @@
 //! of the spec's examples): `id` is 16 random bytes and `mac` the first 16 bytes of
 //! HMAC-SHA256(app secret, domain ‖ kind ‖ app_id ‖ id). The database stores the id and the
 //! times, never a usable value: reading the table does not let anyone call the platform, and
-//! changing the app's secret changes every value derived from it — the spec's
-//! "secret → access token → any type ticket" chain of invalidation (§4.6) holds by construction.
-//! Each grant also records the secret *version* it was issued under, so grants of an earlier
-//! secret are not even candidates.
+//! changing the app's secret changes every value derived from it. Each grant also records the
+//! secret *version* it was issued under, so grants of an earlier secret are not even candidates.
 //!
 //! **Validity.** Sign tickets and access tokens form a chain per (app, kind, secret version):
 //! a grant is valid while it has not expired and, if a newer grant of the chain was issued,
-//! until `grace` after that issue (the spec: "获取新的ticket后，上一个ticket五分钟后失效").
-//! This is computed from the rows alone — issuing is a single INSERT, so several instances
-//! issuing at once need no lock and can never leave two chains. User tickets are independent of
-//! each other (one per user login), live 300 s and are consumed by their first use.
+//! until the kind's grace after that issue — 300 s for sign tickets (the spec: "获取新的ticket后，
+//! 上一个ticket五分钟后失效"), `access_token_grace_secs` (0 by default) for access tokens.
+//! User tickets are independent of each other (one per user login), live 300 s and are consumed
+//! by their first use.
+//!
+//! **The chain of invalidation** ("app secret → access token → any type ticket", spec §4.6):
+//! every ticket records the access token that issued it (`parent_id`), and a ticket dies with
+//! its token — as soon as that token is superseded past its grace — whatever its own expiry.
+//! A secret change kills tokens and tickets through the secret version. This is computed from
+//! the rows alone — issuing is a single INSERT, so several instances issuing at once need no
+//! lock and can never leave two chains.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -60,8 +65,11 @@ pub struct GrantRules {
     pub sign_ticket_secs: i64,
     /// User ticket life, seconds (spec: 300).
     pub user_ticket_secs: i64,
-    /// How long the previous token / sign ticket stays valid after a new one is issued (spec: 300).
+    /// How long the previous sign ticket stays valid after a new one is issued (spec: 300).
     pub grace_secs: i64,
+    /// How long the previous access token — and the tickets it issued — stays valid after a new
+    /// token is issued (spec: 0, the new token knocks the old one out at once).
+    pub access_token_grace_secs: i64,
 }
 
 impl Default for GrantRules {
@@ -71,6 +79,7 @@ impl Default for GrantRules {
             sign_ticket_secs: 3600,
             user_ticket_secs: 300,
             grace_secs: 300,
+            access_token_grace_secs: 0,
         }
     }
 }
@@ -83,6 +92,21 @@ impl GrantRules {
             GrantKind::SignTicket => self.sign_ticket_secs,
             GrantKind::UserTicket => self.user_ticket_secs,
         }
+    }
+
+    /// How long a grant of `kind` outlives the issue of its successor, seconds (user tickets
+    /// have no successor).
+    pub fn grace_of(&self, kind: GrantKind) -> i64 {
+        match kind {
+            GrantKind::AccessToken => self.access_token_grace_secs,
+            GrantKind::SignTicket => self.grace_secs,
+            GrantKind::UserTicket => 0,
+        }
+    }
+
+    /// How long a nonce must be remembered: as long as any ticket that could sign it lives.
+    pub fn nonce_window_secs(&self) -> i64 {
+        self.sign_ticket_secs.max(self.user_ticket_secs) + self.grace_secs
     }
 }
 
@@ -103,8 +127,12 @@ pub struct GrantRecord {
     pub expires_at_ms: i64,
     /// User tickets: when it was consumed.
     pub used_at_ms: Option<i64>,
-    /// User tickets: SHA-256 of `app_id ‖ 0 ‖ USER_ID` (no raw user ids stored).
+    /// User tickets: keyed digest of the app and `USER_ID` (see [`user_ref_input`]; no raw
+    /// user ids stored).
     pub user_ref: Option<[u8; 32]>,
+    /// Tickets: the id of the access token that issued them (`None` for tokens, and for
+    /// tickets stored before the chain was recorded, which are therefore never valid).
+    pub parent_id: Option<String>,
 }
 
 /// Why a grant is not valid now.
@@ -138,11 +166,24 @@ pub fn validity(
         return Err(Invalid::Used);
     }
     if let Some(next) = successor_issued_ms {
-        if next <= now_ms && now_ms >= next.saturating_add(rules.grace_secs * 1000) {
+        let grace_ms = rules.grace_of(grant.kind).saturating_mul(1000);
+        if next <= now_ms && now_ms >= next.saturating_add(grace_ms) {
             return Err(Invalid::Superseded);
         }
     }
     Ok(())
+}
+
+/// The issue time of the successor of `chain[i]`: the first grant of the chain issued strictly
+/// later (`chain` in issue order). Grants issued in the same millisecond do not supersede each
+/// other — neither is "the previous one".
+pub fn successor_issued_ms(chain: &[GrantRecord], i: usize) -> Option<i64> {
+    let issued = chain.get(i)?.issued_at_ms;
+    chain
+        .get(i + 1..)?
+        .iter()
+        .map(|g| g.issued_at_ms)
+        .find(|&t| t > issued)
 }
 
 /// The grants of one chain that are valid at `now_ms`; `chain` must hold every unexpired grant
@@ -155,10 +196,7 @@ pub fn valid_in_chain<'a>(
     chain
         .iter()
         .enumerate()
-        .filter(|(i, g)| {
-            let next = chain.get(i + 1).map(|n| n.issued_at_ms);
-            validity(g, next, now_ms, rules).is_ok()
-        })
+        .filter(|(i, g)| validity(g, successor_issued_ms(chain, *i), now_ms, rules).is_ok())
         .map(|(_, g)| g)
         .collect()
 }
@@ -211,14 +249,64 @@ impl GrantValue {
     }
 }
 
-/// The stored reference of a user id: SHA-256(app_id ‖ 0 ‖ user_id).
-pub fn user_ref(app_id: &str, user_id: &str) -> [u8; 32] {
-    use sha2::Digest;
-    let mut h = Sha256::new();
-    h.update(app_id.as_bytes());
-    h.update([0]);
-    h.update(user_id.as_bytes());
-    h.finalize().into()
+/// What the stored reference of a user id digests: `open-platform-user ‖ 0 ‖ app_id ‖ 0 ‖
+/// user_id`. The caller keys it with the accounts pepper (the digest used for ID numbers, whose
+/// inputs never contain a NUL byte, so the two kinds of input cannot collide).
+pub fn user_ref_input(app_id: &str, user_id: &str) -> String {
+    format!("open-platform-user\0{app_id}\0{user_id}")
+}
+
+/// Why a ticket that is not valid now is not, as far as the rows tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketState {
+    /// Valid: may sign a request.
+    Live,
+    /// A newer sign ticket was issued more than the grace ago ("互踢", spec §6.1).
+    Superseded,
+    /// Its access token was superseded past the token grace, or it records no token: the chain
+    /// it belonged to was renewed (spec §4.6).
+    ChainRenewed,
+    /// A user ticket already used.
+    Used,
+}
+
+/// The state of each ticket of `tickets` at `now_ms`. `tickets` holds the unexpired tickets of
+/// one kind issued at or before `now_ms`, in issue order (for sign tickets: the whole chain);
+/// `tokens` holds every access token of the same app and secret version in issue order
+/// (`issued_at_ms`, then `id`), expired ones included.
+pub fn ticket_states(
+    tickets: &[GrantRecord],
+    tokens: &[GrantRecord],
+    now_ms: i64,
+    rules: &GrantRules,
+) -> Vec<TicketState> {
+    let token_grace_ms = rules.access_token_grace_secs.saturating_mul(1000);
+    // A token is renewed once its successor's issue plus the token grace has passed.
+    let renewed = |parent: &str| -> bool {
+        let Some(pos) = tokens.iter().position(|t| t.id == parent) else {
+            return true;
+        };
+        successor_issued_ms(tokens, pos)
+            .is_some_and(|t| t <= now_ms && now_ms >= t.saturating_add(token_grace_ms))
+    };
+    tickets
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            if g.parent_id.as_deref().is_none_or(renewed) {
+                return TicketState::ChainRenewed;
+            }
+            let next = match g.kind {
+                GrantKind::SignTicket => successor_issued_ms(tickets, i),
+                _ => None,
+            };
+            match validity(g, next, now_ms, rules) {
+                Ok(()) => TicketState::Live,
+                Err(Invalid::Used) => TicketState::Used,
+                Err(_) => TicketState::Superseded,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -235,7 +323,90 @@ mod tests {
             expires_at_ms: (issued_s + life_s) * 1000,
             used_at_ms: None,
             user_ref: None,
+            parent_id: Some("t1".into()),
         }
+    }
+
+    fn token(id: &str, issued_s: i64) -> GrantRecord {
+        GrantRecord {
+            kind: GrantKind::AccessToken,
+            parent_id: None,
+            ..g(id, issued_s, 3600)
+        }
+    }
+
+    #[test]
+    fn grants_of_the_same_millisecond_do_not_supersede_each_other() {
+        let rules = GrantRules::default();
+        let tokens = [token("t1", 0), token("t2", 0), token("t3", 5)];
+        let a = GrantRecord {
+            parent_id: Some("t2".into()),
+            ..g("a", 0, 3600)
+        };
+        let b = g("b", 0, 3600);
+        assert_eq!(successor_issued_ms(&tokens, 0), Some(5000));
+        assert_eq!(successor_issued_ms(&tokens, 2), None);
+        assert_eq!(
+            ticket_states(&[b.clone(), a.clone()], &tokens[..2], 1000, &rules),
+            [TicketState::Live, TicketState::Live]
+        );
+        assert_eq!(
+            ticket_states(&[b, a], &tokens, 5000, &rules),
+            [TicketState::ChainRenewed, TicketState::ChainRenewed]
+        );
+    }
+
+    #[test]
+    fn a_new_token_kills_the_previous_one_and_its_tickets_at_once() {
+        let rules = GrantRules::default();
+        let tokens = [token("t1", 0), token("t2", 1000)];
+        let a = g("a", 10, 3600);
+        let b = GrantRecord {
+            parent_id: Some("t2".into()),
+            ..g("b", 1001, 3600)
+        };
+        let orphan = GrantRecord {
+            parent_id: None,
+            ..g("o", 10, 3600)
+        };
+        let tickets = [a.clone(), b.clone()];
+        // Before t2: a is live (b does not exist yet: not in the slice).
+        assert_eq!(
+            ticket_states(std::slice::from_ref(&a), &tokens, 999_999, &rules),
+            [TicketState::Live]
+        );
+        // From t2's issue on, a (issued by t1) is dead even though its own chain would give it
+        // five minutes; b lives.
+        assert_eq!(
+            ticket_states(&tickets, &tokens, 1_001_000, &rules),
+            [TicketState::ChainRenewed, TicketState::Live]
+        );
+        assert_eq!(
+            ticket_states(&[orphan], &tokens, 1_001_000, &rules),
+            [TicketState::ChainRenewed]
+        );
+        // The access token itself is superseded at once.
+        assert_eq!(
+            validity(&tokens[0], Some(1_000_000), 1_000_000, &rules),
+            Err(Invalid::Superseded)
+        );
+        // With a token grace, the old token and its tickets live on for that long.
+        let lenient = GrantRules {
+            access_token_grace_secs: 60,
+            ..rules
+        };
+        assert_eq!(
+            ticket_states(&tickets, &tokens, 1_059_999, &lenient),
+            [TicketState::Live, TicketState::Live]
+        );
+        assert_eq!(
+            ticket_states(&tickets, &tokens, 1_060_000, &lenient),
+            [TicketState::ChainRenewed, TicketState::Live]
+        );
+        assert_eq!(
+            validity(&tokens[0], Some(1_000_000), 1_059_999, &lenient),
+            Ok(())
+        );
     }
 
     #[test]

@@ -1,0 +1,4 @@
+-- Each ticket records the access token that issued it, so a new token invalidates the tickets
+-- of the previous one (open-platform guide §4.6). Same column as migrations/sqlite. Tickets
+-- stored before this column existed have no parent and are never valid again.
+ALTER TABLE op_grants ADD COLUMN parent_id CHAR(32) NULL;

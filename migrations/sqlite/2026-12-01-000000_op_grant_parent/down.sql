@@ -1,0 +1,1 @@
+ALTER TABLE op_grants DROP COLUMN parent_id;
