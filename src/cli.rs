@@ -777,7 +777,7 @@ async fn call(
     dir: PathBuf,
     settings: &Settings,
 ) -> Result<(), String> {
-    use pension_gateway::keyring::{BankKeyState, WechatKeyState};
+    use pension_gateway::keyring::{read_key_text, BankKeyState, KeyFileKind, WechatKeyState};
     let kd = pension_gateway::keyring::admin::KeyDir::new(
         &dir,
         settings.keys.engine,
@@ -790,9 +790,7 @@ async fn call(
         .find(|b| b.state == BankKeyState::Active)
         .ok_or("no active bank key")?;
     let key_path = dir.join(&active.private_key);
-    pension_gateway::keyring::check_private_key_mode(&key_path).map_err(|e| e.to_string())?;
-    let text =
-        zeroize::Zeroizing::new(std::fs::read_to_string(&key_path).map_err(|e| e.to_string())?);
+    let text = read_key_text(&key_path, KeyFileKind::Secret).map_err(|e| e.to_string())?;
     let bank_key = SecretKey::parse(&text).map_err(|e| e.to_string())?;
     let mut wechat = Vec::new();
     for w in m
@@ -800,7 +798,8 @@ async fn call(
         .iter()
         .filter(|w| w.state == WechatKeyState::Trusted)
     {
-        let t = std::fs::read_to_string(dir.join(&w.public_key)).map_err(|e| e.to_string())?;
+        let t = read_key_text(&dir.join(&w.public_key), KeyFileKind::PublicKey)
+            .map_err(|e| e.to_string())?;
         wechat.push((w.version, PublicKey::parse(&t).map_err(|e| e.to_string())?));
     }
     let client = WechatClient::bank_outbound(
