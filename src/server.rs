@@ -7,7 +7,8 @@ use std::sync::Arc;
 use actix_web::{App, HttpServer};
 
 use crate::accounts::{demo, AccountDirectory};
-use crate::config::Settings;
+use crate::config::{KeySettings, Settings};
+use crate::crypto::EngineKind;
 use crate::http::metrics::Metrics;
 use crate::http::{AppState, Clock, SystemClock};
 use crate::keyring::{load_keyring, KeyRingError, KeyRingHandle, Manifest};
@@ -29,6 +30,13 @@ pub enum StartError {
     /// Listener or runtime failure.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// The configured engine signs in variable time and that was not explicitly allowed.
+    #[error(
+        "keys.engine = \"{0}\" signs in variable time: its timing can reveal the bank's private \
+         key. Use keys.engine = \"fast\" or \"rustcrypto\", or set \
+         keys.allow_variable_time_signing = true to accept the risk (tests and comparisons only)"
+    )]
+    VariableTimeSigning(crate::crypto::EngineKind),
     /// Anything else at start-up.
     #[error("{0}")]
     Other(String),
@@ -119,10 +127,27 @@ pub fn prepare_demo_keys(dir: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Loads the key ring and wraps it in a reloadable handle.
+/// The engine the bank's responses are signed with: a variable-time engine is refused unless
+/// `keys.allow_variable_time_signing` is set, and then a warning is logged.
+pub fn signing_engine(keys: &KeySettings) -> Result<EngineKind, StartError> {
+    if !keys.engine.signs_in_constant_time() {
+        if !keys.allow_variable_time_signing {
+            return Err(StartError::VariableTimeSigning(keys.engine));
+        }
+        tracing::warn!(
+            engine = %keys.engine,
+            "keys.allow_variable_time_signing = true: responses are signed by a variable-time \
+             engine whose timing can reveal the bank's private key; do not run this in production"
+        );
+    }
+    Ok(keys.engine)
+}
+
+/// Loads the key ring (with the engine [`signing_engine`] allows) and wraps it in a reloadable
+/// handle.
 pub fn load_keys(settings: &Settings) -> Result<Arc<KeyRingHandle>, StartError> {
     let dir = settings.keys.dir.clone();
-    let engine = settings.keys.engine;
+    let engine = signing_engine(&settings.keys)?;
     let id = settings.wechat.signer_id.clone().into_bytes();
     let demo = settings.server.demo;
     let ring = load_keyring(&dir, engine, &id, demo)?;
