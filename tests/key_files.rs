@@ -54,6 +54,7 @@ fn refused_by_rule(
         other => panic!("{file}: expected a file-rule refusal, got {other:?}"),
     }
     assert!(msg.contains(file), "{msg}");
+    eprintln!("refused as expected: {msg}");
     msg
 }
 
