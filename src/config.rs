@@ -322,6 +322,9 @@ pub struct KeySettings {
     pub engine: EngineKind,
     /// How often to check `keyring.toml` for changes, seconds (0: only SIGHUP and the admin call).
     pub watch_interval_secs: u64,
+    /// Allow signing with a variable-time engine (`libsm`), whose timing can reveal the bank's
+    /// private key. Default false: the server refuses to start with such an engine.
+    pub allow_variable_time_signing: bool,
 }
 
 /// `[database]`
@@ -392,6 +395,7 @@ impl Default for KeySettings {
             dir: PathBuf::from("keys/demo"),
             engine: EngineKind::DEFAULT,
             watch_interval_secs: 5,
+            allow_variable_time_signing: false,
         }
     }
 }

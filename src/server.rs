@@ -8,7 +8,8 @@ use actix_web::{App, HttpServer};
 
 use crate::accounts::{demo, AccountDirectory};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::config::{KeySettings, Settings};
+use crate::crypto::EngineKind;
 use crate::keyring::{load_keyring, KeyRingError, KeyRingHandle, Manifest};
 use crate::metrics::Metrics;
 use crate::ops::reload::reload_keys;
@@ -31,6 +32,13 @@ pub enum StartError {
     /// Listener or runtime failure.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// The configured engine signs in variable time and that was not explicitly allowed.
+    #[error(
+        "keys.engine = \"{0}\" signs in variable time: its timing can reveal the bank's private \
+         key. Use keys.engine = \"fast\" or \"rustcrypto\", or set \
+         keys.allow_variable_time_signing = true to accept the risk (tests and comparisons only)"
+    )]
+    VariableTimeSigning(crate::crypto::EngineKind),
     /// Anything else at start-up.
     #[error("{0}")]
     Other(String),
@@ -61,41 +69,87 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     Ok(Store::open(&db.url, opts).await?)
 }
 
-/// In demo mode the published demo keys come out of git with mode 0644 (git keeps no modes);
-/// tighten them to 0600 so the same permission rule applies as in production.
+/// In demo mode the published demo keys come out of git with whatever mode the checkout gave
+/// them (git keeps no modes): tighten secrets to 0600 and take group and other write off the
+/// manifest and public keys, so the same file rules apply as in production. Every file is
+/// changed through a handle opened without following links (`keyring::file_rules`).
 pub fn prepare_demo_keys(dir: &Path) -> Result<(), StartError> {
-    let manifest_path = dir.join("keyring.toml");
-    let text = std::fs::read_to_string(&manifest_path)
-        .map_err(|e| StartError::Other(format!("cannot read {}: {e}", manifest_path.display())))?;
-    let manifest = Manifest::parse(&text).map_err(StartError::Other)?;
-    if !manifest.demo {
-        return Ok(());
-    }
     #[cfg(unix)]
-    for entry in &manifest.bank {
-        use std::os::unix::fs::PermissionsExt;
-        let path = dir.join(&entry.private_key);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    #[cfg(unix)]
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        use std::os::unix::fs::PermissionsExt;
-        for e in entries.flatten() {
-            if e.path()
-                .extension()
-                .is_some_and(|x| x == "key" || x == "secret")
-            {
-                std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600))?;
+    {
+        use crate::keyring::file_rules::tighten_demo_file;
+        use crate::keyring::KeyFileKind;
+        let manifest_path = dir.join("keyring.toml");
+        let Some(bytes) = tighten_demo_file(&manifest_path, KeyFileKind::Manifest)? else {
+            // Missing or not a regular file: loading refuses it with the file's name.
+            return Ok(());
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            StartError::Other(format!("{}: not UTF-8 text", manifest_path.display()))
+        })?;
+        let manifest = Manifest::parse(text).map_err(StartError::Other)?;
+        if !manifest.demo {
+            return Ok(());
+        }
+        let mut files: Vec<(std::path::PathBuf, KeyFileKind)> = Vec::new();
+        files.extend(
+            manifest
+                .bank
+                .iter()
+                .map(|b| (dir.join(&b.private_key), KeyFileKind::Secret)),
+        );
+        files.extend(
+            manifest
+                .wechat
+                .iter()
+                .map(|w| (dir.join(&w.public_key), KeyFileKind::PublicKey)),
+        );
+        files.extend(
+            manifest
+                .partner
+                .iter()
+                .map(|p| (dir.join(&p.secret), KeyFileKind::Secret)),
+        );
+        // Files the manifest does not name but the demo client reads (`wechat-v1.key`, …).
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let path = e.path();
+                match path.extension().and_then(|x| x.to_str()) {
+                    Some("key" | "secret") => files.push((path, KeyFileKind::Secret)),
+                    Some("pub") => files.push((path, KeyFileKind::PublicKey)),
+                    _ => {}
+                }
             }
         }
+        for (path, kind) in files {
+            tighten_demo_file(&path, kind)?;
+        }
     }
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
 }
 
-/// Loads the key ring and wraps it in a reloadable handle.
+/// The engine the bank's responses are signed with: a variable-time engine is refused unless
+/// `keys.allow_variable_time_signing` is set, and then a warning is logged.
+pub fn signing_engine(keys: &KeySettings) -> Result<EngineKind, StartError> {
+    if !keys.engine.signs_in_constant_time() {
+        if !keys.allow_variable_time_signing {
+            return Err(StartError::VariableTimeSigning(keys.engine));
+        }
+        tracing::warn!(
+            engine = %keys.engine,
+            "keys.allow_variable_time_signing = true: responses are signed by a variable-time \
+             engine whose timing can reveal the bank's private key; do not run this in production"
+        );
+    }
+    Ok(keys.engine)
+}
+
+/// Loads the key ring (with the engine [`signing_engine`] allows) and wraps it in a reloadable
+/// handle.
 pub fn load_keys(settings: &Settings) -> Result<Arc<KeyRingHandle>, StartError> {
     let dir = settings.keys.dir.clone();
-    let engine = settings.keys.engine;
+    let engine = signing_engine(&settings.keys)?;
     let id = settings.wechat.signer_id.clone().into_bytes();
     let demo = settings.server.demo;
     let ring = load_keyring(&dir, engine, &id, demo)?;

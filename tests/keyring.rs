@@ -160,3 +160,80 @@ fn rollout_signs_the_configured_share() {
         .count();
     assert_eq!(v2, 250);
 }
+
+/// Log lines written while a closure runs (the process-wide subscriber is left alone).
+fn captured_logs(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn variable_time_signing_needs_an_explicit_setting() {
+    use pension_gateway::config::Settings;
+    use pension_gateway::server::{load_keys, StartError};
+    let keys = Keys::new();
+    let mut settings = Settings::default();
+    settings.keys.dir = keys.dir.path().to_path_buf();
+    assert!(!settings.keys.allow_variable_time_signing, "default is off");
+
+    // The constant-time engines start without the flag, and without a warning.
+    for engine in [EngineKind::Fast, EngineKind::RustCrypto] {
+        settings.keys.engine = engine;
+        let logs = captured_logs(|| {
+            load_keys(&settings).unwrap();
+        });
+        assert!(!logs.contains("variable-time"), "{engine}: {logs}");
+    }
+
+    // libsm without the flag: refused, naming the setting.
+    settings.keys.engine = EngineKind::Libsm;
+    let err = load_keys(&settings)
+        .err()
+        .expect("libsm was accepted for signing");
+    assert!(matches!(
+        err,
+        StartError::VariableTimeSigning(EngineKind::Libsm)
+    ));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("keys.allow_variable_time_signing") && msg.contains("libsm"),
+        "{msg}"
+    );
+
+    // With the flag it starts, signs, and says so in the log.
+    settings.keys.allow_variable_time_signing = true;
+    let logs = captured_logs(|| {
+        let handle = load_keys(&settings).unwrap();
+        let ring = handle.snapshot();
+        let signer = ring.response_signer(0).unwrap();
+        let sig = signer.signer.sign(b"message").unwrap();
+        let verifier = EngineKind::Fast
+            .engine()
+            .verifier(signer.signer.public_key(), ID)
+            .unwrap();
+        verifier.verify(b"message", &sig).unwrap();
+    });
+    assert!(
+        logs.contains("WARN") && logs.contains("allow_variable_time_signing"),
+        "{logs}"
+    );
+}

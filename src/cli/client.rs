@@ -148,7 +148,7 @@ async fn call(
     dir: PathBuf,
     settings: &Settings,
 ) -> anyhow::Result<()> {
-    use pension_gateway::keyring::{BankKeyState, WechatKeyState};
+    use pension_gateway::keyring::{read_key_text, BankKeyState, KeyFileKind, WechatKeyState};
     let kd = pension_gateway::keyring::admin::KeyDir::new(
         &dir,
         settings.keys.engine,
@@ -161,8 +161,7 @@ async fn call(
         .find(|b| b.state == BankKeyState::Active)
         .context("no active bank key")?;
     let key_path = dir.join(&active.private_key);
-    pension_gateway::keyring::check_private_key_mode(&key_path)?;
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&key_path)?);
+    let text = read_key_text(&key_path, KeyFileKind::Secret)?;
     let bank_key = SecretKey::parse(&text)?;
     let mut wechat = Vec::new();
     for w in m
@@ -170,7 +169,7 @@ async fn call(
         .iter()
         .filter(|w| w.state == WechatKeyState::Trusted)
     {
-        let t = std::fs::read_to_string(dir.join(&w.public_key))?;
+        let t = read_key_text(&dir.join(&w.public_key), KeyFileKind::PublicKey)?;
         wechat.push((w.version, PublicKey::parse(&t)?));
     }
     let client = WechatClient::bank_outbound(

@@ -9,6 +9,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::file_rules::{read_key_text, read_optional, utf8, KeyFileKind};
 use super::load::build_keyring;
 use super::manifest::{
     BankKeyEntry, BankKeyState, CredentialState, Manifest, PartnerEntry, Rollout, WechatKeyEntry,
@@ -58,13 +59,9 @@ impl KeyDir {
     /// Reads the manifest (an absent one is an empty manifest, for a fresh directory).
     pub fn manifest(&self) -> Result<Manifest, KeyRingError> {
         let path = self.dir.join("keyring.toml");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Manifest::parse(&text).map_err(KeyRingError::Invalid),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
-            Err(e) => Err(KeyRingError::Io {
-                path: path.display().to_string(),
-                cause: e.to_string(),
-            }),
+        match read_optional(&path, KeyFileKind::Manifest)? {
+            Some(bytes) => Manifest::parse(&utf8(&path, &bytes)?).map_err(KeyRingError::Invalid),
+            None => Ok(Manifest::default()),
         }
     }
 
@@ -270,14 +267,7 @@ impl KeyDir {
             .ok_or_else(|| {
                 KeyRingError::Invalid(format!("there is no bank key version {version}"))
             })?;
-        let path = self.dir.join(&entry.private_key);
-        super::check_private_key_mode(&path)?;
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
-            KeyRingError::Io {
-                path: path.display().to_string(),
-                cause: e.to_string(),
-            }
-        })?);
+        let text = read_key_text(&self.dir.join(&entry.private_key), KeyFileKind::Secret)?;
         let sk = SecretKey::parse(&text)
             .map_err(|e| KeyRingError::Invalid(format!("bank key v{version}: {e}")))?;
         Ok(sk.public_key())
@@ -310,7 +300,7 @@ impl KeyDir {
             });
         }
         for w in &m.wechat {
-            let fingerprint = std::fs::read_to_string(self.dir.join(&w.public_key))
+            let fingerprint = read_key_text(&self.dir.join(&w.public_key), KeyFileKind::PublicKey)
                 .ok()
                 .and_then(|t| PublicKey::parse(&t).ok())
                 .map_or_else(|| "-".into(), |k| k.fingerprint());

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::file_rules::{read_key_text, FileRule, KeyFileKind};
 use super::manifest::{BankKeyState, CredentialState, Manifest, WechatKeyState};
 use super::{BankKey, KeyRing, PartnerCredential, PartnerSecret, WechatKey};
 use crate::crypto::{EngineKind, PublicKey, SecretKey};
@@ -18,36 +19,23 @@ pub enum KeyRingError {
         /// The OS error.
         cause: String,
     },
-    /// A private key file is readable by group or others.
-    #[error("private key file {0} must have mode 0600 (run `chmod 600 {0}`)")]
+    /// A private key or partner secret file is not mode 0600 or 0400 (the file's path).
+    #[error(
+        "{0}: a private key or partner secret must have mode 0600 or 0400, no group or other \
+         access (run `chmod 600 {0}`)"
+    )]
     Permissions(String),
+    /// A key-ring file breaks a file rule (link, type, owner, mode, size).
+    #[error("{path}: {rule}")]
+    File {
+        /// The file.
+        path: String,
+        /// The rule it breaks.
+        rule: FileRule,
+    },
     /// The set breaks a rule (manifest, key material, demo keys outside demo mode).
     #[error("key set refused: {0}")]
     Invalid(String),
-}
-
-/// Refuses a private key file unless only its owner may read or write it.
-#[cfg(unix)]
-pub fn check_private_key_mode(path: &Path) -> Result<(), KeyRingError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| io_err(path, e))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(KeyRingError::Permissions(path.display().to_string()));
-    }
-    Ok(())
-}
-
-/// On non-Unix systems file modes do not exist; the check passes.
-#[cfg(not(unix))]
-pub fn check_private_key_mode(_path: &Path) -> Result<(), KeyRingError> {
-    Ok(())
-}
-
-fn io_err(path: &Path, e: std::io::Error) -> KeyRingError {
-    KeyRingError::Io {
-        path: path.display().to_string(),
-        cause: e.to_string(),
-    }
 }
 
 /// Loads and validates the key set in `dir` (its `keyring.toml` and the files it names).
@@ -58,8 +46,7 @@ pub fn load_keyring(
     signer_id: &[u8],
     demo_mode: bool,
 ) -> Result<KeyRing, KeyRingError> {
-    let manifest_path = dir.join("keyring.toml");
-    let text = std::fs::read_to_string(&manifest_path).map_err(|e| io_err(&manifest_path, e))?;
+    let text = read_key_text(&dir.join("keyring.toml"), KeyFileKind::Manifest)?;
     let manifest = Manifest::parse(&text).map_err(KeyRingError::Invalid)?;
     build_keyring(dir, &manifest, engine, signer_id, demo_mode)
 }
@@ -87,9 +74,7 @@ pub fn build_keyring(
             continue;
         }
         let path = dir.join(&entry.private_key);
-        check_private_key_mode(&path)?;
-        let text =
-            zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?);
+        let text = read_key_text(&path, KeyFileKind::Secret)?;
         let sk = SecretKey::parse(&text).map_err(|e| {
             KeyRingError::Invalid(format!(
                 "bank key v{} ({}): {e}",
@@ -116,7 +101,7 @@ pub fn build_keyring(
         .filter(|w| w.state == WechatKeyState::Trusted)
     {
         let path = dir.join(&entry.public_key);
-        let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+        let text = read_key_text(&path, KeyFileKind::PublicKey)?;
         let pk = PublicKey::parse(&text).map_err(|e| {
             KeyRingError::Invalid(format!(
                 "WeChat key v{} ({}): {e}",
@@ -149,10 +134,10 @@ pub fn build_keyring(
 /// Longest partner secret accepted, bytes.
 pub const MAX_PARTNER_SECRET: usize = 256;
 
-/// Reads a partner secret file: mode 0600, one line of 1–256 visible ASCII characters.
+/// Reads a partner secret file (the key-ring file rules, mode 0600 or 0400): one line of
+/// 1–256 visible ASCII characters.
 pub fn read_partner_secret(path: &Path) -> Result<zeroize::Zeroizing<String>, KeyRingError> {
-    check_private_key_mode(path)?;
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| io_err(path, e))?);
+    let text = read_key_text(path, KeyFileKind::Secret)?;
     let value = text.trim_end_matches(['\n', '\r']);
     if value.is_empty()
         || value.len() > MAX_PARTNER_SECRET

@@ -6,6 +6,7 @@
 //! with, so a swap never changes keys under a request in flight.
 
 pub mod admin;
+pub mod file_rules;
 mod load;
 mod manifest;
 
@@ -15,9 +16,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-pub use load::{
-    build_keyring, check_private_key_mode, load_keyring, read_partner_secret, KeyRingError,
-};
+pub use file_rules::{open_checked, read_key_text, FileRule, KeyFileKind, MAX_KEY_FILE_BYTES};
+pub use load::{build_keyring, load_keyring, read_partner_secret, KeyRingError};
 pub use manifest::{
     BankKeyEntry, BankKeyState, CredentialState, Manifest, PartnerEntry, Rollout, WechatKeyEntry,
     WechatKeyState,

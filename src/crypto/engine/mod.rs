@@ -77,6 +77,16 @@ impl EngineKind {
     /// correctness and constant-time bar (docs/crypto.md, docs/performance.md).
     pub const DEFAULT: EngineKind = EngineKind::Fast;
 
+    /// Whether signing runs in constant time in the secret key and the nonce. `libsm` does not
+    /// (big-integer arithmetic whose time depends on the values); the server signs with it only
+    /// when `keys.allow_variable_time_signing` is set (docs/crypto.md).
+    pub fn signs_in_constant_time(self) -> bool {
+        match self {
+            EngineKind::Fast | EngineKind::RustCrypto => true,
+            EngineKind::Libsm => false,
+        }
+    }
+
     /// The engine's stable name, as used in config and on the command line.
     pub fn name(self) -> &'static str {
         match self {

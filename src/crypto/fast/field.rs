@@ -8,6 +8,7 @@
 
 use super::limbs::{self, adc, mac, sbb, Limbs};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use zeroize::Zeroize;
 
 /// The field prime p.
 pub(crate) const P: Limbs =
@@ -15,8 +16,9 @@ pub(crate) const P: Limbs =
 /// R^2 mod p with R = 2^256.
 const R2: Limbs = limbs::r2_mod(&P);
 
-/// A field element in Montgomery form, always in [0, p).
-#[derive(Clone, Copy, Debug, Default)]
+/// A field element in Montgomery form, always in [0, p). `Copy`, so it cannot zeroize on drop:
+/// code holding secret-derived values calls `zeroize()` before returning.
+#[derive(Clone, Copy, Debug, Default, Zeroize)]
 pub(crate) struct Fe(pub(crate) Limbs);
 
 /// `m * p_j + a + c` for the four limbs of p, with no multiplication.
@@ -218,18 +220,19 @@ impl Fe {
     }
 
     /// Inverse by Fermat's little theorem, x^(p-2), with a fixed addition chain (constant-time).
-    /// Returns 0 for 0.
+    /// Returns 0 for 0. The chain's temporaries (powers of the input, which may be a secret
+    /// point's Z) are zeroized before returning.
     pub(crate) fn invert(&self) -> Fe {
         // p - 2 in binary, from the top: 31 ones, 0, 128 ones, 32 zeros, 62 ones, 0, 1.
-        let x1 = *self;
-        let x2 = x1.square().mul(&x1);
-        let x3 = x2.square().mul(&x1);
-        let x6 = x3.sqn(3).mul(&x3);
-        let x12 = x6.sqn(6).mul(&x6);
-        let x24 = x12.sqn(12).mul(&x12);
-        let x30 = x24.sqn(6).mul(&x6);
-        let x31 = x30.square().mul(&x1);
-        let x32 = x31.square().mul(&x1);
+        let mut x1 = *self;
+        let mut x2 = x1.square().mul(&x1);
+        let mut x3 = x2.square().mul(&x1);
+        let mut x6 = x3.sqn(3).mul(&x3);
+        let mut x12 = x6.sqn(6).mul(&x6);
+        let mut x24 = x12.sqn(12).mul(&x12);
+        let mut x30 = x24.sqn(6).mul(&x6);
+        let mut x31 = x30.square().mul(&x1);
+        let mut x32 = x31.square().mul(&x1);
         let mut t = x31.square(); // 31 ones, 0
         for _ in 0..4 {
             t = t.sqn(32).mul(&x32); // 128 ones
@@ -237,7 +240,14 @@ impl Fe {
         t = t.sqn(32); // 32 zeros
         t = t.sqn(32).mul(&x32);
         t = t.sqn(30).mul(&x30); // 62 ones
-        t.sqn(2).mul(&x1) // 0, 1
+        let inv = t.sqn(2).mul(&x1); // 0, 1
+        for v in [
+            &mut x1, &mut x2, &mut x3, &mut x6, &mut x12, &mut x24, &mut x30, &mut x31, &mut x32,
+            &mut t,
+        ] {
+            v.zeroize();
+        }
+        inv
     }
 
     /// Square root for p ≡ 3 (mod 4): x^((p+1)/4). Returns `None` if `self` is not a square.

@@ -167,15 +167,29 @@ impl SigningKey {
 
     /// The signature for a reduced e and k in [1, n), or `None` for the degenerate cases.
     /// Constant-time in d and k apart from the (public, negligible-probability) outcome.
+    ///
+    /// With the public (r, s), either r + k or the point k·G (its coordinates and the affine
+    /// conversion's temporaries) gives away k and so d; every such local is zeroized before
+    /// returning, on both outcomes.
     fn sign_core(&self, e: &Limbs, k: &Limbs) -> Option<([u8; 32], [u8; 32])> {
-        let kg = table::mul_base_ct(k);
+        let mut kg = table::mul_base_ct(k);
         // k in [1, n) so kG is not the identity and Z != 0.
-        let zinv = kg.z.invert();
-        let x1 = kg.x.mul(&zinv).to_canonical();
-        let r = scalar::add(e, &scalar::reduce(&x1));
-        let r_plus_k = scalar::add(&r, k);
+        let mut zinv = kg.z.invert();
+        let mut x1_mont = kg.x.mul(&zinv);
+        let mut x1 = x1_mont.to_canonical();
+        let mut x1_mod_n = scalar::reduce(&x1);
+        let r = scalar::add(e, &x1_mod_n);
+        let mut r_plus_k = scalar::add(&r, k);
         let degenerate = limbs::ct_is_zero(&r) | limbs::ct_is_zero(&r_plus_k);
-        let s = scalar::sub(&scalar::mont_mul(&self.dinv_mont, &r_plus_k), &r);
+        let mut s_plus_r = scalar::mont_mul(&self.dinv_mont, &r_plus_k);
+        let s = scalar::sub(&s_plus_r, &r);
+        kg.zeroize();
+        zinv.zeroize();
+        x1_mont.zeroize();
+        x1.zeroize();
+        x1_mod_n.zeroize();
+        r_plus_k.zeroize();
+        s_plus_r.zeroize();
         if bool::from(degenerate | limbs::ct_is_zero(&s)) {
             return None;
         }
@@ -377,5 +391,45 @@ pub mod arith {
             }
         }
         Some(super::encode_uncompressed(&acc.to_affine()?))
+    }
+}
+
+#[cfg(test)]
+mod zeroize_tests {
+    use super::{limbs, point, scalar, table, Fe, Limbs};
+    use zeroize::Zeroize;
+
+    #[test]
+    fn secret_types_zeroize() {
+        let mut s: Limbs = scalar::add(&[5, 0, 0, 0], &[7, 0, 0, 0]);
+        assert!(!bool::from(limbs::ct_is_zero(&s)));
+        s.zeroize();
+        assert_eq!(s, [0; 4], "scalar");
+
+        let mut f = Fe::ONE;
+        f.zeroize();
+        assert_eq!(f.0, [0; 4], "field element");
+
+        let mut a = point::G;
+        a.zeroize();
+        assert_eq!((a.x.0, a.y.0), ([0; 4], [0; 4]), "affine point");
+
+        let mut p = table::mul_base_ct(&[12345, 1, 2, 3]);
+        assert!(!bool::from(p.is_identity()));
+        p.zeroize();
+        assert_eq!(
+            (p.x.0, p.y.0, p.z.0),
+            ([0; 4], [0; 4], [0; 4]),
+            "projective point"
+        );
+    }
+
+    #[test]
+    fn invert_still_inverts_after_zeroizing_its_temporaries() {
+        let x = Fe::from_canonical(&[0x1234_5678, 9, 10, 11]);
+        assert!(bool::from(subtle::ConstantTimeEq::ct_eq(
+            &x.mul(&x.invert()),
+            &Fe::ONE
+        )));
     }
 }

@@ -7,6 +7,7 @@
 use super::field::Fe;
 use super::limbs;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use zeroize::Zeroize;
 
 /// Curve coefficient b in Montgomery form.
 pub(crate) const B: Fe = Fe::from_canonical(&limbs::from_hex(
@@ -24,14 +25,14 @@ pub(crate) const G: Affine = Affine {
 };
 
 /// An affine point (never the identity where it is used as an addend).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Zeroize)]
 pub(crate) struct Affine {
     pub(crate) x: Fe,
     pub(crate) y: Fe,
 }
 
 /// A projective point (X:Y:Z), x = X/Z, y = Y/Z; the identity is (0:1:0).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Zeroize)]
 pub(crate) struct Projective {
     pub(crate) x: Fe,
     pub(crate) y: Fe,

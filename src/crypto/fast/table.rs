@@ -15,6 +15,7 @@ use super::limbs::Limbs;
 use super::point::{batch_to_affine, Affine, Projective, G};
 use std::sync::OnceLock;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use zeroize::Zeroize;
 
 /// Window width in bits.
 pub(crate) const W: usize = 6;
@@ -102,32 +103,44 @@ pub(crate) fn mul_base_ct(k: &Limbs) -> Projective {
 
 /// Constant-time read of digit i's entry from `row`: the whole row is scanned with
 /// constant-time selects, then the entry is conditionally negated. For a zero digit the
-/// result is (0, 0) and the caller discards it.
+/// result is (0, 0) and the caller discards it. The digit (a piece of the secret scalar) is
+/// zeroized before returning; the entry is the caller's to zeroize.
 #[inline(always)]
 fn lookup_ct(row: &Row, k: &Limbs, i: usize) -> (Affine, Choice) {
-    let (mag, neg) = booth_digit(k, i);
+    let (mut mag, mut neg) = booth_digit(k, i);
     let mut q = Affine::default();
     for (j, e) in row.iter().enumerate() {
         q.conditional_assign(e, (j as u32 + 1).ct_eq(&mag));
     }
     q.y = Fe::conditional_select(&q.y, &q.y.neg(), Choice::from(neg as u8));
-    (q, !mag.ct_eq(&0))
+    let nonzero = !mag.ct_eq(&0);
+    mag.zeroize();
+    neg.zeroize();
+    (q, nonzero)
 }
 
-/// k·P from a table, constant-time in k.
+/// k·P from a table, constant-time in k. The table entries read and the partial sums (each
+/// tells which digit of k was used) are zeroized before returning; the result is the caller's.
 pub(crate) fn mul_ct(table: &Table, k: &Limbs) -> Projective {
     let mut rows = table.rows.iter().enumerate();
     // Row 0: the accumulator is the identity, so take the entry itself (no addition).
     let mut acc = Projective::IDENTITY;
+    let mut q = Affine::default();
+    let mut sum = Projective::IDENTITY;
     if let Some((i, row)) = rows.next() {
-        let (q, nonzero) = lookup_ct(row, k, i);
-        acc.conditional_assign(&q.to_projective(), nonzero);
-    }
-    for (i, row) in rows {
-        let (q, nonzero) = lookup_ct(row, k, i);
-        let sum = acc.add_mixed(&q);
+        let nonzero;
+        (q, nonzero) = lookup_ct(row, k, i);
+        sum = q.to_projective();
         acc.conditional_assign(&sum, nonzero);
     }
+    for (i, row) in rows {
+        let nonzero;
+        (q, nonzero) = lookup_ct(row, k, i);
+        sum = acc.add_mixed(&q);
+        acc.conditional_assign(&sum, nonzero);
+    }
+    q.zeroize();
+    sum.zeroize();
     acc
 }
 
