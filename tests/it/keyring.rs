@@ -1,6 +1,6 @@
 //! Key ring loading, validation, refusals and atomic reload.
 
-mod common;
+use crate::common;
 
 use common::{write_private, Keys};
 use pension_gateway::crypto::{EngineKind, SecretKey};

@@ -4,7 +4,7 @@
 //! only when the bytes that count (method, path+query, timestamp, nonce, body) are the ones
 //! that were signed. Count: `HOSTILE_CASES` (default 100,000 — the CI size).
 
-mod common;
+use crate::common;
 
 use common::{send, Db, Gateway, Req, NOW};
 use pension_gateway::crypto::Authorization;

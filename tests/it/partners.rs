@@ -2,7 +2,7 @@
 //! tokens, tickets and signed business calls; salted callbacks; sorted-parameter HMAC. Time is
 //! the harness's manual clock, so grace windows are tested to the second.
 
-mod common;
+use crate::common;
 
 use actix_web::test as at;
 use common::{Db, Gateway, NOW};

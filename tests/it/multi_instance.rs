@@ -12,7 +12,7 @@
 //! Needs `TEST_MYSQL_URL` and `TEST_REDIS_URL` (.ci/run sets both): unset → note and return;
 //! set and unreachable → the test fails, it never skips.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -33,18 +33,6 @@ use pension_gateway::store::{Store, StoreOptions};
 const SENDERS: usize = 12;
 const PER_SENDER: usize = 40;
 const ROUTE: &str = "/v1/pension/account";
-
-fn redis_url() -> Option<String> {
-    match std::env::var("TEST_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!(
-                "note: TEST_REDIS_URL is not set; multi-instance test not run (.ci/run sets it)"
-            );
-            None
-        }
-    }
-}
 
 /// A fresh MySQL database for this test, dropped when the test ends (also on failure).
 struct SharedDb {
@@ -331,7 +319,7 @@ async fn two_instances_share_mariadb_and_redis_under_concurrent_load() {
     let Some(mysql) = common::mysql_url() else {
         return;
     };
-    let Some(redis_url) = redis_url() else {
+    let Some(redis_url) = common::redis_url() else {
         return;
     };
     require_redis(&redis_url).await;

@@ -4,7 +4,7 @@
 //! their deadlines, a signed WeChat query is answered 200 within a second: trickling holds a
 //! connection, never an in-flight permit, a pool connection or a row.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

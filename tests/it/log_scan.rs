@@ -3,7 +3,7 @@
 //! level captured, then scan the capture for the demo people's data and for any run of 11 or
 //! more digits (phone 11, card 16–19, ID 18).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! keeps a `/healthz` that says nothing but "ok"), readiness that a flood cannot turn into
 //! database load, and the admin reload behind its bearer token.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Instant;

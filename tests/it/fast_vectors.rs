@@ -1,7 +1,7 @@
 //! Known-answer vectors: GB/T 32918.5 Annex A and the WeChat Pay SDK test signature.
-mod fast_sm2_common;
+use crate::common::fast_sm2;
 use base64::Engine as _;
-use fast_sm2_common::*;
+use fast_sm2::*;
 use pension_gateway::crypto::fast::{Error, SigningKey, VerifyingKey};
 
 const ANNEX_D: &str = "3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8";

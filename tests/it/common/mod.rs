@@ -5,6 +5,7 @@
 //! server FAILS the test (it never skips), and each test gets a fresh database it drops after.
 #![allow(dead_code)]
 
+pub mod fast_sm2;
 pub mod partners;
 
 use std::path::Path;
@@ -40,6 +41,28 @@ pub fn mysql_url() -> Option<String> {
             None
         }
     }
+}
+
+/// The Redis URL for tests, or None (with a note) when not configured; a test that gets a URL
+/// fails when the server is unreachable.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("note: TEST_REDIS_URL is not set; Redis variants not run (.ci/run sets it)");
+            None
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for servers started as child processes,
+/// which cannot be handed a bound listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A database for one test; drops a MySQL database when the test ends.

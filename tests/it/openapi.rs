@@ -1,6 +1,6 @@
 //! The OpenAPI document matches the real routes, error codes and response fields.
 
-mod common;
+use crate::common;
 
 use actix_web::test;
 use common::{send, Db, Gateway, Req};

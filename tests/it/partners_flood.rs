@@ -4,7 +4,7 @@
 //! of concurrent requests. After every batch `query_audit` has exactly the rows it had before,
 //! and a signed WeChat query, sent between batches, is answered 200. SQLite and MySQL.
 
-mod common;
+use crate::common;
 
 use actix_web::test as at;
 use common::partners::*;

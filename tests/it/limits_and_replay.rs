@@ -2,7 +2,7 @@
 //! Redis tests read `TEST_REDIS_URL` (.ci/run sets it): unset → note and return; set and
 //! unreachable → they fail.
 
-mod common;
+use crate::common;
 
 use common::{send, Db, Gateway, Req, NOW};
 
@@ -88,19 +88,11 @@ async fn in_flight_cap() {
     );
 }
 
-fn redis_url() -> Option<String> {
-    match std::env::var("TEST_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("note: TEST_REDIS_URL is not set; Redis tests not run (.ci/run sets it)");
-            None
-        }
-    }
-}
-
 #[actix_web::test]
 async fn replay_refused_across_two_instances_sharing_redis() {
-    let Some(url) = redis_url() else { return };
+    let Some(url) = common::redis_url() else {
+        return;
+    };
     let prefix = format!("pgw-test:{}:", uuid::Uuid::new_v4().simple());
     let setup = |s: &mut pension_gateway::config::Settings| {
         s.replay.store = pension_gateway::config::ReplayStoreKind::Redis;

@@ -5,6 +5,7 @@
 //! `TEST_MYSQL_URL` unset the MySQL tests print a skip note and pass; with it set and the server
 //! unreachable they fail.
 
+use crate::common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pension_gateway::store::{
@@ -423,7 +424,7 @@ where
     F: FnOnce(Store) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let Ok(server) = std::env::var("TEST_MYSQL_URL") else {
+    let Some(server) = common::mysql_url() else {
         eprintln!("SKIP {name}: TEST_MYSQL_URL is not set (e.g. mysql://root@127.0.0.1:3306/test)");
         return;
     };

@@ -5,7 +5,7 @@
 //! whitespace outside the signed Plain — may be accepted; anything else must be refused).
 //! Cases per channel: `PARTNER_HOSTILE_CASES` (default 2,000; CI-size).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,20 +1,10 @@
 //! Edge cases: extreme secret keys and nonces, forced degenerate signatures, malformed
 //! signatures and public keys, single-bit tampering.
-mod fast_sm2_common;
-use fast_sm2_common::*;
+use crate::common::fast_sm2::*;
 use num_bigint::BigUint;
 use pension_gateway::crypto::fast::{arith, Error, SigningKey, VerifyingKey};
 use sm2::dsa::signature::hazmat::PrehashVerifier;
 
-fn big(b: &[u8]) -> BigUint {
-    BigUint::from_bytes_be(b)
-}
-fn b32(x: &BigUint) -> [u8; 32] {
-    let v = x.to_bytes_be();
-    let mut out = [0u8; 32];
-    out[32 - v.len()..].copy_from_slice(&v);
-    out
-}
 fn n() -> BigUint {
     big(&h32(N))
 }

@@ -2,7 +2,7 @@
 //! SQLite in memory always and MySQL/MariaDB when `TEST_MYSQL_URL` is set (then an unreachable
 //! server fails the test; it never skips).
 
-mod common;
+use crate::common;
 
 use common::Db;
 use pension_gateway::accounts::import::{import_csv, ImportError, ImportProgress, ImportReport};

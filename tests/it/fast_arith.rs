@@ -1,20 +1,9 @@
 //! Field (mod p) and scalar (mod n) arithmetic against a `num-bigint` reference, on random
 //! inputs and on values near 0, p, n and 2^256; plus the constant-time fixed-base
 //! multiplication against a plain double-and-add.
-mod fast_sm2_common;
-use fast_sm2_common::*;
+use crate::common::fast_sm2::*;
 use num_bigint::BigUint;
 use pension_gateway::crypto::fast::arith;
-
-fn big(b: &[u8; 32]) -> BigUint {
-    BigUint::from_bytes_be(b)
-}
-fn bytes(x: &BigUint) -> [u8; 32] {
-    let v = x.to_bytes_be();
-    let mut out = [0u8; 32];
-    out[32 - v.len()..].copy_from_slice(&v);
-    out
-}
 
 /// Interesting values below modulus m: 0, 1, 2, m-1, m-2, m-2^32, m-2^64, 2^255, 2^224, …
 fn specials(m: &BigUint) -> Vec<BigUint> {
@@ -73,7 +62,7 @@ fn check_field_like(
     let ys = inputs(m, 300, seed ^ 0xdead_beef);
     for (i, a) in xs.iter().enumerate() {
         for b in ys.iter().skip(i % 7).step_by(7) {
-            let (ab, bb) = (bytes(a), bytes(b));
+            let (ab, bb) = (b32(a), b32(b));
             assert_eq!(big(&mul(&ab, &bb).unwrap()), (a * b) % m, "mul {a:x} {b:x}");
             assert_eq!(big(&add(&ab, &bb).unwrap()), (a + b) % m, "add {a:x} {b:x}");
             assert_eq!(
@@ -82,7 +71,7 @@ fn check_field_like(
                 "sub {a:x} {b:x}"
             );
         }
-        let ab = bytes(a);
+        let ab = b32(a);
         let expect_inv = a.modpow(&(m - 2u32), m);
         assert_eq!(big(&inv(&ab).unwrap()), expect_inv, "inv {a:x}");
         if *a != BigUint::from(0u32) {
@@ -91,7 +80,7 @@ fn check_field_like(
     }
     // Out-of-range inputs are refused, never reduced silently or panicking.
     for bad in [m.clone(), m + 1u32, (BigUint::from(1u32) << 256) - 1u32] {
-        let b = bytes(&bad);
+        let b = b32(&bad);
         assert!(mul(&b, &b).is_none() && add(&b, &b).is_none() && sub(&b, &b).is_none());
         assert!(inv(&b).is_none());
     }
@@ -110,7 +99,7 @@ fn field_ops_match_bigint() {
     );
     for a in inputs(&p, 500, 2) {
         assert_eq!(
-            big(&arith::fe_square(&bytes(&a)).unwrap()),
+            big(&arith::fe_square(&b32(&a)).unwrap()),
             (&a * &a) % &p,
             "square {a:x}"
         );
@@ -124,7 +113,7 @@ fn field_sqrt_matches_bigint() {
     for a in inputs(&p, 300, 3) {
         let cand = a.modpow(&exp, &p);
         let is_square = (&cand * &cand) % &p == a;
-        match arith::fe_sqrt(&bytes(&a)).unwrap() {
+        match arith::fe_sqrt(&b32(&a)).unwrap() {
             Some(r) => {
                 assert!(is_square);
                 assert_eq!((big(&r) * big(&r)) % &p, a);
@@ -156,7 +145,7 @@ fn scalar_ops_match_bigint() {
     ];
     vals.extend((0..200).map(|_| big(&rng.bytes32())));
     for v in vals {
-        assert_eq!(big(&arith::sc_reduce(&bytes(&v))), &v % &n);
+        assert_eq!(big(&arith::sc_reduce(&b32(&v))), &v % &n);
     }
 }
 
@@ -164,14 +153,14 @@ fn scalar_ops_match_bigint() {
 fn fixed_base_table_matches_double_and_add() {
     let n = big(&h32(N));
     let mut ks: Vec<[u8; 32]> = vec![
-        bytes(&BigUint::from(1u32)),
-        bytes(&BigUint::from(2u32)),
-        bytes(&BigUint::from(31u32)),
-        bytes(&BigUint::from(32u32)),
-        bytes(&BigUint::from(33u32)),
-        bytes(&(&n - 1u32)),
-        bytes(&(&n - 2u32)),
-        bytes(&((BigUint::from(1u32) << 255) + 1u32)),
+        b32(&BigUint::from(1u32)),
+        b32(&BigUint::from(2u32)),
+        b32(&BigUint::from(31u32)),
+        b32(&BigUint::from(32u32)),
+        b32(&BigUint::from(33u32)),
+        b32(&(&n - 1u32)),
+        b32(&(&n - 2u32)),
+        b32(&((BigUint::from(1u32) << 255) + 1u32)),
         [0x55; 32],
         [0xAA; 32],
         [0xFF; 32], // >= n: still an integer multiple of G
@@ -189,9 +178,9 @@ fn fixed_base_table_matches_double_and_add() {
         );
     }
     assert_eq!(arith::mul_base(&[0; 32]), None);
-    assert_eq!(arith::mul_base(&bytes(&n)), None);
+    assert_eq!(arith::mul_base(&b32(&n)), None);
     assert_eq!(
-        arith::mul_base(&bytes(&(&n + 1u32))),
-        arith::mul_base(&bytes(&BigUint::from(1u32)))
+        arith::mul_base(&b32(&(&n + 1u32))),
+        arith::mul_base(&b32(&BigUint::from(1u32)))
     );
 }

@@ -1,6 +1,7 @@
 //! Shared helpers for the fast SM2 engine tests: Z_A, e = SM3(Z_A ‖ M), DER decoding.
 #![allow(dead_code)]
 
+use num_bigint::BigUint;
 use sm3::{Digest, Sm3};
 
 pub const ID: &[u8] = b"1234567812345678";
@@ -13,6 +14,19 @@ pub const P: &str = "FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFF
 
 pub fn h32(s: &str) -> [u8; 32] {
     let v = hex::decode(s).expect("hex");
+    let mut out = [0u8; 32];
+    out[32 - v.len()..].copy_from_slice(&v);
+    out
+}
+
+/// A big-endian byte string as an integer.
+pub fn big(b: &[u8]) -> BigUint {
+    BigUint::from_bytes_be(b)
+}
+
+/// An integer below 2^256 as 32 big-endian bytes.
+pub fn b32(x: &BigUint) -> [u8; 32] {
+    let v = x.to_bytes_be();
     let mut out = [0u8; 32];
     out[32 - v.len()..].copy_from_slice(&v);
     out

@@ -1,6 +1,6 @@
 //! Property tests: sign/verify round trip, rejection of tampered signatures, parse/encode
 //! round trip, and "never panics" on arbitrary inputs.
-mod fast_sm2_common;
+use crate::common::fast_sm2;
 use pension_gateway::crypto::fast::{Error, SigningKey, VerifyingKey};
 use proptest::prelude::*;
 
@@ -12,7 +12,7 @@ proptest! {
                              which in 0usize..4, bit in 0usize..256) {
         let sk = match SigningKey::from_bytes(&d) { Ok(k) => k, Err(_) => return Ok(()) };
         let vk = sk.public_key();
-        let (r, s) = sk.sign_prehash(&e, &mut fast_sm2_common::TestRng(seed));
+        let (r, s) = sk.sign_prehash(&e, &mut fast_sm2::TestRng(seed));
         prop_assert_eq!(vk.verify_prehash(&e, &r, &s), Ok(()));
         let vk2 = VerifyingKey::from_sec1(&vk.to_sec1_uncompressed()).unwrap();
         prop_assert_eq!(vk2.to_sec1_uncompressed(), vk.to_sec1_uncompressed());

@@ -2,7 +2,7 @@
 //! real key ring on disk; requests signed by the crypto core as WeChat signs them; every
 //! response's WxIns signature verified with the bank public key.
 
-mod common;
+use crate::common;
 
 use common::{send, Db, Gateway, Req, NOW};
 use pension_gateway::accounts::demo::{DEMO_PEOPLE, DEMO_SESSION_ID};

@@ -4,7 +4,7 @@
 //! restart; every 200 has its audit row. Needs TEST_MYSQL_URL (fails, never skips, when set and
 //! unreachable).
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -4,24 +4,22 @@
 //! written by the `keys` operations and applied through `POST /admin/keyring/reload`.
 //! Zero failed requests, and every response verifies under the bank version it names.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpServer};
 use common::Keys;
 use pension_gateway::client::WechatClient;
 use pension_gateway::clock::SystemClock;
 use pension_gateway::crypto::{nonce, EngineKind, PublicKey, SecretKey};
 use pension_gateway::keyring::admin::KeyDir;
-use pension_gateway::ops::AdminToken;
 
 /// The admin bearer token of the server under test.
 const ADMIN_TOKEN: &[u8] = b"rotation-test-admin-token";
-use pension_gateway::server::{build_state, load_keys};
+use pension_gateway::server::{build_state, load_keys, serve_state, Listeners};
 
 const ID: &[u8] = b"1234567812345678";
 const MAX_REQUESTS: usize = 20_000;
@@ -44,16 +42,38 @@ impl Shared {
     }
 }
 
-/// Starts the gateway (WeChat channel + admin route) on 127.0.0.1:0 in its own thread.
-fn start_server(keys_dir: std::path::PathBuf) -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
+/// Writes the admin token to `dir/admin-token` with mode 0600, as the gateway requires.
+fn admin_token_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("admin-token");
+    std::fs::write(&path, [ADMIN_TOKEN, b"\n"].concat()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+/// Starts the gateway as production does (`serve_state`): the public listener and the admin
+/// listener (token from `token_file`), both on 127.0.0.1:0, in its own thread and actix system.
+/// Returns the public and the admin address.
+fn start_server(
+    keys_dir: std::path::PathBuf,
+    token_file: std::path::PathBuf,
+) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let public = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addrs = (public.local_addr().unwrap(), admin.local_addr().unwrap());
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let mut s = pension_gateway::config::Settings::default();
             s.keys.dir = keys_dir;
+            // Reloads happen only through the admin route, at the steps the test chooses.
+            s.keys.watch_interval_secs = 0;
             s.accounts.id_pepper = pension_gateway::config::DEMO_PEPPER_HEX.into();
             s.server.demo = true;
+            s.server.workers = 2;
+            s.server.admin_token_file = Some(token_file);
             s.limits.per_identity_per_minute = 0; // one identity, hundreds of queries
             let store = pension_gateway::store::Store::open(
                 "sqlite::memory:",
@@ -74,28 +94,15 @@ fn start_server(keys_dir: std::path::PathBuf) -> std::net::SocketAddr {
             )
             .await
             .unwrap();
-            HttpServer::new(move || {
-                let a = state.clone();
-                let b = state.clone();
-                App::new()
-                    .configure(move |cfg| pension_gateway::http::configure(cfg, a))
-                    .configure(move |cfg| {
-                        pension_gateway::ops::configure_admin(
-                            cfg,
-                            b,
-                            Arc::new(AdminToken::new(ADMIN_TOKEN)),
-                        )
-                    })
-            })
-            .workers(2)
-            .listen(listener)
-            .unwrap()
-            .run()
-            .await
-            .unwrap();
+            let listeners = Listeners {
+                public,
+                ops: None,
+                admin: Some(admin),
+            };
+            serve_state(&s, state, listeners).await.unwrap();
         });
     });
-    addr
+    addrs
 }
 
 async fn reload(http: &awc::Client, addr: std::net::SocketAddr) -> serde_json::Value {
@@ -114,7 +121,11 @@ async fn reload(http: &awc::Client, addr: std::net::SocketAddr) -> serde_json::V
 async fn rotate_bank_and_wechat_keys_under_load_with_zero_failures() {
     let keys = Keys::new();
     let dir = KeyDir::new(keys.dir.path(), EngineKind::DEFAULT, ID);
-    let addr = start_server(keys.dir.path().to_path_buf());
+    let token_dir = tempfile::tempdir().unwrap();
+    let (addr, admin) = start_server(
+        keys.dir.path().to_path_buf(),
+        admin_token_file(token_dir.path()),
+    );
     let shared = Arc::new(Shared {
         wechat_keys: Mutex::new(keys.wechat.iter().cloned().collect()),
         bank_public: Mutex::new(keys.bank_public()),
@@ -217,35 +228,35 @@ async fn rotate_bank_and_wechat_keys_under_load_with_zero_failures() {
         .lock()
         .unwrap()
         .push((2, dir.export_public(2).unwrap()));
-    reload(&http, addr).await;
+    reload(&http, admin).await;
     pause().await;
     // 2. Bank trusts WeChat's new key v2; then WeChat switches to signing with it.
     let wechat_v2 = SecretKey::generate();
     dir.trust_wechat(2, &wechat_v2.public_key().to_hex())
         .unwrap();
-    reload(&http, addr).await;
+    reload(&http, admin).await;
     shared.wechat_keys.lock().unwrap().insert(2, wechat_v2);
     shared.wechat_version.store(2, Ordering::SeqCst);
     pause().await;
     // 3. Gray rollout: half the responses signed by bank v2.
     dir.rollout(2, 50).unwrap();
-    let body = reload(&http, addr).await;
+    let body = reload(&http, admin).await;
     assert_eq!(body["rollout"]["percent"], 50);
     pause().await;
     // 4. Bank v2 active, v1 retiring.
     dir.activate(2).unwrap();
-    assert_eq!(reload(&http, addr).await["active_bank_key_version"], 2);
+    assert_eq!(reload(&http, admin).await["active_bank_key_version"], 2);
     pause().await;
     // 5. Retire the old keys on both sides.
     dir.untrust_wechat(1).unwrap();
     dir.retire(1).unwrap();
-    let body = reload(&http, addr).await;
+    let body = reload(&http, admin).await;
     assert_eq!(body["trusted_wechat_key_versions"], serde_json::json!([2]));
     pause().await;
     // A broken key set is refused and the server keeps serving the last good one.
     std::fs::write(keys.dir.path().join("keyring.toml"), "not = [valid").unwrap();
     let mut r = http
-        .post(format!("http://{addr}/admin/keyring/reload"))
+        .post(format!("http://{admin}/admin/keyring/reload"))
         .bearer_auth(std::str::from_utf8(ADMIN_TOKEN).unwrap())
         .send()
         .await

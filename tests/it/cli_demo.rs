@@ -3,19 +3,12 @@
 //! `client query` command it prints against it, check the answer verified, use the self-test
 //! tools, then SIGTERM and expect a clean exit.
 
+use crate::common::free_port;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pension-gateway");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Server(Child);
 impl Drop for Server {

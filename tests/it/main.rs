@@ -1,0 +1,43 @@
+//! The integration tests, built as one test binary (`cargo test --test it`): each module below
+//! is one former test file, and all of them share the harness in `common`. Run one area with a
+//! name filter, e.g. `cargo test --test it fast_differential::`.
+//!
+//! Tests in one process share its environment, working directory and global logger, so none of
+//! them changes those: configuration is handed to the loader as data, servers bind port 0, files
+//! go to temporary directories, and log captures use thread-local subscribers.
+
+mod common;
+
+mod accounts;
+mod cli_demo;
+mod config;
+mod crypto_engines;
+mod crypto_vectors;
+mod crypto_wire;
+mod db_fault;
+mod fast_arith;
+mod fast_differential;
+mod fast_edge;
+mod fast_props;
+mod fast_vectors;
+mod gateway;
+mod hostile;
+mod hostile_slow;
+mod import;
+mod key_files;
+mod keyring;
+mod keyring_admin;
+mod limits_and_replay;
+mod log_scan;
+mod multi_instance;
+mod openapi;
+mod ops;
+mod outbound;
+mod partners;
+mod partners_flood;
+mod partners_hostile;
+mod partners_vectors;
+mod replay_edges;
+mod rotation;
+mod start_modes;
+mod store;
