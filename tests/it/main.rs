@@ -4,7 +4,8 @@
 //!
 //! Tests in one process share its environment, working directory and global logger, so none of
 //! them changes those: configuration is handed to the loader as data, servers bind port 0, files
-//! go to temporary directories, and log captures use thread-local subscribers.
+//! go to temporary directories, and log captures use thread-local subscribers. The one test
+//! that needs the cores to itself lives in the `alone` binary (`tests/alone/`).
 
 mod common;
 
@@ -22,7 +23,6 @@ mod fast_props;
 mod fast_vectors;
 mod gateway;
 mod hostile;
-mod hostile_slow;
 mod import;
 mod key_files;
 mod keyring;
