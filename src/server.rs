@@ -260,7 +260,11 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
 }
 
 /// Runs the gateway on `listeners` until SIGTERM/SIGINT.
-pub async fn serve(settings: Settings, listeners: Listeners) -> Result<(), StartError> {
+pub async fn serve(mut settings: Settings, listeners: Listeners) -> Result<(), StartError> {
+    if settings.server.demo {
+        // An installed binary run outside the repository uses the built-in demo ring.
+        settings.keys.dir = crate::keyring::demo::resolve(&settings.keys.dir)?;
+    }
     let state = prepare(&settings).await?;
     serve_state(&settings, state, listeners).await
 }
@@ -390,12 +394,18 @@ fn spawn_manifest_watch(state: AppState, manifest: std::path::PathBuf, interval_
 fn print_demo_banner(settings: &Settings, listen: std::net::SocketAddr) {
     let url = format!("http://{listen}{}", settings.wechat.route);
     let p = &demo::DEMO_PEOPLE[0];
+    // Under `cargo run` the newcomer types cargo commands; an installed binary is run by name.
+    let run = if std::env::var_os("CARGO").is_some() {
+        "cargo run --release --"
+    } else {
+        "pension-gateway"
+    };
     println!();
     println!("  pension-gateway is running in DEMO mode (published demo keys, demo accounts).");
     println!("  Send a query signed with the demo WeChat key, in another terminal:");
     println!();
     println!(
-        "    cargo run --release -- client query --url {url} --name {} --id-number {}",
+        "    {run} client query --url {url} --name {} --id-number {}",
         p.name, p.id_number
     );
     println!();
@@ -410,7 +420,7 @@ fn print_demo_banner(settings: &Settings, listen: std::net::SocketAddr) {
     );
     if settings.partners.open_platform || settings.partners.callback || settings.partners.hmac {
         println!(
-            "  Partner channels (docs/partner-channels.md): cargo run --release -- client open-platform|callback|hmac --name {} --id-number {}",
+            "  Partner channels (docs/partner-channels.md): {run} client open-platform|callback|hmac --name {} --id-number {}",
             p.name, p.id_number
         );
     }

@@ -93,12 +93,9 @@ fn demo_server_answers_the_printed_command() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the demo prints the command to run");
     // `cargo run --release -- client query --url … --name … --id-number …`: run its arguments with the binary.
-    let args: Vec<&str> = printed
-        .split("-- ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let words: Vec<&str> = printed.split_whitespace().collect();
+    let from = words.iter().position(|w| *w == "client").unwrap();
+    let args: Vec<&str> = words[from..].to_vec();
     assert_eq!(&args[..2], ["client", "query"]);
     assert!(printed.contains(&format!("127.0.0.1:{port}")), "{printed}");
     let out = Command::new(BIN)
@@ -372,4 +369,64 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
     wait_for(2, "restart with v2");
     keys_cmd(&["activate", "1"]);
     wait_for(1, "manifest change not picked up by the watch");
+}
+
+/// The installed binary's path: a bare run (no command, no configuration) from a directory
+/// without the repository's `keys/demo` starts the demo on the built-in key ring, and the
+/// command it prints, run from there too, gets a verified answer. (The bare demo listens on its
+/// fixed ports, 127.0.0.1:8080 and :9100.)
+#[test]
+fn bare_run_outside_the_repository_uses_the_built_in_demo_ring() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(tmp.path()).env_remove("GATEWAY_CONFIG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GATEWAY__") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("client query") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let printed = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the bare demo starts and prints the command to run");
+    let words: Vec<&str> = printed.split_whitespace().collect();
+    let from = words.iter().position(|w| *w == "client").unwrap();
+    let out = Command::new(BIN)
+        .current_dir(tmp.path())
+        .args(&words[from..])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("HTTP 200") && text.contains("VERIFIED (bank key version 1)"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tmp.path().join("data/demo-keys/bank-v1.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the built-in private key is written 0600"
+        );
+    }
+    drop(server);
 }

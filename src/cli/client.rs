@@ -244,6 +244,8 @@ async fn exchange(
 
 /// The WeChat-side client from a key directory's `wechat-v<N>.key` (highest N) and `bank-v<N>.pub`.
 pub(crate) fn wechat_client(keys_dir: &Path, settings: &Settings) -> anyhow::Result<WechatClient> {
+    // The default `keys/demo` outside the repository: the demo ring built into the binary.
+    let keys_dir = &pension_gateway::keyring::demo::resolve(keys_dir)?;
     let (wechat_version, wechat_key_path) = versioned_files(keys_dir, "wechat-v", ".key")?
         .pop()
         .with_context(|| format!("no wechat-v<N>.key in {}", keys_dir.display()))?;

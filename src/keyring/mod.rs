@@ -6,6 +6,7 @@
 //! with, so a swap never changes keys under a request in flight.
 
 pub mod admin;
+pub mod demo;
 pub mod file_rules;
 mod load;
 mod manifest;

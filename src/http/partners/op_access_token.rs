@@ -5,6 +5,7 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map};
 
+use crate::http::body::admit;
 use crate::http::partners::open_platform::{
     answer_credential, app_secret, issue, CredentialDecision,
 };
@@ -25,6 +26,12 @@ pub async fn entry(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
 
 async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
     let refuse = |code: OpCode, cause: &str| (code, Map::new(), Some(cause.to_owned()), None);
+    // No body to wait for: the in-flight permit is asked for at once and held until the
+    // grant is decided.
+    let _permit = match admit(state) {
+        Ok(p) => p,
+        Err(e) => return refuse(OpCode::Timeout, &e.message),
+    };
     let params = match query_params(req.query_string()) {
         Ok(p) => p,
         Err(e) => return refuse(OpCode::InvalidCall, &e),
