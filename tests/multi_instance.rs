@@ -287,7 +287,7 @@ async fn send(http: &awc::Client, client: &WechatClient, addr: SocketAddr, q: &S
         .verify_response(
             |n| headers.get(n).and_then(|v| v.to_str().ok()),
             &body,
-            chrono::Utc::now().timestamp(),
+            NOW,
         )
         .map_err(|e| format!("{e:?}"));
     Answer {
