@@ -284,11 +284,7 @@ async fn send(http: &awc::Client, client: &WechatClient, addr: SocketAddr, q: &S
     let body = resp.body().await.unwrap_or_default();
     let headers = resp.headers().clone();
     let signed_by = client
-        .verify_response(
-            |n| headers.get(n).and_then(|v| v.to_str().ok()),
-            &body,
-            NOW,
-        )
+        .verify_response(|n| headers.get(n).and_then(|v| v.to_str().ok()), &body, NOW)
         .map_err(|e| format!("{e:?}"));
     Answer {
         status,
