@@ -250,7 +250,8 @@ impl Default for ReplaySettings {
 pub struct LimitSettings {
     /// Queries per ID number per minute, per instance (0: no limit).
     pub per_identity_per_minute: u32,
-    /// Requests in flight on the WeChat route at once (0: no limit).
+    /// Requests in flight at once on the public listener, every route, counted from the moment
+    /// a request's body has arrived (0: no limit).
     pub max_concurrent: usize,
 }
 

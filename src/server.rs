@@ -196,10 +196,8 @@ pub fn build_state(
         clock,
         &settings.limits,
         settings.partners.clone(),
-    )
-    .with_body_timeout(std::time::Duration::from_millis(
-        settings.server.body_timeout_ms,
-    )))
+        std::time::Duration::from_millis(settings.server.body_timeout_ms),
+    ))
 }
 
 /// The sockets the gateway serves on. [`Listeners::bind`] takes them from the settings; tests
