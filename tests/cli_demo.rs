@@ -47,34 +47,9 @@ fn http(port: u16, method: &str, path: &str, authorization: Option<&str>) -> (u1
     (status, body)
 }
 
-#[test]
-fn demo_server_answers_the_printed_command() {
-    let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (ops_port, admin_port) = (free_port(), free_port());
-    let token_file = tmp.path().join("admin.token");
-    std::fs::write(&token_file, "demo-admin-token\n").unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env(
-            "GATEWAY__DATABASE__URL",
-            format!("sqlite://{}/demo.db", tmp.path().display()),
-        )
-        .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "GATEWAY__SERVER__OPS_LISTEN",
-            format!("127.0.0.1:{ops_port}"),
-        )
-        .env(
-            "GATEWAY__SERVER__ADMIN_LISTEN",
-            format!("127.0.0.1:{admin_port}"),
-        )
-        .env("GATEWAY__SERVER__ADMIN_TOKEN_FILE", &token_file)
+/// Spawns `cmd` (a demo server) and waits for the `client query` line of its banner.
+fn start_demo(cmd: &mut Command) -> (Server, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -91,11 +66,50 @@ fn demo_server_answers_the_printed_command() {
     });
     let printed = rx
         .recv_timeout(Duration::from_secs(60))
-        .expect("the demo prints the command to run");
-    // `cargo run --release -- client query --url … --name … --id-number …`: run its arguments with the binary.
+        .expect("the demo starts and prints the command to run");
+    (server, printed)
+}
+
+/// The `client …` arguments of the command the banner prints (`cargo run --release -- client
+/// query …` under cargo, `pension-gateway client query …` otherwise).
+fn printed_args(printed: &str) -> Vec<String> {
     let words: Vec<&str> = printed.split_whitespace().collect();
     let from = words.iter().position(|w| *w == "client").unwrap();
-    let args: Vec<&str> = words[from..].to_vec();
+    words[from..].iter().map(|w| w.to_string()).collect()
+}
+
+#[test]
+fn demo_server_answers_the_printed_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (ops_port, admin_port) = (free_port(), free_port());
+    let token_file = tmp.path().join("admin.token");
+    std::fs::write(&token_file, "demo-admin-token\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (server, printed) = start_demo(
+        Command::new(BIN)
+            .args(["serve", "--demo"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env(
+                "GATEWAY__DATABASE__URL",
+                format!("sqlite://{}/demo.db", tmp.path().display()),
+            )
+            .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "GATEWAY__SERVER__OPS_LISTEN",
+                format!("127.0.0.1:{ops_port}"),
+            )
+            .env(
+                "GATEWAY__SERVER__ADMIN_LISTEN",
+                format!("127.0.0.1:{admin_port}"),
+            )
+            .env("GATEWAY__SERVER__ADMIN_TOKEN_FILE", &token_file),
+    );
+    let args = printed_args(&printed);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(&args[..2], ["client", "query"]);
     assert!(printed.contains(&format!("127.0.0.1:{port}")), "{printed}");
     let out = Command::new(BIN)
@@ -268,24 +282,7 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--demo"]);
         env(&mut cmd, watch);
-        let mut server = Server(
-            cmd.stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let stdout = server.0.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("client query") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("server started");
-        server
+        start_demo(&mut cmd).0
     };
     let query = || {
         let out = Command::new(BIN)
@@ -385,29 +382,11 @@ fn bare_run_outside_the_repository_uses_the_built_in_demo_ring() {
             cmd.env_remove(k);
         }
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("client query") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let printed = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the bare demo starts and prints the command to run");
-    let words: Vec<&str> = printed.split_whitespace().collect();
-    let from = words.iter().position(|w| *w == "client").unwrap();
+    let (server, printed) = start_demo(&mut cmd);
+    let args = printed_args(&printed);
     let out = Command::new(BIN)
         .current_dir(tmp.path())
-        .args(&words[from..])
+        .args(&args)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -5,11 +5,9 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map};
 
-use crate::http::body::admit;
 use crate::http::partners::open_platform::{
-    answer_credential, app_secret, issue, CredentialDecision,
+    answer_credential, app_secret, credential_request, issue, refuse_credential, CredentialDecision,
 };
-use crate::http::partners::query_params;
 use crate::partners::ct_eq;
 use crate::partners::open_platform::{GrantKind, OpCode, VERSION};
 use crate::state::AppState;
@@ -25,16 +23,10 @@ pub async fn entry(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
 }
 
 async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
-    let refuse = |code: OpCode, cause: &str| (code, Map::new(), Some(cause.to_owned()), None);
-    // No body to wait for: the in-flight permit is asked for at once and held until the
-    // grant is decided.
-    let _permit = match admit(state) {
-        Ok(p) => p,
-        Err(e) => return refuse(OpCode::Timeout, &e.message),
-    };
-    let params = match query_params(req.query_string()) {
-        Ok(p) => p,
-        Err(e) => return refuse(OpCode::InvalidCall, &e),
+    let refuse = refuse_credential;
+    let (_permit, params) = match credential_request(req, state) {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let (Some(app_id), Some(secret), Some(grant_type), Some(version)) = (

@@ -6,12 +6,10 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use crate::http::body::admit;
 use crate::http::partners::open_platform::{
-    answer_credential, app_secret, check_access_token, issue, user_ref, CredentialDecision,
-    TokenRefusal,
+    answer_credential, app_secret, check_access_token, credential_request, issue,
+    refuse_credential, user_ref, CredentialDecision, TokenRefusal,
 };
-use crate::http::partners::query_params;
 use crate::partners::open_platform::{GrantKind, OpCode, VERSION};
 use crate::state::AppState;
 
@@ -29,16 +27,10 @@ pub async fn entry(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
 }
 
 async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
-    let refuse = |code: OpCode, cause: &str| (code, Map::new(), Some(cause.to_owned()), None);
-    // No body to wait for: the in-flight permit is asked for at once and held until the
-    // grant is decided.
-    let _permit = match admit(state) {
-        Ok(p) => p,
-        Err(e) => return refuse(OpCode::Timeout, &e.message),
-    };
-    let params = match query_params(req.query_string()) {
-        Ok(p) => p,
-        Err(e) => return refuse(OpCode::InvalidCall, &e),
+    let refuse = refuse_credential;
+    let (_permit, params) = match credential_request(req, state) {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let (Some(app_id), Some(token), Some(types), Some(version)) = (
