@@ -86,7 +86,7 @@ pub fn prepare_demo_keys(dir: &Path) -> Result<(), StartError> {
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             StartError::Other(format!("{}: not UTF-8 text", manifest_path.display()))
         })?;
-        let manifest = Manifest::parse(text).map_err(StartError::Other)?;
+        let manifest = Manifest::parse(text)?;
         if !manifest.demo {
             return Ok(());
         }
@@ -164,7 +164,7 @@ pub fn build_state(
     keyring: Arc<KeyRingHandle>,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
-    let pepper = settings.id_pepper().map_err(StartError::Other)?;
+    let pepper = settings.id_pepper()?;
     let metrics = Metrics::new().map_err(|e| StartError::Other(format!("metrics: {e}")))?;
     metrics.record_keyring(&keyring.snapshot());
     let replay = match settings.replay.store {

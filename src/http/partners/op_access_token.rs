@@ -27,7 +27,7 @@ async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
     let refuse = |code: OpCode, cause: &str| (code, Map::new(), Some(cause.to_owned()), None);
     let params = match query_params(req.query_string()) {
         Ok(p) => p,
-        Err(e) => return refuse(OpCode::InvalidCall, &e),
+        Err(e) => return refuse(OpCode::InvalidCall, &e.to_string()),
     };
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let (Some(app_id), Some(secret), Some(grant_type), Some(version)) = (

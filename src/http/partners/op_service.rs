@@ -114,7 +114,7 @@ async fn decide(
 ) -> Decision {
     let params = match query_params(req.query_string()) {
         Ok(p) => p,
-        Err(e) => return refuse(OpCode::InputRequirement, e),
+        Err(e) => return refuse(OpCode::InputRequirement, e.to_string()),
     };
     let get = |k: &str| params.get(k).map(String::as_str);
     let (Some(app_id), Some(nonce), Some(version), Some(sign)) =
