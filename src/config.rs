@@ -2,12 +2,12 @@
 //! validated at start-up.
 //!
 //! Every key is declared once below with its type and default. An environment variable
-//! `GATEWAY__SECTION__KEY` overrides `[section] key` (double underscores, case-insensitive),
-//! e.g. `GATEWAY__DATABASE__URL=mysql://…`; its value takes the type of the field it sets (see
-//! [`env`]: text stays text even when it is all digits, lists are written `[A,B]`). Unknown keys
-//! are refused, from the file and from the environment alike. Validation fails fast with a
-//! message naming the key. Secrets (`accounts.id_pepper`, passwords inside `database.url` and
-//! `replay.redis_url`) print as `***`.
+//! `GATEWAY__SECTION__KEY` overrides `[section] key` (double underscores, case-insensitive), e.g.
+//! `GATEWAY__DATABASE__URL=mysql://…`; its value takes the type of the field it sets (see
+//! [`env`](mod@env): text stays text even when it is all digits, lists are written `[A,B]`).
+//! Unknown keys are refused, from the file and from the environment alike. Validation fails fast
+//! with a message naming the key. Secrets (`accounts.id_pepper`, passwords inside `database.url`
+//! and `replay.redis_url`) print as `***`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -50,7 +50,7 @@ pub struct Settings {
     pub replay: ReplaySettings,
     /// Rate and concurrency limits (`RULE_LIMIT`).
     pub limits: LimitSettings,
-    /// The other partner channels (DESIGN.md §6).
+    /// The other partner channels (docs/partner-channels.md).
     pub partners: PartnerSettings,
 }
 

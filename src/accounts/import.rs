@@ -1,4 +1,4 @@
-//! Import of the bank's account extract (CSV) into `pension_accounts` (DESIGN.md §4).
+//! Import of the bank's account extract (CSV) into `pension_accounts` (docs/accounts-import.md).
 //!
 //! The file is **streamed**: rows are parsed one at a time, validated, digested (the raw ID
 //! number is turned into HMAC-SM3 with the pepper at once and never stored or logged) and

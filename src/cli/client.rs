@@ -43,7 +43,7 @@ pub enum ClientCommand {
         keys_dir: Option<PathBuf>,
     },
     /// Act as an open-platform app: get an access token and a ticket, then make a signed
-    /// account query through `/api/s/{service}/{code}` (DESIGN.md §6).
+    /// account query through `/api/s/{service}/{code}` (docs/partner-channels.md).
     OpenPlatform(super::partners::OpenPlatformArgs),
     /// Act as a callback partner: send a salted, signed account query and verify the reply.
     Callback(super::partners::CallbackArgs),

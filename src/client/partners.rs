@@ -1,6 +1,7 @@
-//! Partner-side clients of the three partner channels (DESIGN.md §6): what a partner runs to
-//! call the gateway, used by the `client open-platform|callback|hmac` commands and the tests.
-//! Each returns the parsed answer and checks what can be checked (callback replies are signed).
+//! Partner-side clients of the three partner channels (docs/partner-channels.md): what a partner
+//! runs to call the gateway, used by the `client open-platform|callback|hmac` commands and the
+//! tests. Each returns the parsed answer and checks what can be checked (callback replies are
+//! signed).
 
 use std::time::Duration;
 

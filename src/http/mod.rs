@@ -21,7 +21,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: AppState) {
     configure_partners(cfg, &partners);
 }
 
-/// The partner channels' routes, each only when enabled (DESIGN.md §6).
+/// The partner channels' routes, each only when enabled (docs/partner-channels.md).
 fn configure_partners(cfg: &mut ServiceConfig, p: &crate::config::PartnerSettings) {
     if p.open_platform {
         cfg.route(

@@ -13,7 +13,7 @@
 //! [rollout]                    # optional gray rollout of a staged bank key
 //! version = 2
 //! percent = 10
-//! [[partner]]                  # a partner channel credential (DESIGN.md §6)
+//! [[partner]]                  # a partner channel credential (docs/partner-channels.md)
 //! channel = "hmac"             # open-platform (app secret) | callback (salt) | hmac (fappToken)
 //! id = "fapp0001"              # app_id / partner id / fappid
 //! version = 1

@@ -1,4 +1,4 @@
-//! The nonce store that refuses replays (DESIGN.md §1.1 check 4).
+//! The nonce store that refuses replays (docs/protocol.md §6, step 11).
 //!
 //! A nonce is recorded only after its request's signature verified, so forged requests cannot
 //! fill the store. Recording is atomic: of two concurrent requests with one nonce exactly one
