@@ -298,7 +298,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
         ClientCommand::Hmac(args) => return super::partners::hmac(args).await,
         ClientCommand::Sign { msg, key, version } => {
             let text = zeroize::Zeroizing::new(super::key_text(&key)?);
-            let sk = SecretKey::parse(&text).with_context(|| format!("--key"))?;
+            let sk = SecretKey::parse(&text).context("--key")?;
             let bytes = msg.bytes()?;
             let sig = settings
                 .keys
@@ -334,8 +334,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
             signature,
             public_key,
         } => {
-            let pk = PublicKey::parse(&super::key_text(&public_key)?)
-                .with_context(|| format!("--public-key"))?;
+            let pk = PublicKey::parse(&super::key_text(&public_key)?).context("--public-key")?;
             let bytes = msg.bytes()?;
             println!(
                 "signing string ({} bytes):\n{}",
@@ -343,7 +342,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
                 display_signing_string(&bytes)
             );
             let sig = pension_gateway::crypto::Signature::from_base64(signature.trim())
-                .with_context(|| format!("--signature"))?;
+                .context("--signature")?;
             let v = settings.keys.engine.engine().verifier(&pk, id)?;
             return match v.verify(&bytes, &sig) {
                 Ok(()) => {

@@ -41,8 +41,10 @@ pub enum ReplayError {
 }
 
 /// Where nonces are remembered.
-// One per process, never moved around: the size difference between the variants costs nothing.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per process, never moved around: the size difference costs nothing"
+)]
 pub enum ReplayGuard {
     /// One process.
     Memory(MemoryReplayStore),
