@@ -84,15 +84,15 @@ pub enum ImportError {
     #[error("bad header: {0}")]
     Header(String),
     /// Reading the file failed.
-    #[error("reading the file failed near line {line}: {source}")]
+    #[error("reading the file failed near line {line}: {cause}")]
     Read {
         /// Line reached when the error happened.
         line: u64,
-        /// The I/O error.
-        source: io::Error,
+        /// The I/O error (in the message; not also reported as the source).
+        cause: io::Error,
     },
     /// The database failed; the batches before this one are committed.
-    #[error("database error after {batches_committed} committed batch(es) ({rows_committed} rows up to line {committed_through_line}): {source}; re-running the import is safe (rows are upserted by account_no)")]
+    #[error("database error after {batches_committed} committed batch(es) ({rows_committed} rows up to line {committed_through_line}): {cause}; re-running the import is safe (rows are upserted by account_no)")]
     Store {
         /// Batches committed before the failure.
         batches_committed: u64,
@@ -100,8 +100,8 @@ pub enum ImportError {
         rows_committed: u64,
         /// The last line of the last committed batch (1 when none was).
         committed_through_line: u64,
-        /// What the store said.
-        source: StoreError,
+        /// What the store said (in the message; not also reported as the source).
+        cause: StoreError,
     },
 }
 
@@ -481,11 +481,11 @@ impl Importer<'_> {
                 .store()
                 .upsert_accounts(&rows)
                 .await
-                .map_err(|source| ImportError::Store {
+                .map_err(|cause| ImportError::Store {
                     batches_committed: self.report.batches,
                     rows_committed: self.rows_committed,
                     committed_through_line: self.committed_through_line.max(1),
-                    source,
+                    cause,
                 })?;
             self.report.batches += 1;
             self.report.inserted += summary.inserted;
@@ -640,10 +640,10 @@ pub async fn import_csv<R: Read>(
 fn read_error(e: csv::Error, line: u64) -> ImportError {
     let line = e.position().map_or(line, |p| p.line());
     match e.into_kind() {
-        csv::ErrorKind::Io(source) => ImportError::Read { line, source },
+        csv::ErrorKind::Io(cause) => ImportError::Read { line, cause },
         other => ImportError::Read {
             line,
-            source: io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+            cause: io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
         },
     }
 }

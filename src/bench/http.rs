@@ -108,7 +108,7 @@ pub async fn run(
     opts: &HttpBenchOptions,
     client: Arc<WechatClient>,
 ) -> Result<HttpBenchReport, BenchError> {
-    let uri: actix_web::http::Uri = opts.url.parse()?;
+    let uri: actix_web::http::Uri = opts.url.parse().map_err(BenchError::Url)?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let t0 = Instant::now();
     let requests = Arc::new(presign(&client, &path, opts.requests));

@@ -8,9 +8,9 @@ pub mod http;
 /// Why a measurement could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    /// `--url` is not a URI.
+    /// `--url` is not a URI (the message includes the parser's, so it is not also the source).
     #[error("--url: {0}")]
-    Url(#[from] actix_web::http::uri::InvalidUri),
+    Url(actix_web::http::uri::InvalidUri),
     /// The latency histogram could not be created.
     #[error(transparent)]
     Histogram(#[from] hdrhistogram::CreationError),
