@@ -26,12 +26,13 @@ pub enum StartError {
     /// Key ring refused.
     #[error(transparent)]
     Keys(#[from] KeyRingError),
-    /// Database unreachable or migrations failed.
+    /// Database unreachable or migrations failed. (The message includes the cause, so the cause
+    /// is not also reported as the source: an error chain would print it twice.)
     #[error("database: {0}")]
-    Store(#[from] crate::store::StoreError),
-    /// Listener or runtime failure.
+    Store(crate::store::StoreError),
+    /// Listener or runtime failure (cause in the message, as for `Store`).
     #[error("server: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The configured engine signs in variable time and that was not explicitly allowed.
     #[error(
         "keys.engine = \"{0}\" signs in variable time: its timing can reveal the bank's private \
@@ -42,6 +43,18 @@ pub enum StartError {
     /// Anything else at start-up.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<crate::store::StoreError> for StartError {
+    fn from(e: crate::store::StoreError) -> Self {
+        StartError::Store(e)
+    }
+}
+
+impl From<std::io::Error> for StartError {
+    fn from(e: std::io::Error) -> Self {
+        StartError::Io(e)
+    }
 }
 
 /// Replay store capacity: at 10k verified requests/s over a 600 s window, 6 M entries; the
@@ -86,7 +99,7 @@ pub fn prepare_demo_keys(dir: &Path) -> Result<(), StartError> {
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             StartError::Other(format!("{}: not UTF-8 text", manifest_path.display()))
         })?;
-        let manifest = Manifest::parse(text).map_err(StartError::Other)?;
+        let manifest = Manifest::parse(text)?;
         if !manifest.demo {
             return Ok(());
         }
@@ -164,7 +177,7 @@ pub fn build_state(
     keyring: Arc<KeyRingHandle>,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
-    let pepper = settings.id_pepper().map_err(StartError::Other)?;
+    let pepper = settings.id_pepper()?;
     let metrics = Metrics::new().map_err(|e| StartError::Other(format!("metrics: {e}")))?;
     metrics.record_keyring(&keyring.snapshot());
     let replay = match settings.replay.store {

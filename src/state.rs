@@ -34,7 +34,10 @@ struct Inner {
 
 impl AppState {
     /// Assembles the state.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per part of the state, assembled once at start-up"
+    )]
     pub fn new(
         wechat: WechatSettings,
         engine: EngineKind,

@@ -43,7 +43,7 @@ pub enum ClientCommand {
         keys_dir: Option<PathBuf>,
     },
     /// Act as an open-platform app: get an access token and a ticket, then make a signed
-    /// account query through `/api/s/{service}/{code}` (DESIGN.md §6).
+    /// account query through `/api/s/{service}/{code}` (docs/partner-channels.md).
     OpenPlatform(super::partners::OpenPlatformArgs),
     /// Act as a callback partner: send a salted, signed account query and verify the reply.
     Callback(super::partners::CallbackArgs),
@@ -300,7 +300,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
         ClientCommand::Hmac(args) => return super::partners::hmac(args).await,
         ClientCommand::Sign { msg, key, version } => {
             let text = zeroize::Zeroizing::new(super::key_text(&key)?);
-            let sk = SecretKey::parse(&text).with_context(|| format!("--key"))?;
+            let sk = SecretKey::parse(&text).context("--key")?;
             let bytes = msg.bytes()?;
             let sig = settings
                 .keys
@@ -336,8 +336,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
             signature,
             public_key,
         } => {
-            let pk = PublicKey::parse(&super::key_text(&public_key)?)
-                .with_context(|| format!("--public-key"))?;
+            let pk = PublicKey::parse(&super::key_text(&public_key)?).context("--public-key")?;
             let bytes = msg.bytes()?;
             println!(
                 "signing string ({} bytes):\n{}",
@@ -345,7 +344,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
                 display_signing_string(&bytes)
             );
             let sig = pension_gateway::crypto::Signature::from_base64(signature.trim())
-                .with_context(|| format!("--signature"))?;
+                .context("--signature")?;
             let v = settings.keys.engine.engine().verifier(&pk, id)?;
             return match v.verify(&bytes, &sig) {
                 Ok(()) => {

@@ -1,5 +1,5 @@
 //! Open platform: `GET /api/oauth2/access_token?app_id&secret&grant_type=client_credential&version=2.0.0`
-//! (the open-platform guide §4.1).
+//! (open-platform guide §4.1; docs/partner-channels.md).
 
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};

@@ -1,5 +1,5 @@
 //! Open platform: `GET /api/oauth2/api_ticket?app_id&access_token&type&version[&user_data&mechant_id]`
-//! (the open-platform guide §4.2). `type` may list several types separated by
+//! (open-platform guide §4.2; docs/partner-channels.md). `type` may list several types separated by
 //! commas; the tickets come back in that order.
 
 use actix_web::web::Data;
