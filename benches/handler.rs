@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use actix_web::{test, App};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_main, BatchSize, Criterion};
 use pension_gateway::client::WechatClient;
 use pension_gateway::clock::ManualClock;
 use pension_gateway::config::{Settings, DEMO_PEPPER_HEX};
@@ -105,9 +105,14 @@ fn handler_path(c: &mut Criterion) {
     }
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(4));
-    targets = handler_path
+/// The criterion group, kept in a private module: `criterion_group!` makes its function `pub`
+/// and gives it no documentation.
+mod group {
+    use super::{handler_path, Criterion};
+    criterion::criterion_group! {
+        name = benches;
+        config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(4));
+        targets = handler_path
+    }
 }
-criterion_main!(benches);
+criterion_main!(group::benches);

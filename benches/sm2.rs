@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_main, Criterion, Throughput};
 use pension_gateway::crypto::signing_string::{request_signing_string, response_signing_string};
 use pension_gateway::crypto::{EngineKind, SecretKey, DEFAULT_SIGNER_ID};
 
@@ -62,9 +62,14 @@ fn signing_strings(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(3));
-    targets = engines, signing_strings
+/// The criterion group, kept in a private module: `criterion_group!` makes its function `pub`
+/// and gives it no documentation.
+mod group {
+    use super::{engines, signing_strings, Criterion};
+    criterion::criterion_group! {
+        name = benches;
+        config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(3));
+        targets = engines, signing_strings
+    }
 }
-criterion_main!(benches);
+criterion_main!(group::benches);

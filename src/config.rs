@@ -2,12 +2,12 @@
 //! validated at start-up.
 //!
 //! Every key is declared once below with its type and default. An environment variable
-//! `GATEWAY__SECTION__KEY` overrides `[section] key` (double underscores, case-insensitive),
-//! e.g. `GATEWAY__DATABASE__URL=mysql://…`; its value takes the type of the field it sets (see
-//! [`env`]: text stays text even when it is all digits, lists are written `[A,B]`). Unknown keys
-//! are refused, from the file and from the environment alike. Validation fails fast with a
-//! message naming the key. Secrets (`accounts.id_pepper`, passwords inside `database.url` and
-//! `replay.redis_url`) print as `***`.
+//! `GATEWAY__SECTION__KEY` overrides `[section] key` (double underscores, case-insensitive), e.g.
+//! `GATEWAY__DATABASE__URL=mysql://…`; its value takes the type of the field it sets (see
+//! [`env`](mod@env): text stays text even when it is all digits, lists are written `[A,B]`).
+//! Unknown keys are refused, from the file and from the environment alike. Validation fails fast
+//! with a message naming the key. Secrets (`accounts.id_pepper`, passwords inside `database.url`
+//! and `replay.redis_url`) print as `***`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -50,7 +50,7 @@ pub struct Settings {
     pub replay: ReplaySettings,
     /// Rate and concurrency limits (`RULE_LIMIT`).
     pub limits: LimitSettings,
-    /// The other partner channels (DESIGN.md §6).
+    /// The other partner channels (docs/partner-channels.md).
     pub partners: PartnerSettings,
 }
 
@@ -250,7 +250,8 @@ impl Default for ReplaySettings {
 pub struct LimitSettings {
     /// Queries per ID number per minute, per instance (0: no limit).
     pub per_identity_per_minute: u32,
-    /// Requests in flight on the WeChat route at once (0: no limit).
+    /// Requests in flight at once on the public listener, every route, counted from the moment
+    /// a request's body has arrived (0: no limit).
     pub max_concurrent: usize,
 }
 
@@ -522,7 +523,7 @@ impl Settings {
         if w.signer_id.is_empty() || w.signer_id.len() > 1024 {
             return Err(ConfigError("wechat.signer_id must be 1–1024 bytes".into()));
         }
-        if let Some(addr) = self.admin_listen().map_err(ConfigError)? {
+        if let Some(addr) = self.admin_listen()? {
             if !addr.ip().is_loopback() {
                 return Err(ConfigError(
                     "server.admin_listen must be a loopback address (127.0.0.1 or ::1)".into(),
@@ -558,7 +559,7 @@ impl Settings {
                 "database.acquire_timeout_ms must be at least 1".into(),
             ));
         }
-        let pepper = self.id_pepper().map_err(ConfigError)?;
+        let pepper = self.id_pepper()?;
         if !self.server.demo
             && pepper.as_slice() == hex::decode(DEMO_PEPPER_HEX).unwrap_or_default().as_slice()
         {
@@ -574,14 +575,16 @@ impl Settings {
     }
 
     /// The admin listener address, or `None` when disabled.
-    pub fn admin_listen(&self) -> Result<Option<SocketAddr>, String> {
+    pub fn admin_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
         let a = self.server.admin_listen.trim();
         if a.is_empty() {
             return Ok(None);
         }
-        a.parse()
-            .map(Some)
-            .map_err(|_| format!("server.admin_listen `{a}` is not an address like 127.0.0.1:9090"))
+        a.parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "server.admin_listen `{a}` is not an address like 127.0.0.1:9090"
+            ))
+        })
     }
 
     /// The ops listener address (`/metrics`, `/readyz`), or `None` when disabled.
@@ -601,7 +604,7 @@ impl Settings {
     /// off: `server.admin_listen` is empty, or no `server.admin_token_file` is set (then a
     /// warning says so — the reload endpoint is never served without a token).
     pub fn admin_endpoint(&self) -> Result<Option<(SocketAddr, PathBuf)>, ConfigError> {
-        let Some(addr) = self.admin_listen().map_err(ConfigError)? else {
+        let Some(addr) = self.admin_listen()? else {
             return Ok(None);
         };
         match &self.server.admin_token_file {
@@ -618,13 +621,15 @@ impl Settings {
     }
 
     /// The decoded ID pepper.
-    pub fn id_pepper(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+    pub fn id_pepper(&self) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
         let bytes = Zeroizing::new(
             hex::decode(self.accounts.id_pepper.trim())
-                .map_err(|_| "accounts.id_pepper must be hex".to_string())?,
+                .map_err(|_| ConfigError("accounts.id_pepper must be hex".into()))?,
         );
         if bytes.len() < 32 {
-            return Err("accounts.id_pepper must be at least 32 bytes (64 hex digits)".into());
+            return Err(ConfigError(
+                "accounts.id_pepper must be at least 32 bytes (64 hex digits)".into(),
+            ));
         }
         Ok(bytes)
     }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
 
-/// The public error codes of the WeChat channel (DESIGN.md §1.1, §1.4).
+/// The public error codes of the WeChat channel (docs/protocol.md §6, §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// 400: a header is missing or malformed, or the body is too large.

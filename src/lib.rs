@@ -13,7 +13,7 @@
 //! - [`state`], [`metrics`], [`clock`]: what every request shares — state, counters, time.
 //! - [`client`]: the signing clients (as WeChat, as the bank outbound, as each partner).
 //! - [`config`], [`error`], [`server`]: settings, the HTTP error type, process start-up.
-//! - [`bench`]: the load generator and engine benchmark behind `pension-gateway bench`.
+//! - [`bench`](mod@bench): the load generator and engine benchmark behind `pension-gateway bench`.
 
 pub mod accounts;
 pub mod bench;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pension_gateway::config::{Invocation, Settings, StartMode};
+use pension_gateway::config::{ConfigError, Invocation, Settings, StartMode};
 
 mod cli;
 
@@ -70,7 +70,7 @@ fn environment() -> Vec<(String, String)> {
 }
 
 /// The start mode (see `config::StartMode`) and the settings of this run.
-fn settings(cli: &Cli) -> Result<Settings, String> {
+fn settings(cli: &Cli) -> Result<Settings, ConfigError> {
     let invocation = match &cli.command {
         None => Invocation::Bare,
         Some(Command::Serve { demo }) => Invocation::Serve { demo: *demo },
@@ -81,9 +81,8 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
         invocation,
         cli.config.as_deref(),
         env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-    .map_err(|e| e.to_string())?;
-    Settings::load_for(mode, cli.config.as_deref(), env).map_err(|e| e.to_string())
+    )?;
+    Settings::load_for(mode, cli.config.as_deref(), env)
 }
 
 fn main() -> ExitCode {

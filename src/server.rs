@@ -26,12 +26,13 @@ pub enum StartError {
     /// Key ring refused.
     #[error(transparent)]
     Keys(#[from] KeyRingError),
-    /// Database unreachable or migrations failed.
+    /// Database unreachable or migrations failed. (The message includes the cause, so the cause
+    /// is not also reported as the source: an error chain would print it twice.)
     #[error("database: {0}")]
-    Store(#[from] crate::store::StoreError),
-    /// Listener or runtime failure.
+    Store(crate::store::StoreError),
+    /// Listener or runtime failure (cause in the message, as for `Store`).
     #[error("server: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The configured engine signs in variable time and that was not explicitly allowed.
     #[error(
         "keys.engine = \"{0}\" signs in variable time: its timing can reveal the bank's private \
@@ -42,6 +43,18 @@ pub enum StartError {
     /// Anything else at start-up.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<crate::store::StoreError> for StartError {
+    fn from(e: crate::store::StoreError) -> Self {
+        StartError::Store(e)
+    }
+}
+
+impl From<std::io::Error> for StartError {
+    fn from(e: std::io::Error) -> Self {
+        StartError::Io(e)
+    }
 }
 
 /// Replay store capacity: at 10k verified requests/s over a 600 s window, 6 M entries; the
@@ -86,7 +99,7 @@ pub fn prepare_demo_keys(dir: &Path) -> Result<(), StartError> {
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             StartError::Other(format!("{}: not UTF-8 text", manifest_path.display()))
         })?;
-        let manifest = Manifest::parse(text).map_err(StartError::Other)?;
+        let manifest = Manifest::parse(text)?;
         if !manifest.demo {
             return Ok(());
         }
@@ -164,7 +177,7 @@ pub fn build_state(
     keyring: Arc<KeyRingHandle>,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
-    let pepper = settings.id_pepper().map_err(StartError::Other)?;
+    let pepper = settings.id_pepper()?;
     let metrics = Metrics::new().map_err(|e| StartError::Other(format!("metrics: {e}")))?;
     metrics.record_keyring(&keyring.snapshot());
     let replay = match settings.replay.store {
@@ -196,10 +209,8 @@ pub fn build_state(
         clock,
         &settings.limits,
         settings.partners.clone(),
-    )
-    .with_body_timeout(std::time::Duration::from_millis(
-        settings.server.body_timeout_ms,
-    )))
+        std::time::Duration::from_millis(settings.server.body_timeout_ms),
+    ))
 }
 
 /// The sockets the gateway serves on. [`Listeners::bind`] takes them from the settings; tests
@@ -260,7 +271,11 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
 }
 
 /// Runs the gateway on `listeners` until SIGTERM/SIGINT.
-pub async fn serve(settings: Settings, listeners: Listeners) -> Result<(), StartError> {
+pub async fn serve(mut settings: Settings, listeners: Listeners) -> Result<(), StartError> {
+    if settings.server.demo {
+        // An installed binary run outside the repository uses the built-in demo ring.
+        settings.keys.dir = crate::keyring::demo::resolve(&settings.keys.dir)?;
+    }
     let state = prepare(&settings).await?;
     serve_state(&settings, state, listeners).await
 }
@@ -390,12 +405,18 @@ fn spawn_manifest_watch(state: AppState, manifest: std::path::PathBuf, interval_
 fn print_demo_banner(settings: &Settings, listen: std::net::SocketAddr) {
     let url = format!("http://{listen}{}", settings.wechat.route);
     let p = &demo::DEMO_PEOPLE[0];
+    // Under `cargo run` the newcomer types cargo commands; an installed binary is run by name.
+    let run = if std::env::var_os("CARGO").is_some() {
+        "cargo run --release --"
+    } else {
+        "pension-gateway"
+    };
     println!();
     println!("  pension-gateway is running in DEMO mode (published demo keys, demo accounts).");
     println!("  Send a query signed with the demo WeChat key, in another terminal:");
     println!();
     println!(
-        "    cargo run --release -- client query --url {url} --name {} --id-number {}",
+        "    {run} client query --url {url} --name {} --id-number {}",
         p.name, p.id_number
     );
     println!();
@@ -410,7 +431,7 @@ fn print_demo_banner(settings: &Settings, listen: std::net::SocketAddr) {
     );
     if settings.partners.open_platform || settings.partners.callback || settings.partners.hmac {
         println!(
-            "  Partner channels (docs/partner-channels.md): cargo run --release -- client open-platform|callback|hmac --name {} --id-number {}",
+            "  Partner channels (docs/partner-channels.md): {run} client open-platform|callback|hmac --name {} --id-number {}",
             p.name, p.id_number
         );
     }

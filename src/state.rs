@@ -34,7 +34,10 @@ struct Inner {
 
 impl AppState {
     /// Assembles the state.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per part of the state, assembled once at start-up"
+    )]
     pub fn new(
         wechat: WechatSettings,
         engine: EngineKind,
@@ -45,6 +48,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         limits: &crate::config::LimitSettings,
         partners: PartnerSettings,
+        body_timeout: std::time::Duration,
     ) -> Self {
         let rate = IdentityRateLimit::new(limits.per_identity_per_minute);
         let concurrency = ConcurrencyLimit::new(limits.max_concurrent);
@@ -60,19 +64,10 @@ impl AppState {
                 rate,
                 concurrency,
                 partners,
-                body_timeout: crate::http::body::DEFAULT_BODY_TIMEOUT,
+                body_timeout,
                 readiness: Default::default(),
             }),
         }
-    }
-
-    /// The same state with a different whole-body deadline (`server.body_timeout_ms`).
-    /// Call while building, before the state is shared.
-    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.body_timeout = timeout;
-        }
-        self
     }
 
     /// The deadline for a whole request body.

@@ -1,4 +1,4 @@
-//! Import of the bank's account extract (CSV) into `pension_accounts` (DESIGN.md §4).
+//! Import of the bank's account extract (CSV) into `pension_accounts` (docs/accounts-import.md).
 //!
 //! The file is **streamed**: rows are parsed one at a time, validated, digested (the raw ID
 //! number is turned into HMAC-SM3 with the pepper at once and never stored or logged) and
@@ -84,15 +84,15 @@ pub enum ImportError {
     #[error("bad header: {0}")]
     Header(String),
     /// Reading the file failed.
-    #[error("reading the file failed near line {line}: {source}")]
+    #[error("reading the file failed near line {line}: {cause}")]
     Read {
         /// Line reached when the error happened.
         line: u64,
-        /// The I/O error.
-        source: io::Error,
+        /// The I/O error (in the message; not also reported as the source).
+        cause: io::Error,
     },
     /// The database failed; the batches before this one are committed.
-    #[error("database error after {batches_committed} committed batch(es) ({rows_committed} rows up to line {committed_through_line}): {source}; re-running the import is safe (rows are upserted by account_no)")]
+    #[error("database error after {batches_committed} committed batch(es) ({rows_committed} rows up to line {committed_through_line}): {cause}; re-running the import is safe (rows are upserted by account_no)")]
     Store {
         /// Batches committed before the failure.
         batches_committed: u64,
@@ -100,8 +100,8 @@ pub enum ImportError {
         rows_committed: u64,
         /// The last line of the last committed batch (1 when none was).
         committed_through_line: u64,
-        /// What the store said.
-        source: StoreError,
+        /// What the store said (in the message; not also reported as the source).
+        cause: StoreError,
     },
 }
 
@@ -252,57 +252,97 @@ fn columns(header: &csv::ByteRecord) -> Result<Columns, ImportError> {
     })
 }
 
-fn field<'a>(rec: &'a csv::ByteRecord, cols: &Columns, c: usize) -> Result<&'a str, String> {
-    let raw = rec.get(cols.idx[c]).unwrap_or(b"").trim_ascii();
-    std::str::from_utf8(raw).map_err(|_| format!("{} is not valid UTF-8", COLUMNS[c]))
+/// Why a row was rejected: the reason in the report. It names columns, never a value from the
+/// row (a status outside 1–4 is a small number, not personal data).
+#[derive(Debug, thiserror::Error)]
+enum RowRejected {
+    #[error("{fields} fields but the header has {header}")]
+    FieldCount { fields: usize, header: usize },
+    #[error("{0} is not valid UTF-8")]
+    NotUtf8(&'static str),
+    #[error("missing value for {0}")]
+    Missing(&'static str),
+    #[error("{0} must be unix seconds (a non-negative integer) or empty")]
+    NotUnixSeconds(&'static str),
+    #[error("account_no must be 1 to 32 visible ASCII characters")]
+    AccountNo,
+    #[error("holder_name is longer than 64 characters")]
+    HolderNameLength,
+    #[error("holder_name contains control characters")]
+    HolderNameControl,
+    #[error("phone must be digits with an optional leading +, at most 20 characters")]
+    Phone,
+    #[error("{}", match .0 {
+        IdNumberError::Format => "id_number must be 17 digits followed by a digit or X",
+        IdNumberError::BirthDate => "id_number has an invalid birth date",
+        IdNumberError::CheckDigit => "id_number check digit does not match",
+    })]
+    IdNumber(IdNumberError),
+    #[error("status {0} is not one of 1, 2, 3, 4")]
+    StatusRange(i16),
+    #[error("status must be 1, 2, 3 or 4")]
+    Status,
+    #[error("closed_at is only allowed with status 2 (closed)")]
+    ClosedNotClosed,
+    #[error("closed_at is before opened_at")]
+    ClosedBeforeOpened,
 }
 
-fn required<'a>(rec: &'a csv::ByteRecord, cols: &Columns, c: usize) -> Result<&'a str, String> {
+fn field<'a>(rec: &'a csv::ByteRecord, cols: &Columns, c: usize) -> Result<&'a str, RowRejected> {
+    let raw = rec.get(cols.idx[c]).unwrap_or(b"").trim_ascii();
+    std::str::from_utf8(raw).map_err(|_| RowRejected::NotUtf8(COLUMNS[c]))
+}
+
+fn required<'a>(
+    rec: &'a csv::ByteRecord,
+    cols: &Columns,
+    c: usize,
+) -> Result<&'a str, RowRejected> {
     let v = field(rec, cols, c)?;
     if v.is_empty() {
-        return Err(format!("missing value for {}", COLUMNS[c]));
+        return Err(RowRejected::Missing(COLUMNS[c]));
     }
     Ok(v)
 }
 
-fn unix_seconds(rec: &csv::ByteRecord, cols: &Columns, c: usize) -> Result<Option<i64>, String> {
+fn unix_seconds(
+    rec: &csv::ByteRecord,
+    cols: &Columns,
+    c: usize,
+) -> Result<Option<i64>, RowRejected> {
     let v = field(rec, cols, c)?;
     if v.is_empty() {
         return Ok(None);
     }
     match v.parse::<i64>() {
         Ok(t) if t >= 0 => Ok(Some(t)),
-        _ => Err(format!(
-            "{} must be unix seconds (a non-negative integer) or empty",
-            COLUMNS[c]
-        )),
+        _ => Err(RowRejected::NotUnixSeconds(COLUMNS[c])),
     }
 }
 
-/// Validates one record. The `Err` reason never holds a value from the row.
+/// Validates one record.
 fn parse_row(
     rec: &csv::ByteRecord,
     cols: &Columns,
     dir: &AccountDirectory,
     now: i64,
-) -> Result<NewAccount, String> {
+) -> Result<NewAccount, RowRejected> {
     if rec.len() > cols.width {
-        return Err(format!(
-            "{} fields but the header has {}",
-            rec.len(),
-            cols.width
-        ));
+        return Err(RowRejected::FieldCount {
+            fields: rec.len(),
+            header: cols.width,
+        });
     }
     let account_no = required(rec, cols, ACCOUNT_NO)?;
     if account_no.len() > 32 || !account_no.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("account_no must be 1 to 32 visible ASCII characters".into());
+        return Err(RowRejected::AccountNo);
     }
     let holder_name = required(rec, cols, HOLDER_NAME)?;
     if holder_name.chars().count() > 64 {
-        return Err("holder_name is longer than 64 characters".into());
+        return Err(RowRejected::HolderNameLength);
     }
     if holder_name.chars().any(char::is_control) {
-        return Err("holder_name contains control characters".into());
+        return Err(RowRejected::HolderNameControl);
     }
     let phone = field(rec, cols, PHONE)?;
     let digits = phone.strip_prefix('+').unwrap_or(phone);
@@ -310,33 +350,24 @@ fn parse_row(
         || !digits.bytes().all(|b| b.is_ascii_digit())
         || (digits.is_empty() && !phone.is_empty())
     {
-        return Err(
-            "phone must be digits with an optional leading +, at most 20 characters".into(),
-        );
+        return Err(RowRejected::Phone);
     }
     let id_raw = required(rec, cols, ID_NUMBER)?;
-    let id = normalize_id_number(id_raw).map_err(|e| {
-        match e {
-            IdNumberError::Format => "id_number must be 17 digits followed by a digit or X",
-            IdNumberError::BirthDate => "id_number has an invalid birth date",
-            IdNumberError::CheckDigit => "id_number check digit does not match",
-        }
-        .to_string()
-    })?;
+    let id = normalize_id_number(id_raw).map_err(RowRejected::IdNumber)?;
     let status_raw = required(rec, cols, STATUS)?;
     let status = match status_raw.parse::<i16>() {
         Ok(s @ 1..=4) => s,
-        Ok(s) => return Err(format!("status {s} is not one of 1, 2, 3, 4")),
-        Err(_) => return Err("status must be 1, 2, 3 or 4".into()),
+        Ok(s) => return Err(RowRejected::StatusRange(s)),
+        Err(_) => return Err(RowRejected::Status),
     };
     let opened_at = unix_seconds(rec, cols, OPENED_AT)?;
     let closed_at = unix_seconds(rec, cols, CLOSED_AT)?;
     if closed_at.is_some() && status != 2 {
-        return Err("closed_at is only allowed with status 2 (closed)".into());
+        return Err(RowRejected::ClosedNotClosed);
     }
     if let (Some(o), Some(c)) = (opened_at, closed_at) {
         if c < o {
-            return Err("closed_at is before opened_at".into());
+            return Err(RowRejected::ClosedBeforeOpened);
         }
     }
     let id_digest = dir.digest(&id);
@@ -450,11 +481,11 @@ impl Importer<'_> {
                 .store()
                 .upsert_accounts(&rows)
                 .await
-                .map_err(|source| ImportError::Store {
+                .map_err(|cause| ImportError::Store {
                     batches_committed: self.report.batches,
                     rows_committed: self.rows_committed,
                     committed_through_line: self.committed_through_line.max(1),
-                    source,
+                    cause,
                 })?;
             self.report.batches += 1;
             self.report.inserted += summary.inserted;
@@ -592,7 +623,7 @@ pub async fn import_csv<R: Read>(
         imp.report.rows += 1;
         match parse_row(&rec, &cols, dir, now) {
             Ok(acc) => imp.push(line, acc),
-            Err(reason) => imp.reject(line, reason),
+            Err(reason) => imp.reject(line, reason.to_string()),
         }
         if imp.pending.len() >= batch_size {
             imp.flush().await?;
@@ -609,10 +640,10 @@ pub async fn import_csv<R: Read>(
 fn read_error(e: csv::Error, line: u64) -> ImportError {
     let line = e.position().map_or(line, |p| p.line());
     match e.into_kind() {
-        csv::ErrorKind::Io(source) => ImportError::Read { line, source },
+        csv::ErrorKind::Io(cause) => ImportError::Read { line, cause },
         other => ImportError::Read {
             line,
-            source: io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+            cause: io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
         },
     }
 }

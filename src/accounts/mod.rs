@@ -1,5 +1,5 @@
 //! The domain: find a user's personal pension account by identity and decide what may be
-//! disclosed (DESIGN.md §1.4, §4).
+//! disclosed (docs/protocol.md §9.2).
 //!
 //! Disclosure rules (docs/decisions.md): the account number and reserved phone go back only
 //! when the name matches the account of that ID number and the account is (or was) at this

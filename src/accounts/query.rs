@@ -1,4 +1,4 @@
-//! The request and response bodies of 获取用户的个人养老金账户 (DESIGN.md §1.4).
+//! The request and response bodies of 获取用户的个人养老金账户 (docs/protocol.md §9).
 
 use serde::{Deserialize, Serialize};
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::BenchError;
 use crate::crypto::signing_string::request_signing_string;
 use crate::crypto::{EngineKind, SecretKey, DEFAULT_SIGNER_ID};
 
@@ -65,19 +66,13 @@ pub fn measure_engine(
     kind: EngineKind,
     threads: usize,
     secs: f64,
-) -> Result<EngineFigures, String> {
+) -> Result<EngineFigures, BenchError> {
     let engine = kind.engine();
     let sk = SecretKey::generate();
-    let signer: Arc<dyn crate::crypto::PreparedSigner> = Arc::from(
-        engine
-            .signer(&sk, DEFAULT_SIGNER_ID)
-            .map_err(|e| e.to_string())?,
-    );
-    let verifier: Arc<dyn crate::crypto::PreparedVerifier> = Arc::from(
-        engine
-            .verifier(&sk.public_key(), DEFAULT_SIGNER_ID)
-            .map_err(|e| e.to_string())?,
-    );
+    let signer: Arc<dyn crate::crypto::PreparedSigner> =
+        Arc::from(engine.signer(&sk, DEFAULT_SIGNER_ID)?);
+    let verifier: Arc<dyn crate::crypto::PreparedVerifier> =
+        Arc::from(engine.verifier(&sk.public_key(), DEFAULT_SIGNER_ID)?);
     let msg = Arc::new(request_signing_string(
         "POST",
         b"/v1/pension/account",
@@ -85,7 +80,7 @@ pub fn measure_engine(
         "5f270f2ff52b0c67dd47cd5c3ee17e91",
         br#"{"user_true_name":"\u5f20\u4e09","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#,
     ));
-    let sig = signer.sign(&msg).map_err(|e| e.to_string())?;
+    let sig = signer.sign(&msg)?;
     let (s, m) = (Arc::clone(&signer), Arc::clone(&msg));
     let sign = throughput(
         threads,

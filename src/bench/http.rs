@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::BenchError;
 use crate::accounts::demo::DEMO_PEOPLE;
 use crate::client::WechatClient;
 use crate::crypto::nonce;
@@ -106,8 +107,8 @@ fn presign(client: &WechatClient, path: &str, n: usize) -> Vec<Presigned> {
 pub async fn run(
     opts: &HttpBenchOptions,
     client: Arc<WechatClient>,
-) -> Result<HttpBenchReport, String> {
-    let uri: actix_web::http::Uri = opts.url.parse().map_err(|e| format!("--url: {e}"))?;
+) -> Result<HttpBenchReport, BenchError> {
+    let uri: actix_web::http::Uri = opts.url.parse().map_err(BenchError::Url)?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let t0 = Instant::now();
     let requests = Arc::new(presign(&client, &path, opts.requests));
@@ -120,10 +121,9 @@ pub async fn run(
     }
     let next = Arc::new(AtomicUsize::new(0));
     let answers = Arc::new(Mutex::new(Vec::with_capacity(requests.len())));
-    let hist = Arc::new(Mutex::new(
-        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-            .map_err(|e| e.to_string())?,
-    ));
+    let hist = Arc::new(Mutex::new(hdrhistogram::Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
     let transport_errors = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(opts.max_seconds);
     let started = Instant::now();
@@ -214,13 +214,13 @@ pub async fn run(
             next.load(Ordering::Relaxed).min(requests.len())
         );
     }
-    let answers = std::mem::take(&mut *answers.lock().map_err(|_| "poisoned".to_string())?);
+    let answers = std::mem::take(&mut *answers.lock().map_err(|_| BenchError::Poisoned)?);
     let bad_signatures = verify_all(&client, &answers);
     let mut by_status = BTreeMap::new();
     for a in &answers {
         *by_status.entry(a.status).or_insert(0u64) += 1;
     }
-    let h = hist.lock().map_err(|_| "poisoned".to_string())?;
+    let h = hist.lock().map_err(|_| BenchError::Poisoned)?;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let sent = answers.len() as u64 + transport_errors.load(Ordering::Relaxed) as u64;
     Ok(HttpBenchReport {

@@ -76,7 +76,7 @@ pub async fn run(cmd: AccountsCommand, settings: &Settings) -> anyhow::Result<Ex
         AccountsCommand::SeedDemo => {
             let store = open_store(settings).await?;
             store.run_migrations().await?;
-            let pepper = settings.id_pepper().map_err(anyhow::Error::msg)?;
+            let pepper = settings.id_pepper()?;
             let dir = AccountDirectory::new(store, pepper);
             let n = demo::seed_demo(&dir, chrono::Utc::now().timestamp()).await?;
             println!(
@@ -100,7 +100,7 @@ async fn import(
 
     let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let total = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let pepper = settings.id_pepper().map_err(anyhow::Error::msg)?;
+    let pepper = settings.id_pepper()?;
     // A dry run never connects to the configured database: it only parses and validates, and
     // the directory it needs (for the digest) sits on a throw-away in-memory store.
     let store = if dry_run {

@@ -64,10 +64,11 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             let openssl = bench::crypto::openssl_speed(seconds);
             let mut rows = Vec::new();
             for kind in engines {
-                rows.push(
-                    bench::crypto::measure_engine(kind, threads, seconds as f64)
-                        .map_err(anyhow::Error::msg)?,
-                );
+                rows.push(bench::crypto::measure_engine(
+                    kind,
+                    threads,
+                    seconds as f64,
+                )?);
             }
             if output == "json" {
                 let v = serde_json::json!({"threads": threads, "seconds": seconds, "openssl_one_core": openssl, "engines": rows});
@@ -125,9 +126,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 max_seconds,
                 progress: output != "json",
             };
-            let r = bench::http::run(&opts, std::sync::Arc::new(client))
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let r = bench::http::run(&opts, std::sync::Arc::new(client)).await?;
             if output == "json" {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

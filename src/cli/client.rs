@@ -43,7 +43,7 @@ pub enum ClientCommand {
         keys_dir: Option<PathBuf>,
     },
     /// Act as an open-platform app: get an access token and a ticket, then make a signed
-    /// account query through `/api/s/{service}/{code}` (DESIGN.md §6).
+    /// account query through `/api/s/{service}/{code}` (docs/partner-channels.md).
     OpenPlatform(super::partners::OpenPlatformArgs),
     /// Act as a callback partner: send a salted, signed account query and verify the reply.
     Callback(super::partners::CallbackArgs),
@@ -244,6 +244,8 @@ async fn exchange(
 
 /// The WeChat-side client from a key directory's `wechat-v<N>.key` (highest N) and `bank-v<N>.pub`.
 pub(crate) fn wechat_client(keys_dir: &Path, settings: &Settings) -> anyhow::Result<WechatClient> {
+    // The default `keys/demo` outside the repository: the demo ring built into the binary.
+    let keys_dir = &pension_gateway::keyring::demo::resolve(keys_dir)?;
     let (wechat_version, wechat_key_path) = versioned_files(keys_dir, "wechat-v", ".key")?
         .pop()
         .with_context(|| format!("no wechat-v<N>.key in {}", keys_dir.display()))?;
@@ -298,7 +300,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
         ClientCommand::Hmac(args) => return super::partners::hmac(args).await,
         ClientCommand::Sign { msg, key, version } => {
             let text = zeroize::Zeroizing::new(super::key_text(&key)?);
-            let sk = SecretKey::parse(&text).with_context(|| format!("--key"))?;
+            let sk = SecretKey::parse(&text).context("--key")?;
             let bytes = msg.bytes()?;
             let sig = settings
                 .keys
@@ -334,8 +336,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
             signature,
             public_key,
         } => {
-            let pk = PublicKey::parse(&super::key_text(&public_key)?)
-                .with_context(|| format!("--public-key"))?;
+            let pk = PublicKey::parse(&super::key_text(&public_key)?).context("--public-key")?;
             let bytes = msg.bytes()?;
             println!(
                 "signing string ({} bytes):\n{}",
@@ -343,7 +344,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
                 display_signing_string(&bytes)
             );
             let sig = pension_gateway::crypto::Signature::from_base64(signature.trim())
-                .with_context(|| format!("--signature"))?;
+                .context("--signature")?;
             let v = settings.keys.engine.engine().verifier(&pk, id)?;
             return match v.verify(&bytes, &sig) {
                 Ok(()) => {

@@ -107,7 +107,7 @@ pub fn run(cmd: KeysCommand, dir: Option<PathBuf>, settings: &Settings) -> anyho
         settings.wechat.signer_id.as_bytes(),
     );
     let reload_hint = || {
-        println!("validated and written. Reload the gateway: `kill -HUP <pid>` or `curl -X POST http://{}/admin/keyring/reload` (it also notices the manifest change by itself).",
+        println!("validated and written. Reload the gateway: `kill -HUP <pid>`, or `curl -X POST -H \"Authorization: Bearer <admin token>\" http://{}/admin/keyring/reload` (it also notices the manifest change by itself).",
             if settings.server.admin_listen.is_empty() { "<admin_listen>" } else { &settings.server.admin_listen });
     };
     match cmd {

@@ -45,8 +45,8 @@ pub fn key_text(arg: &str) -> anyhow::Result<String> {
     }
 }
 
-/// The account query (docs/protocol.md) every `client` command sends: `client query` as WeChat,
-/// and the partner commands.
+/// The account query (docs/protocol.md §9.1) every `client` command sends: `client query` as
+/// WeChat, and the partner commands.
 #[derive(Args)]
 pub struct QueryArgs {
     /// user_true_name.

@@ -88,7 +88,7 @@ fn pretty(v: &Value) -> String {
 /// `client open-platform`: token → ticket → signed business call.
 pub async fn open_platform(a: OpenPlatformArgs) -> anyhow::Result<()> {
     let client = OpenPlatformClient::new(&a.base_url, &a.app_id, read_secret(&a.secret_file)?);
-    let token = client.access_token().await.map_err(anyhow::Error::msg)?;
+    let token = client.access_token().await?;
     let access_token = token["access_token"]
         .as_str()
         .unwrap_or_default()
@@ -101,8 +101,7 @@ pub async fn open_platform(a: OpenPlatformArgs) -> anyhow::Result<()> {
     let kind = if a.user_id.is_some() { "user" } else { "sign" };
     let tickets = client
         .ticket(&access_token, kind, a.user_id.as_deref())
-        .await
-        .map_err(anyhow::Error::msg)?;
+        .await?;
     let ticket = tickets["tickets"][0]["value"]
         .as_str()
         .unwrap_or_default()
@@ -124,10 +123,7 @@ pub async fn open_platform(a: OpenPlatformArgs) -> anyhow::Result<()> {
         "3. POST /api/s/{}/{} signed: sign = SHA1(sorted [app_id, version, nonce, type, body, ticket]) upper-case hex",
         a.service, a.code
     );
-    let envelope = client
-        .send(&call, &body)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let envelope = client.send(&call, &body).await?;
     println!("{}", pretty(&envelope));
     if let Some(j) = envelope["jsonData"].as_str() {
         if let Ok(v) = serde_json::from_str::<Value>(j) {
@@ -154,8 +150,7 @@ pub async fn callback(a: CallbackArgs) -> anyhow::Result<()> {
     );
     let reply = client
         .call(&a.trans_name, &a.query.json(None), &seq_no)
-        .await
-        .map_err(anyhow::Error::msg)?;
+        .await?;
     println!("HTTP {}  SeqNo {}", reply.status, reply.envelope.seq_no);
     println!("{}", pretty(&reply.plain));
     println!("reply signature: VERIFIED (SHA-256 of Plain + salt + Timestamp)");
@@ -183,8 +178,7 @@ pub async fn hmac(a: HmacArgs) -> anyhow::Result<()> {
     println!("string signed (shape; timestamp and nonce vary): {shown}");
     let (status, answer) = HmacClient::new(&a.url, &a.fappid, token)
         .call(&query)
-        .await
-        .map_err(anyhow::Error::msg)?;
+        .await?;
     println!("HTTP {status}\n{}", pretty(&answer));
     match answer["code"].as_str() {
         Some("200") => Ok(()),

@@ -1,10 +1,10 @@
-//! Signed requests in either direction (DESIGN.md §1.3): [`SigningClient`] signs the five-line
-//! request string with one party's key and verifies the other party's `WxIns-*` response.
+//! Signed requests in either direction (docs/protocol.md §10): [`SigningClient`] signs the
+//! five-line request string with one party's key and verifies the other party's `WxIns-*` response.
 //! As WeChat ([`WechatClient`]) it signs with a WeChat key and trusts the bank's keys — the
 //! `client` CLI, the demo and the tests use it that way. As the bank (outbound, bank-initiated
-//! calls) it signs with the bank's active key, names the bank and key version in
-//! `Authorization`, and trusts WeChat's keys: [`SigningClient::bank_outbound`].
-//! Pure functions over bytes; time and nonce are parameters.
+//! calls) it signs with the bank's active key, names the bank and key version in `Authorization`,
+//! and trusts WeChat's keys: [`SigningClient::bank_outbound`]. Pure functions over bytes; time and
+//! nonce are parameters.
 
 pub mod partners;
 

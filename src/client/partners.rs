@@ -1,14 +1,68 @@
-//! Partner-side clients of the three partner channels (DESIGN.md §6): what a partner runs to
-//! call the gateway, used by the `client open-platform|callback|hmac` commands and the tests.
-//! Each returns the parsed answer and checks what can be checked (callback replies are signed).
+//! Partner-side clients of the three partner channels (docs/partner-channels.md): what a partner
+//! runs to call the gateway, used by the `client open-platform|callback|hmac` commands and the
+//! tests. Each returns the parsed answer and checks what can be checked (callback replies are
+//! signed).
 
 use std::time::Duration;
 
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::partners::callback::{url_encode, Envelope};
+use crate::partners::callback::{url_encode, Envelope, ReplyCode};
 use crate::partners::{hmac, open_platform};
+
+/// Why a partner-side call failed. Messages carry no secrets; a body quoted in [`NotJson`]
+/// or [`NotEnvelope`] is the gateway's answer.
+///
+/// [`NotJson`]: PartnerCallError::NotJson
+/// [`NotEnvelope`]: PartnerCallError::NotEnvelope
+#[derive(Debug, thiserror::Error)]
+pub enum PartnerCallError {
+    /// The request did not reach the gateway (connect, timeout, …).
+    #[error("cannot reach the gateway: {0}")]
+    Unreachable(String),
+    /// The answer's body could not be read.
+    #[error(transparent)]
+    Body(#[from] awc::error::PayloadError),
+    /// The answer is not JSON.
+    #[error("HTTP {status}: not JSON: {body}")]
+    NotJson {
+        /// HTTP status.
+        status: u16,
+        /// The body, lossily decoded.
+        body: String,
+    },
+    /// An open-platform answer whose `code` is not a success code.
+    #[error("platform code {code} ({msg})")]
+    Platform {
+        /// `code` of the answer (`?` when absent).
+        code: String,
+        /// `msg` of the answer (`?` when absent).
+        msg: String,
+    },
+    /// A callback reply that is not the envelope.
+    #[error("HTTP {status}: the reply is not a callback envelope: {body}")]
+    NotEnvelope {
+        /// HTTP status.
+        status: u16,
+        /// The body, lossily decoded.
+        body: String,
+    },
+    /// A callback reply whose signature or timestamp does not check.
+    #[error("reply refused: {} {}", .0.code(), .0.desc())]
+    ReplyRefused(ReplyCode),
+    /// A callback reply to another message.
+    #[error("the reply's SeqNo {got} is not ours ({sent})")]
+    SeqNo {
+        /// The reply's `SeqNo`.
+        got: String,
+        /// Ours.
+        sent: String,
+    },
+    /// JSON could not be written or the reply's Plain is not JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
 
 fn http() -> awc::Client {
     awc::Client::builder()
@@ -24,40 +78,41 @@ fn query(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-async fn get_json(url: &str) -> Result<Value, String> {
+/// `body` as JSON, or [`PartnerCallError::NotJson`] quoting it.
+fn json_or_quote(status: u16, body: &[u8]) -> Result<Value, PartnerCallError> {
+    serde_json::from_slice(body).map_err(|_| PartnerCallError::NotJson {
+        status,
+        body: String::from_utf8_lossy(body).into_owned(),
+    })
+}
+
+async fn get_json(url: &str) -> Result<Value, PartnerCallError> {
     let mut resp = http()
         .get(url)
         .send()
         .await
-        .map_err(|e| format!("cannot reach the gateway: {e}"))?;
-    let body = resp.body().await.map_err(|e| e.to_string())?;
-    serde_json::from_slice(&body).map_err(|_| {
-        format!(
-            "HTTP {}: not JSON: {}",
-            resp.status(),
-            String::from_utf8_lossy(&body)
-        )
-    })
+        .map_err(|e| PartnerCallError::Unreachable(e.to_string()))?;
+    let body = resp.body().await?;
+    json_or_quote(resp.status().as_u16(), &body)
 }
 
-async fn post(url: &str, body: String) -> Result<(u16, Vec<u8>), String> {
+async fn post(url: &str, body: String) -> Result<(u16, Vec<u8>), PartnerCallError> {
     let mut resp = http()
         .post(url)
         .insert_header(("Content-Type", "application/json"))
         .send_body(body)
         .await
-        .map_err(|e| format!("cannot reach the gateway: {e}"))?;
-    let bytes = resp.body().await.map_err(|e| e.to_string())?;
+        .map_err(|e| PartnerCallError::Unreachable(e.to_string()))?;
+    let bytes = resp.body().await?;
     Ok((resp.status().as_u16(), bytes.to_vec()))
 }
 
 /// A platform answer whose `code` is not a success code.
-fn platform_error(v: &Value) -> String {
-    format!(
-        "platform code {} ({})",
-        v["code"].as_str().unwrap_or("?"),
-        v["msg"].as_str().unwrap_or("?")
-    )
+fn platform_error(v: &Value) -> PartnerCallError {
+    PartnerCallError::Platform {
+        code: v["code"].as_str().unwrap_or("?").to_owned(),
+        msg: v["msg"].as_str().unwrap_or("?").to_owned(),
+    }
 }
 
 /// An open-platform app: fetches its access token and tickets and signs business calls.
@@ -86,7 +141,7 @@ impl OpenPlatformClient {
     }
 
     /// `GET /api/oauth2/access_token`; the whole answer on success.
-    pub async fn access_token(&self) -> Result<Value, String> {
+    pub async fn access_token(&self) -> Result<Value, PartnerCallError> {
         let url = format!(
             "{}/api/oauth2/access_token?{}",
             self.base_url,
@@ -110,7 +165,7 @@ impl OpenPlatformClient {
         access_token: &str,
         kind: &str,
         user_id: Option<&str>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, PartnerCallError> {
         let user_data = user_id.map(|u| serde_json::json!({ "USER_ID": u }).to_string());
         let mut pairs = vec![
             ("app_id", self.app_id.as_str()),
@@ -162,14 +217,9 @@ impl OpenPlatformClient {
     }
 
     /// Sends a signed call; returns the envelope (whatever its code).
-    pub async fn send(&self, call: &OpCall, body: &str) -> Result<Value, String> {
+    pub async fn send(&self, call: &OpCall, body: &str) -> Result<Value, PartnerCallError> {
         let (status, bytes) = post(&call.url, body.to_owned()).await?;
-        serde_json::from_slice(&bytes).map_err(|_| {
-            format!(
-                "HTTP {status}: not JSON: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
+        json_or_quote(status, &bytes)
     }
 }
 
@@ -205,29 +255,27 @@ impl CallbackClient {
         trans_name: &str,
         json: &str,
         seq_no: &str,
-    ) -> Result<CallbackReply, String> {
+    ) -> Result<CallbackReply, PartnerCallError> {
         let now = chrono::Utc::now().timestamp_millis();
         let env = Envelope::seal(json, &self.salt, now, seq_no, trans_name);
-        let body = serde_json::to_string(&env).map_err(|e| e.to_string())?;
+        let body = serde_json::to_string(&env)?;
         let (status, bytes) = post(&self.url, body).await?;
-        let reply = Envelope::parse(&bytes).map_err(|_| {
-            format!(
-                "HTTP {status}: the reply is not a callback envelope: {}",
-                String::from_utf8_lossy(&bytes)
-            )
+        let reply = Envelope::parse(&bytes).map_err(|_| PartnerCallError::NotEnvelope {
+            status,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
         })?;
         let plain = reply
             .open([self.salt.as_str()], chrono::Utc::now().timestamp_millis())
-            .map_err(|c| format!("reply refused: {} {}", c.code(), c.desc()))?;
+            .map_err(PartnerCallError::ReplyRefused)?;
         if reply.seq_no != seq_no {
-            return Err(format!(
-                "the reply's SeqNo {} is not ours ({seq_no})",
-                reply.seq_no
-            ));
+            return Err(PartnerCallError::SeqNo {
+                got: reply.seq_no,
+                sent: seq_no.to_owned(),
+            });
         }
         Ok(CallbackReply {
             status,
-            plain: serde_json::from_str(&plain).map_err(|e| e.to_string())?,
+            plain: serde_json::from_str(&plain)?,
             envelope: reply,
         })
     }
@@ -271,19 +319,13 @@ impl HmacClient {
     }
 
     /// Sends the query; returns the HTTP status and the answer.
-    pub async fn call(&self, param_jsons: &str) -> Result<(u16, Value), String> {
+    pub async fn call(&self, param_jsons: &str) -> Result<(u16, Value), PartnerCallError> {
         let body = self.body(
             param_jsons,
             chrono::Utc::now().timestamp(),
             &crate::crypto::nonce::generate(),
         );
         let (status, bytes) = post(&self.url, body.to_string()).await?;
-        let v = serde_json::from_slice(&bytes).map_err(|_| {
-            format!(
-                "HTTP {status}: not JSON: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })?;
-        Ok((status, v))
+        Ok((status, json_or_quote(status, &bytes)?))
     }
 }

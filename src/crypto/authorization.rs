@@ -1,4 +1,4 @@
-//! The `Authorization` header: a tolerant reader and a strict writer (DESIGN.md §1.1).
+//! The `Authorization` header: a tolerant reader and a strict writer (docs/protocol.md §5).
 //!
 //! Read: an optional scheme token (e.g. `WECHATPAY2-SM2-WITH-SM3`), then comma-separated
 //! `key=value` pairs, values quoted or bare, in any order, whitespace tolerated around

@@ -60,7 +60,7 @@ impl KeyDir {
     pub fn manifest(&self) -> Result<Manifest, KeyRingError> {
         let path = self.dir.join("keyring.toml");
         match read_optional(&path, KeyFileKind::Manifest)? {
-            Some(bytes) => Manifest::parse(&utf8(&path, &bytes)?).map_err(KeyRingError::Invalid),
+            Some(bytes) => Manifest::parse(&utf8(&path, &bytes)?),
             None => Ok(Manifest::default()),
         }
     }
@@ -68,7 +68,7 @@ impl KeyDir {
     /// Validates `next` as the server would load it, then writes it atomically.
     fn commit(&self, next: &Manifest) -> Result<(), KeyRingError> {
         build_keyring(&self.dir, next, self.engine, &self.signer_id, next.demo)?;
-        let text = next.to_toml().map_err(KeyRingError::Invalid)?;
+        let text = next.to_toml()?;
         write_atomic(&self.dir.join("keyring.toml"), text.as_bytes(), false)
     }
 
@@ -384,7 +384,7 @@ impl KeyDir {
             state: CredentialState::Active,
             secret: file.clone(),
         });
-        m.check().map_err(KeyRingError::Invalid)?;
+        m.check()?;
         let path = self.dir.join(&file);
         write_atomic(&path, format!("{}\n", value.as_str()).as_bytes(), true)?;
         if let Err(e) = self.commit(&m) {

@@ -47,7 +47,7 @@ pub fn load_keyring(
     demo_mode: bool,
 ) -> Result<KeyRing, KeyRingError> {
     let text = read_key_text(&dir.join("keyring.toml"), KeyFileKind::Manifest)?;
-    let manifest = Manifest::parse(&text).map_err(KeyRingError::Invalid)?;
+    let manifest = Manifest::parse(&text)?;
     build_keyring(dir, &manifest, engine, signer_id, demo_mode)
 }
 
@@ -60,7 +60,7 @@ pub fn build_keyring(
     signer_id: &[u8],
     demo_mode: bool,
 ) -> Result<KeyRing, KeyRingError> {
-    manifest.check().map_err(KeyRingError::Invalid)?;
+    manifest.check()?;
     if manifest.demo && !demo_mode {
         return Err(KeyRingError::Invalid(format!(
             "{} holds the published demo keys; they are refused unless the server runs in demo mode",

@@ -13,7 +13,7 @@
 //! [rollout]                    # optional gray rollout of a staged bank key
 //! version = 2
 //! percent = 10
-//! [[partner]]                  # a partner channel credential (DESIGN.md §6)
+//! [[partner]]                  # a partner channel credential (docs/partner-channels.md)
 //! channel = "hmac"             # open-platform (app secret) | callback (salt) | hmac (fappToken)
 //! id = "fapp0001"              # app_id / partner id / fappid
 //! version = 1
@@ -23,9 +23,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::KeyRingError;
 use crate::partners::Channel;
 
-/// Lifecycle of a bank signing key (DESIGN.md §3).
+/// Lifecycle of a bank signing key (docs/protocol.md §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BankKeyState {
@@ -135,36 +136,38 @@ pub struct Manifest {
 
 impl Manifest {
     /// Parses manifest text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| format!("keyring.toml is invalid: {}", e.message()))
+    pub fn parse(text: &str) -> Result<Self, KeyRingError> {
+        toml::from_str(text)
+            .map_err(|e| KeyRingError::Invalid(format!("keyring.toml is invalid: {}", e.message())))
     }
 
     /// Serialises the manifest.
-    pub fn to_toml(&self) -> Result<String, String> {
-        toml::to_string_pretty(self).map_err(|e| format!("cannot write keyring.toml: {e}"))
+    pub fn to_toml(&self) -> Result<String, KeyRingError> {
+        toml::to_string_pretty(self)
+            .map_err(|e| KeyRingError::Invalid(format!("cannot write keyring.toml: {e}")))
     }
 
     /// Structural rules that hold for every manifest, before any file is read: unique versions
     /// ≥ 1, exactly one active bank key, at least one trusted WeChat key, a rollout only of a
     /// staged key with 0–100 %.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), KeyRingError> {
         let mut seen = std::collections::BTreeSet::new();
         for b in &self.bank {
             if b.version == 0 || !seen.insert(b.version) {
-                return Err(format!(
+                return Err(KeyRingError::Invalid(format!(
                     "bank key version {} is zero or repeated",
                     b.version
-                ));
+                )));
             }
             check_file_name(&b.private_key)?;
         }
         let mut seen = std::collections::BTreeSet::new();
         for w in &self.wechat {
             if w.version == 0 || !seen.insert(w.version) {
-                return Err(format!(
+                return Err(KeyRingError::Invalid(format!(
                     "WeChat key version {} is zero or repeated",
                     w.version
-                ));
+                )));
             }
             check_file_name(&w.public_key)?;
         }
@@ -174,31 +177,41 @@ impl Manifest {
             .filter(|b| b.state == BankKeyState::Active)
             .count();
         if active != 1 {
-            return Err(format!(
+            return Err(KeyRingError::Invalid(format!(
                 "exactly one bank key must be active, found {active}"
-            ));
+            )));
         }
         if !self
             .wechat
             .iter()
             .any(|w| w.state == WechatKeyState::Trusted)
         {
-            return Err("at least one WeChat key must be trusted".into());
+            return Err(KeyRingError::Invalid(
+                "at least one WeChat key must be trusted".into(),
+            ));
         }
         self.check_partners()?;
         if let Some(r) = self.rollout {
             if r.percent > 100 {
-                return Err(format!("rollout percent {} is above 100", r.percent));
+                return Err(KeyRingError::Invalid(format!(
+                    "rollout percent {} is above 100",
+                    r.percent
+                )));
             }
             match self.bank.iter().find(|b| b.version == r.version) {
                 Some(b) if b.state == BankKeyState::Staged => {}
                 Some(_) => {
-                    return Err(format!(
+                    return Err(KeyRingError::Invalid(format!(
                         "rollout version {} must be a staged bank key",
                         r.version
-                    ))
+                    )))
                 }
-                None => return Err(format!("rollout version {} is not a bank key", r.version)),
+                None => {
+                    return Err(KeyRingError::Invalid(format!(
+                        "rollout version {} is not a bank key",
+                        r.version
+                    )))
+                }
             }
         }
         Ok(())
@@ -209,7 +222,7 @@ impl Manifest {
     /// Partner rules: ids of 1–64 letters, digits, `_ . -`; versions unique and ≥ 1 per partner;
     /// exactly one active version per partner that has any loaded version; no `accepted`
     /// open-platform secrets.
-    fn check_partners(&self) -> Result<(), String> {
+    fn check_partners(&self) -> Result<(), KeyRingError> {
         use std::collections::{BTreeMap, BTreeSet};
         let mut versions: BTreeMap<(Channel, &str), BTreeSet<u32>> = BTreeMap::new();
         let mut active: BTreeMap<(Channel, &str), usize> = BTreeMap::new();
@@ -222,22 +235,25 @@ impl Manifest {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
             {
-                return Err(format!(
+                return Err(KeyRingError::Invalid(format!(
                     "{name}: ids are 1–64 letters, digits, `_`, `.` or `-`"
-                ));
+                )));
             }
             check_file_name(&p.secret)?;
             let key = (p.channel, p.id.as_str());
             if p.version == 0 || !versions.entry(key).or_default().insert(p.version) {
-                return Err(format!("{name}: version {} is zero or repeated", p.version));
+                return Err(KeyRingError::Invalid(format!(
+                    "{name}: version {} is zero or repeated",
+                    p.version
+                )));
             }
             match p.state {
                 CredentialState::Active => *active.entry(key).or_default() += 1,
                 CredentialState::Accepted if p.channel == Channel::OpenPlatform => {
-                    return Err(format!(
+                    return Err(KeyRingError::Invalid(format!(
                         "{name}: an open-platform secret cannot be `accepted` — changing the \
                          secret invalidates the old one with its tokens and tickets"
-                    ))
+                    )))
                 }
                 CredentialState::Accepted => {
                     active.entry(key).or_default();
@@ -247,9 +263,9 @@ impl Manifest {
         }
         for ((channel, id), n) in active {
             if n != 1 {
-                return Err(format!(
+                return Err(KeyRingError::Invalid(format!(
                     "{channel} partner `{id}` must have exactly one active version, found {n}"
-                ));
+                )));
             }
         }
         Ok(())
@@ -257,11 +273,11 @@ impl Manifest {
 }
 
 /// Key files live in the key directory itself: no separators, no `..`, no hidden files.
-fn check_file_name(name: &str) -> Result<(), String> {
+fn check_file_name(name: &str) -> Result<(), KeyRingError> {
     if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
-        return Err(format!(
+        return Err(KeyRingError::Invalid(format!(
             "key file name `{name}` must be a plain file name inside the key directory"
-        ));
+        )));
     }
     Ok(())
 }

@@ -1,11 +1,13 @@
-//! Versioned key material (DESIGN.md §3): the bank's signing keys and WeChat's verifying keys,
-//! loaded from a key directory as one validated set and swapped atomically.
+//! Versioned key material (docs/protocol.md §11, docs/key-rotation.md): the bank's signing keys and
+//! WeChat's verifying keys, loaded from a key directory as one validated set and swapped
+//! atomically.
 //!
 //! Following rustls' `TicketRotator`: a new set is built completely outside the swap; if any
 //! part fails the old set keeps serving. Requests hold an `Arc` of the snapshot they started
 //! with, so a swap never changes keys under a request in flight.
 
 pub mod admin;
+pub mod demo;
 pub mod file_rules;
 mod load;
 mod manifest;

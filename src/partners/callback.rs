@@ -1,5 +1,5 @@
-//! Salted callbacks (the open-platform guide §5): every message in either direction
-//! is a JSON body `{Plain, Signature, Timestamp, SeqNo, transName}` where
+//! Salted callbacks (open-platform guide §5; docs/partner-channels.md): every message in either
+//! direction is a JSON body `{Plain, Signature, Timestamp, SeqNo, transName}` where
 //!
 //! - `Plain` = Java `URLEncoder.encode(json, "UTF-8")` of the business JSON (space → `+`,
 //!   `A–Z a–z 0–9 . - * _` kept, every other byte `%XX` upper-case);
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn url_encoding_matches_the_spec_example() {
-        // the open-platform guide §5.5 step 2 (the line break is the spec's layout).
+        // The open-platform guide's §5.5 step 2 example (printed there across two lines).
         assert_eq!(
             url_encode(r#"{"merchantno":"00000006","product_cd":"230001","req_nbr":"tbt001"}"#),
             "%7B%22merchantno%22%3A%2200000006%22%2C%22product_cd%22%3A%22230001%22%2C%22req_nbr%22%3A%22tbt001%22%7D"

@@ -1,4 +1,4 @@
-//! The sorted-parameter HMAC channel (the HMAC signing interface §3.2).
+//! The sorted-parameter HMAC channel (HMAC interface document §3.2; docs/partner-channels.md).
 //!
 //! 1. Take every parameter except `sign` whose value is not empty; sort by parameter name in
 //!    ASCII (byte) order; join as `k1=v1&k2=v2…` — values raw, not URL-encoded — giving stringA.

@@ -1,5 +1,5 @@
-//! The bank's other partner channels (DESIGN.md §6), served by the same gateway core as the
-//! WeChat channel — the same key ring (their secrets are versioned credentials in it), replay
+//! The bank's other partner channels (docs/partner-channels.md), served by the same gateway core as
+//! the WeChat channel — the same key ring (their secrets are versioned credentials in it), replay
 //! guard, audit table and metrics — each with its own authenticator and envelope:
 //!
 //! - [`open_platform`]: WeBank-style open platform — `access_token` and `api_ticket` issuance and

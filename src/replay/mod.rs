@@ -1,4 +1,4 @@
-//! The nonce store that refuses replays (DESIGN.md §1.1 check 4).
+//! The nonce store that refuses replays (docs/protocol.md §6, step 11).
 //!
 //! A nonce is recorded only after its request's signature verified, so forged requests cannot
 //! fill the store. Recording is atomic: of two concurrent requests with one nonce exactly one
@@ -41,8 +41,10 @@ pub enum ReplayError {
 }
 
 /// Where nonces are remembered.
-// One per process, never moved around: the size difference between the variants costs nothing.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per process, never moved around: the size difference costs nothing"
+)]
 pub enum ReplayGuard {
     /// One process.
     Memory(MemoryReplayStore),

@@ -71,7 +71,8 @@ pub enum Backend {
 /// Tuning for [`Store::open`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Pool size (ignored for `sqlite::memory:`, which uses one pooled connection; see NOTES).
+    /// Pool size (ignored for `sqlite::memory:`, which uses one pooled connection: shared-cache
+    /// tables fail with SQLITE_LOCKED instead of waiting, so in-memory access is serialised).
     pub max_connections: usize,
     /// Deadline for checking a connection out of the pool, including creating it.
     pub acquire_timeout: Duration,

@@ -40,34 +40,9 @@ fn http(port: u16, method: &str, path: &str, authorization: Option<&str>) -> (u1
     (status, body)
 }
 
-#[test]
-fn demo_server_answers_the_printed_command() {
-    let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (ops_port, admin_port) = (free_port(), free_port());
-    let token_file = tmp.path().join("admin.token");
-    std::fs::write(&token_file, "demo-admin-token\n").unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env(
-            "GATEWAY__DATABASE__URL",
-            format!("sqlite://{}/demo.db", tmp.path().display()),
-        )
-        .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "GATEWAY__SERVER__OPS_LISTEN",
-            format!("127.0.0.1:{ops_port}"),
-        )
-        .env(
-            "GATEWAY__SERVER__ADMIN_LISTEN",
-            format!("127.0.0.1:{admin_port}"),
-        )
-        .env("GATEWAY__SERVER__ADMIN_TOKEN_FILE", &token_file)
+/// Spawns `cmd` (a demo server) and waits for the `client query` line of its banner.
+fn start_demo(cmd: &mut Command) -> (Server, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -84,14 +59,50 @@ fn demo_server_answers_the_printed_command() {
     });
     let printed = rx
         .recv_timeout(Duration::from_secs(60))
-        .expect("the demo prints the command to run");
-    // `cargo run --release -- client query --url … --name … --id-number …`: run its arguments with the binary.
-    let args: Vec<&str> = printed
-        .split("-- ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .collect();
+        .expect("the demo starts and prints the command to run");
+    (server, printed)
+}
+
+/// The `client …` arguments of the command the banner prints (`cargo run --release -- client
+/// query …` under cargo, `pension-gateway client query …` otherwise).
+fn printed_args(printed: &str) -> Vec<String> {
+    let words: Vec<&str> = printed.split_whitespace().collect();
+    let from = words.iter().position(|w| *w == "client").unwrap();
+    words[from..].iter().map(|w| w.to_string()).collect()
+}
+
+#[test]
+fn demo_server_answers_the_printed_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (ops_port, admin_port) = (free_port(), free_port());
+    let token_file = tmp.path().join("admin.token");
+    std::fs::write(&token_file, "demo-admin-token\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (server, printed) = start_demo(
+        Command::new(BIN)
+            .args(["serve", "--demo"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env(
+                "GATEWAY__DATABASE__URL",
+                format!("sqlite://{}/demo.db", tmp.path().display()),
+            )
+            .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "GATEWAY__SERVER__OPS_LISTEN",
+                format!("127.0.0.1:{ops_port}"),
+            )
+            .env(
+                "GATEWAY__SERVER__ADMIN_LISTEN",
+                format!("127.0.0.1:{admin_port}"),
+            )
+            .env("GATEWAY__SERVER__ADMIN_TOKEN_FILE", &token_file),
+    );
+    let args = printed_args(&printed);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(&args[..2], ["client", "query"]);
     assert!(printed.contains(&format!("127.0.0.1:{port}")), "{printed}");
     let out = Command::new(BIN)
@@ -264,24 +275,7 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--demo"]);
         env(&mut cmd, watch);
-        let mut server = Server(
-            cmd.stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let stdout = server.0.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("client query") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("server started");
-        server
+        start_demo(&mut cmd).0
     };
     let query = || {
         let out = Command::new(BIN)
@@ -365,4 +359,46 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
     wait_for(2, "restart with v2");
     keys_cmd(&["activate", "1"]);
     wait_for(1, "manifest change not picked up by the watch");
+}
+
+/// The installed binary's path: a bare run (no command, no configuration) from a directory
+/// without the repository's `keys/demo` starts the demo on the built-in key ring, and the
+/// command it prints, run from there too, gets a verified answer. (The bare demo listens on its
+/// fixed ports, 127.0.0.1:8080 and :9100.)
+#[test]
+fn bare_run_outside_the_repository_uses_the_built_in_demo_ring() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(tmp.path()).env_remove("GATEWAY_CONFIG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GATEWAY__") {
+            cmd.env_remove(k);
+        }
+    }
+    let (server, printed) = start_demo(&mut cmd);
+    let args = printed_args(&printed);
+    let out = Command::new(BIN)
+        .current_dir(tmp.path())
+        .args(&args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("HTTP 200") && text.contains("VERIFIED (bank key version 1)"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tmp.path().join("data/demo-keys/bank-v1.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the built-in private key is written 0600"
+        );
+    }
+    drop(server);
 }

@@ -37,15 +37,13 @@ fn annex_a_public_key_za_and_signature() {
     assert_eq!(vk.verify_prehash(&e2, &r, &s), Err(Error::InvalidSignature));
 }
 
-/// The WeChat Pay SDK (wechatpay-java, shangmi-testing) merchant key. DESIGN.md §1.4 quotes
-/// d as the 31-byte `fd4f526b3e5c783190844c7ff707221dbeab92f3be1adbf0bd92238b0f511f`, but the
-/// SDK's `merchant_private_key.pem` holds the 32-byte value below: the doc dropped the byte
-/// `50` after `...9084`. With the doc's value neither this engine, RustCrypto `sm2` nor libsm
-/// verify the SDK signature; with the PEM's value all do, and the public key equals the one
-/// in the SDK's `merchant_certificate.pem`.
+/// The WeChat Pay SDK (wechatpay-java, shangmi-testing) merchant key, read from the SDK's
+/// merchant_private_key.pem (docs/protocol.md §12.2); its public key equals the one in the SDK's
+/// merchant_certificate.pem. A copy with the byte 0x50 after …9084 missing (31 bytes) is a
+/// different key under which no engine verifies the SDK signature.
 const WECHAT_SDK_D: &str = "fd4f526b3e5c78319084504c7ff707221dbeab92f3be1adbf0bd92238b0f511f";
 const WECHAT_SDK_PK: &str = "047bcd47f75ea19d04c0a72b4da70f57dd1b3f9337cc5dd1241881b913431939bf69a55ef6b46710c7e1724523d0f646dd694d2483976f6e850d466378fa8b2f7e";
-const WECHAT_SDK_D_AS_IN_DESIGN_DOC: &str =
+const WECHAT_SDK_D_ONE_BYTE_SHORT: &str =
     "fd4f526b3e5c783190844c7ff707221dbeab92f3be1adbf0bd92238b0f511f";
 
 #[test]
@@ -81,10 +79,10 @@ fn wechat_guide_key_pair_matches() {
 }
 
 #[test]
-fn wechat_pay_sdk_vector_with_design_doc_key_does_not_verify() {
+fn wechat_pay_sdk_vector_with_one_byte_short_key_does_not_verify() {
     // Documents the transcription error (see WECHAT_SDK_D): the 31-byte key, left-padded,
     // is a different key, so the SDK signature must not verify under it.
-    let sk = SigningKey::from_bytes(&h32(WECHAT_SDK_D_AS_IN_DESIGN_DOC)).unwrap();
+    let sk = SigningKey::from_bytes(&h32(WECHAT_SDK_D_ONE_BYTE_SHORT)).unwrap();
     let vk = sk.public_key();
     let pk = vk.to_sec1_uncompressed();
     let der = base64::engine::general_purpose::STANDARD

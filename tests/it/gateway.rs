@@ -275,7 +275,8 @@ async fn tampering_is_refused(db: Db) {
     let svc = gw.service().await;
     let base = || Req::query("张三", "11010519491231002X");
     // Signed one way, sent another.
-    let cases: Vec<(&str, Box<dyn Fn(&mut Req)>)> = vec![
+    type Tamper = Box<dyn Fn(&mut Req)>;
+    let cases: Vec<(&str, Tamper)> = vec![
         (
             "body",
             Box::new(|r: &mut Req| {

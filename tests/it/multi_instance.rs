@@ -1,5 +1,5 @@
-//! Two gateway instances sharing ONE MariaDB database and ONE Redis, under concurrent load
-//! (issue 8). Each instance is a real HTTP server on 127.0.0.1 in its own thread and actix
+//! Two gateway instances sharing ONE MariaDB database and ONE Redis, under concurrent load.
+//! Each instance is a real HTTP server on 127.0.0.1 in its own thread and actix
 //! system, with its own `AppState`, connection pool, Redis client and limits; both load the same
 //! key directory (bank v1 active + v2 in a 50 % gray rollout, so answers come signed by both).
 //!
@@ -272,12 +272,7 @@ async fn send(http: &awc::Client, client: &WechatClient, addr: SocketAddr, q: &S
     let body = resp.body().await.unwrap_or_default();
     let headers = resp.headers().clone();
     let signed_by = client
-        .verify_response(
-            |n| headers.get(n).and_then(|v| v.to_str().ok()),
-            &body,
-            // The instances run on a manual clock at NOW: their answers are fresh at NOW.
-            NOW,
-        )
+        .verify_response(|n| headers.get(n).and_then(|v| v.to_str().ok()), &body, NOW)
         .map_err(|e| format!("{e:?}"));
     Answer {
         status,

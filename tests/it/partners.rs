@@ -806,5 +806,6 @@ fn partner_credentials_follow_the_manifest_rules() {
         .unwrap()
         .check()
         .unwrap_err()
+        .to_string()
         .contains("cannot be `accepted`"));
 }

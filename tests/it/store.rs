@@ -296,7 +296,9 @@ async fn upsert_duplicate_account_in_batch(s: Store) {
 async fn upsert_digest_conflict_rejected(s: Store) {
     migrated(&s).await;
     let owner = acct("6222000000000400", 40, "原主", 1);
-    s.upsert_accounts(&[owner.clone()]).await.unwrap();
+    s.upsert_accounts(std::slice::from_ref(&owner))
+        .await
+        .unwrap();
 
     let mut thief = acct("6222000000000401", 40, "冒用", 2); // new account_no, digest of `owner`
     thief.phone = "13100000000".into();

@@ -1,4 +1,4 @@
--- Partner channels (DESIGN.md §6): which channel an audit row belongs to, and the open
+-- Partner channels (docs/partner-channels.md): which channel an audit row belongs to, and the open
 -- platform's issued access tokens and tickets, shared by every instance. Grants store ids and
 -- times only; their values are derived from the app secret (src/partners/open_platform/grants.rs).
 ALTER TABLE query_audit ADD COLUMN channel VARCHAR(16) NOT NULL DEFAULT 'wechat';

@@ -1,4 +1,4 @@
--- Partner channels (DESIGN.md §6); same tables and names as migrations/mysql.
+-- Partner channels (docs/partner-channels.md); same tables and names as migrations/mysql.
 ALTER TABLE query_audit ADD COLUMN channel TEXT NOT NULL DEFAULT 'wechat' CHECK (length(channel) <= 16);
 
 CREATE TABLE op_grants (

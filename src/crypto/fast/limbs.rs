@@ -50,7 +50,11 @@ pub(crate) fn to_be_bytes(l: &Limbs) -> [u8; 32] {
 
 /// Parses a 64-digit hex constant. Only ever evaluated at compile time (in `const` items), where
 /// a malformed literal fails the build; never called at run time.
-#[allow(clippy::indexing_slicing, clippy::panic)]
+#[expect(
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "evaluated at compile time only, where a bad literal fails the build"
+)]
 pub(crate) const fn from_hex(s: &str) -> Limbs {
     let b = s.as_bytes();
     assert!(b.len() == 64);

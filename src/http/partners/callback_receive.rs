@@ -1,6 +1,6 @@
 //! Salted callbacks: `POST /callback/{partner}` receives `{Plain, Signature, Timestamp, SeqNo,
-//! transName}` (the open-platform guide §5) — a signature is accepted once (the
-//! replay guard keys on it: SeqNo is not signed) — and answers with the same envelope,
+//! transName}` (open-platform guide §5; docs/partner-channels.md) — a signature is accepted
+//! once (the replay guard keys on it: SeqNo is not signed) — and answers with the same envelope,
 //! signed with the partner's active salt — errors too. Plain of the answer is
 //! `{"CODE", "DESC"[, "REASON"][, "DATA"]}`; codes are the spec's 0000/0001/0002/0103/0010/0012,
 //! plus `9999` (agreed extension, HTTP 503) when a dependency of the bank is down.

@@ -24,15 +24,26 @@ use crate::partners::Channel;
 use crate::state::AppState;
 use crate::store::{NewAudit, StoreError};
 
+/// Why a query string was refused (the logged cause; the caller sees the channel's code).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum QueryError {
+    /// Not `application/x-www-form-urlencoded`.
+    #[error("the query string is not valid URL encoding")]
+    Encoding,
+    /// A parameter name appears more than once.
+    #[error("parameter `{0}` is repeated")]
+    Repeated(String),
+}
+
 /// The parameters of a query string; a repeated name is refused (which one would count?).
-pub(crate) fn query_params(qs: &str) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn query_params(qs: &str) -> Result<BTreeMap<String, String>, QueryError> {
     let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(qs)
-        .map_err(|_| "the query string is not valid URL encoding".to_string())?
+        .map_err(|_| QueryError::Encoding)?
         .into_inner();
     let mut out = BTreeMap::new();
     for (k, v) in pairs {
         if out.insert(k.clone(), v).is_some() {
-            return Err(format!("parameter `{k}` is repeated"));
+            return Err(QueryError::Repeated(k));
         }
     }
     Ok(out)

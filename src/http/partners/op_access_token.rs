@@ -1,14 +1,13 @@
 //! Open platform: `GET /api/oauth2/access_token?app_id&secret&grant_type=client_credential&version=2.0.0`
-//! (the open-platform guide §4.1).
+//! (open-platform guide §4.1; docs/partner-channels.md).
 
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map};
 
 use crate::http::partners::open_platform::{
-    answer_credential, app_secret, issue, CredentialDecision,
+    answer_credential, app_secret, credential_request, issue, refuse_credential, CredentialDecision,
 };
-use crate::http::partners::query_params;
 use crate::partners::ct_eq;
 use crate::partners::open_platform::{GrantKind, OpCode, VERSION};
 use crate::state::AppState;
@@ -24,10 +23,10 @@ pub async fn entry(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
 }
 
 async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
-    let refuse = |code: OpCode, cause: &str| (code, Map::new(), Some(cause.to_owned()), None);
-    let params = match query_params(req.query_string()) {
-        Ok(p) => p,
-        Err(e) => return refuse(OpCode::InvalidCall, &e),
+    let refuse = refuse_credential;
+    let (_permit, params) = match credential_request(req, state) {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let (Some(app_id), Some(secret), Some(grant_type), Some(version)) = (

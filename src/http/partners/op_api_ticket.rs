@@ -1,5 +1,5 @@
 //! Open platform: `GET /api/oauth2/api_ticket?app_id&access_token&type&version[&user_data&mechant_id]`
-//! (the open-platform guide §4.2). `type` may list several types separated by
+//! (open-platform guide §4.2; docs/partner-channels.md). `type` may list several types separated by
 //! commas; the tickets come back in that order.
 
 use actix_web::web::Data;
@@ -7,10 +7,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use crate::http::partners::open_platform::{
-    answer_credential, app_secret, check_access_token, issue, user_ref, CredentialDecision,
-    TokenRefusal,
+    answer_credential, app_secret, check_access_token, credential_request, issue,
+    refuse_credential, user_ref, CredentialDecision, TokenRefusal,
 };
-use crate::http::partners::query_params;
 use crate::partners::open_platform::{GrantKind, OpCode, VERSION};
 use crate::state::AppState;
 
@@ -28,10 +27,10 @@ pub async fn entry(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
 }
 
 async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
-    let refuse = |code: OpCode, cause: &str| (code, Map::new(), Some(cause.to_owned()), None);
-    let params = match query_params(req.query_string()) {
-        Ok(p) => p,
-        Err(e) => return refuse(OpCode::InvalidCall, &e),
+    let refuse = refuse_credential;
+    let (_permit, params) = match credential_request(req, state) {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let (Some(app_id), Some(token), Some(types), Some(version)) = (

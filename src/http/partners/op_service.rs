@@ -1,5 +1,5 @@
 //! Open platform business call: `POST /api/s/{service}/{code}?app_id&nonce&version&sign[&type]`
-//! (the open-platform guide §4.3). The signature is the spec's SHA-1 over the
+//! (open-platform guide §4.3; docs/partner-channels.md). The signature is the spec's SHA-1 over the
 //! sorted values [app_id, version, nonce, type, body] plus the ticket; the answer is the
 //! envelope `{code, msg, BizSeqNo, transactionTime, jsonData}`. A configured `service/code`
 //! answers the account query; `jsonData` carries the business result (docs/partner-channels.md).
@@ -114,7 +114,7 @@ async fn decide(
 ) -> Decision {
     let params = match query_params(req.query_string()) {
         Ok(p) => p,
-        Err(e) => return refuse(OpCode::InputRequirement, e),
+        Err(e) => return refuse(OpCode::InputRequirement, e.to_string()),
     };
     let get = |k: &str| params.get(k).map(String::as_str);
     let (Some(app_id), Some(nonce), Some(version), Some(sign)) =

@@ -5,7 +5,11 @@ use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
-use crate::http::partners::{Answered, Exchange};
+use std::collections::BTreeMap;
+
+use crate::http::body::admit;
+use crate::http::partners::{query_params, Answered, Exchange};
+use crate::limits::Permit;
 use crate::partners::open_platform::grants::{successor_issued_ms, validity, Invalid};
 use crate::partners::open_platform::{
     transaction_time, GrantKind, GrantRecord, GrantRules, GrantValue, OpCode,
@@ -29,6 +33,23 @@ pub(crate) fn answer(code: OpCode, extra: Map<String, Value>, now_ms: i64) -> Ht
 
 /// What a credential-stage handler decided: code, extra fields, private cause, secret version.
 pub(crate) type CredentialDecision = (OpCode, Map<String, Value>, Option<String>, Option<u32>);
+
+/// A refusal of a credential request: `code`, no fields, `cause` for the log.
+pub(crate) fn refuse_credential(code: OpCode, cause: &str) -> CredentialDecision {
+    (code, Map::new(), Some(cause.to_owned()), None)
+}
+
+/// What both credential routes do first: take the in-flight permit (they have no body to wait
+/// for, so at once; held until the grant is decided) and read the query string.
+pub(crate) fn credential_request(
+    req: &actix_web::HttpRequest,
+    state: &AppState,
+) -> Result<(Permit, BTreeMap<String, String>), CredentialDecision> {
+    let permit = admit(state).map_err(|e| refuse_credential(OpCode::Timeout, &e.message))?;
+    let params = query_params(req.query_string())
+        .map_err(|e| refuse_credential(OpCode::InvalidCall, &e.to_string()))?;
+    Ok((permit, params))
+}
 
 /// Audits, counts and answers a credential-stage decision; if the audit row cannot be written
 /// the answer is `if_unaudited` (the route's "could not issue" code) with no credential in it.
@@ -141,7 +162,10 @@ pub(crate) fn user_ref(state: &AppState, app_id: &str, user_id: &str) -> [u8; 32
 
 /// Issues and stores a grant; returns its value. `parent_id` is the access token that issues
 /// a ticket (`None` for a token).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the grant's inputs, from one call site per grant kind; a struct would only rename them"
+)]
 pub(crate) async fn issue(
     state: &AppState,
     app_id: &str,

@@ -1,4 +1,4 @@
-//! 获取用户的个人养老金账户 — get the user's personal pension account (docs/protocol.md), and
+//! 获取用户的个人养老金账户 — get the user's personal pension account (docs/protocol.md §9), and
 //! the one mapping of the account query's outcome to public error codes that every channel uses.
 
 use actix_web::web::{Data, Payload};

@@ -24,7 +24,7 @@ use crate::limits::Permit;
 use crate::state::AppState;
 use crate::store::NewAudit;
 
-/// A request that passed every check of DESIGN.md §1.1.
+/// A request that passed every check of docs/protocol.md §6 (steps 1–11).
 #[derive(Debug)]
 pub struct VerifiedRequest {
     /// The caller's Request-ID.

@@ -1,6 +1,6 @@
 //! Signed responses: every response of the WeChat channel, errors included, carries
 //! `WxIns-Nonce`, `WxIns-Signature`, `WxIns-Timestamp`, `WxIns-Version` and the echoed
-//! `Request-ID` (DESIGN.md §1.2).
+//! `Request-ID` (docs/protocol.md §7).
 
 use std::time::Instant;
 

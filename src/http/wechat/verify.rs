@@ -1,4 +1,4 @@
-//! Request verification for the WeChat channel (DESIGN.md §1.1), cheapest check first:
+//! Request verification for the WeChat channel (docs/protocol.md §6), cheapest check first:
 //! headers and size → timestamp skew → SM2 signature → nonce replay (recorded only after a
 //! valid signature, so forgeries cannot fill the nonce store).
 

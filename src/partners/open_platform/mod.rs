@@ -1,4 +1,4 @@
-//! The open-platform channel (shared/specs/open-platform-guide.txt §4, DESIGN.md §6): the pure
+//! The open-platform channel (open-platform guide §4; docs/partner-channels.md): the pure
 //! parts — the SHA-1 request signature, the platform codes and the envelope, and the rules of
 //! issued grants (access tokens and tickets).
 

@@ -1,5 +1,8 @@
 //! Shared helpers for the fast SM2 engine tests: Z_A, e = SM3(Z_A ‖ M), DER decoding.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the helpers"
+)]
 
 use num_bigint::BigUint;
 use sm3::{Digest, Sm3};

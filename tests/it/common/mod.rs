@@ -3,7 +3,10 @@
 //!
 //! Backends: SQLite in memory always; MySQL when `TEST_MYSQL_URL` is set — then an unreachable
 //! server FAILS the test (it never skips), and each test gets a fresh database it drops after.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the helpers"
+)]
 
 pub mod fast_sm2;
 pub mod partners;
