@@ -95,14 +95,20 @@ async fn read_answer(s: &mut TcpStream, first: &[u8]) -> String {
     String::from_utf8_lossy(&all).into_owned()
 }
 
+/// How many seconds a trickler keeps sending, one byte a second: it stops a second before the
+/// deadline and then only waits. A byte that arrives after the server stopped reading would make
+/// the server's close a reset, and a reset can discard the answer before the client reads it;
+/// a client that goes quiet is just as slow (its body never completes).
+const TRICKLE_SECS: u64 = BODY_DEADLINE_MS / 1000 - 1;
+
 /// A connection that sends a complete, well-formed head (a real signature over another body)
-/// announcing 64 KiB, then one body byte a second until told to stop or the server answers.
+/// announcing 64 KiB, then one body byte a second, and waits for the server's answer.
 async fn body_trickler(addr: SocketAddr, head: String) -> Option<String> {
     let mut s = TcpStream::connect(addr).await.ok()?;
     s.write_all(head.as_bytes()).await.ok()?;
     let mut buf = vec![0u8; 4096];
-    for _ in 0..60 {
-        if s.write_all(b"{").await.is_err() {
+    for second in 0..60 {
+        if second < TRICKLE_SECS && s.write_all(b"{").await.is_err() {
             break;
         }
         match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
@@ -114,14 +120,14 @@ async fn body_trickler(addr: SocketAddr, head: String) -> Option<String> {
     None
 }
 
-/// A connection that trickles its head one byte a second.
+/// A connection that trickles its head one byte a second (for [`TRICKLE_SECS`]), then waits.
 async fn head_trickler(addr: SocketAddr) -> Option<String> {
     let mut s = TcpStream::connect(addr).await.ok()?;
     let head = b"POST /v1/pension/account HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
     s.write_all(head).await.ok()?;
     let mut buf = vec![0u8; 4096];
-    for _ in 0..60 {
-        if s.write_all(b"a").await.is_err() {
+    for second in 0..60 {
+        if second < TRICKLE_SECS && s.write_all(b"a").await.is_err() {
             break;
         }
         match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
