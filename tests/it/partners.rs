@@ -48,24 +48,6 @@ async fn value<S: common::TestService<B>, B: actix_web::body::MessageBody>(
         .to_owned()
 }
 
-async fn post<S: common::TestService<B>, B: actix_web::body::MessageBody>(
-    svc: &S,
-    uri: &str,
-    body: &str,
-) -> (u16, Vec<u8>) {
-    let resp = at::call_service(
-        svc,
-        at::TestRequest::post()
-            .uri(uri)
-            .insert_header(("Content-Type", "application/json"))
-            .set_payload(body.to_owned())
-            .to_request(),
-    )
-    .await;
-    let status = resp.status().as_u16();
-    (status, at::read_body(resp).await.to_vec())
-}
-
 fn op_client(secret: &str) -> OpenPlatformClient {
     OpenPlatformClient::new("", APP, Zeroizing::new(secret.to_owned()))
 }

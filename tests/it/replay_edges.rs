@@ -12,7 +12,6 @@
 
 use crate::common;
 
-use actix_web::test as at;
 use common::partners::*;
 use common::{send, Db, Gateway, Req, NOW};
 use pension_gateway::client::partners::HmacClient;
@@ -130,24 +129,6 @@ async fn wechat_replay_at_the_other_edge_is_refused() {
         assert_eq!(fresh.status, 200, "{store:?}: {:?}", fresh.json);
         store.check_ttls(skew, 2).await;
     }
-}
-
-async fn post<S: common::TestService<B>, B: actix_web::body::MessageBody>(
-    svc: &S,
-    uri: &str,
-    body: &str,
-) -> (u16, Vec<u8>) {
-    let resp = at::call_service(
-        svc,
-        at::TestRequest::post()
-            .uri(uri)
-            .insert_header(("Content-Type", "application/json"))
-            .set_payload(body.to_owned())
-            .to_request(),
-    )
-    .await;
-    let status = resp.status().as_u16();
-    (status, at::read_body(resp).await.to_vec())
 }
 
 fn nonce() -> String {

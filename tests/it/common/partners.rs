@@ -1,6 +1,8 @@
 //! Partner channel credentials for tests: one app, one callback partner, one HMAC partner.
 
-use super::Gateway;
+use actix_web::test as at;
+
+use super::{Gateway, TestService};
 
 pub const APP: &str = "wbtestapp0000001";
 pub const APP_SECRET: &str = "test-app-secret-0001";
@@ -50,4 +52,23 @@ pub fn add_partners(gw: &Gateway) {
         .keyring()
         .reload()
         .expect("partner credentials load");
+}
+
+/// POSTs a JSON `body` to `uri` of the test service; the status and the raw answer.
+pub async fn post<S: TestService<B>, B: actix_web::body::MessageBody>(
+    svc: &S,
+    uri: &str,
+    body: &str,
+) -> (u16, Vec<u8>) {
+    let resp = at::call_service(
+        svc,
+        at::TestRequest::post()
+            .uri(uri)
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body.to_owned())
+            .to_request(),
+    )
+    .await;
+    let status = resp.status().as_u16();
+    (status, at::read_body(resp).await.to_vec())
 }
