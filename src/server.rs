@@ -289,7 +289,14 @@ pub async fn serve_state(
 ) -> Result<(), StartError> {
     let token = match (&listeners.admin, &settings.server.admin_token_file) {
         (Some(_), Some(path)) => Some(Arc::new(crate::ops::AdminToken::from_file(path)?)),
-        _ => None,
+        // A bound admin socket that nobody serves would leave reload calls hanging.
+        (Some(_), None) => {
+            return Err(StartError::Other(
+                "an admin listener was handed in but server.admin_token_file is not set; the                  reload endpoint is never served without a token"
+                    .into(),
+            ))
+        }
+        (None, _) => None,
     };
     spawn_sighup_reload(state.clone());
     spawn_manifest_watch(
