@@ -2,8 +2,8 @@
 //! configuration at all, for the demo), `db migrate`, `accounts seed-demo`, `accounts import`,
 //! `accounts gen-csv`, `client query`, `keys …`.
 //!
-//! Exit codes: 0 success; 1 error; 2 bad configuration; 3 `accounts import` finished but
-//! rejected some rows.
+//! Exit codes: 0 success; 1 error; 2 bad configuration (also what `serve --check-config`
+//! refuses); 3 `accounts import` finished but rejected some rows.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,11 @@ enum Command {
         /// Demo mode: published demo keys, embedded SQLite, demo accounts. Never in production.
         #[arg(long)]
         demo: bool,
+        /// Check the configuration and the files it names (key ring, admin token file), print a
+        /// one-line summary and exit: 0 when `serve` would accept them, 2 otherwise. Binds
+        /// nothing and connects to no database.
+        #[arg(long)]
+        check_config: bool,
     },
     /// Database tasks.
     Db {
@@ -73,7 +78,7 @@ fn environment() -> Vec<(String, String)> {
 fn settings(cli: &Cli) -> Result<Settings, ConfigError> {
     let invocation = match &cli.command {
         None => Invocation::Bare,
-        Some(Command::Serve { demo }) => Invocation::Serve { demo: *demo },
+        Some(Command::Serve { demo, .. }) => Invocation::Serve { demo: *demo },
         Some(_) => Invocation::Other,
     };
     let env = environment();
@@ -105,6 +110,22 @@ fn main() -> ExitCode {
             command: cli::accounts::AccountsCommand::Import { .. }
         })
     );
+    if let Some(Command::Serve {
+        check_config: true, ..
+    }) = &cli.command
+    {
+        // No logging set up: the answer is the one line below (or the error).
+        return match pension_gateway::ops::check_config(&settings) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     cli::init_logging(&settings, quiet_batches);
     let result = actix_web::rt::System::new().block_on(async move {
         match cli.command {

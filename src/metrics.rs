@@ -1,5 +1,8 @@
 //! Prometheus metrics (text exposition at `/metrics`).
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -22,10 +25,23 @@ pub struct Metrics {
     pub key_versions: IntGaugeVec,
     /// Key ring reloads by result (ok / refused).
     pub keyring_reloads: IntCounterVec,
+    /// Time from a request's arrival to its answer (audit row written), by route.
+    pub request_duration: HistogramVec,
+    /// Whether a dependency (`database`, `redis`) answered its last readiness ping: 1 or 0.
+    pub dependency_up: IntGaugeVec,
+    /// Unix time each staged bank key version was first seen staged (see
+    /// [`KeyRingHandle::staged_since`](crate::keyring::KeyRingHandle::staged_since)).
+    pub key_staged_since: IntGaugeVec,
 }
 
 const CRYPTO_BUCKETS: &[f64] = &[
     0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01,
+];
+
+/// Request latency buckets, seconds: from a fast refusal (well under a millisecond) to the
+/// deadlines of a slow database (seconds); the alert on p99 sits around 0.25 s.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 impl Metrics {
@@ -68,7 +84,37 @@ impl Metrics {
         registry.register(Box::new(verify_seconds.clone()))?;
         registry.register(Box::new(sign_seconds.clone()))?;
         registry.register(Box::new(key_versions.clone()))?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time from a request's arrival to its answer, by route",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                "dependency_up",
+                "Whether a dependency answered its last readiness ping (1) or not (0)",
+            ),
+            &["dependency"],
+        )?;
+        let key_staged_since = IntGaugeVec::new(
+            Opts::new(
+                "key_staged_since_seconds",
+                "Unix time a staged bank key version was first seen staged",
+            ),
+            &["version"],
+        )?;
         registry.register(Box::new(keyring_reloads.clone()))?;
+        // Both results exported from the start at 0, so the first refused reload is an
+        // increase that `increase()` in an alert can see (a series born at 1 is not).
+        for result in ["ok", "refused"] {
+            keyring_reloads.with_label_values(&[result]);
+        }
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(dependency_up.clone()))?;
+        registry.register(Box::new(key_staged_since.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -77,6 +123,9 @@ impl Metrics {
             sign_seconds,
             key_versions,
             keyring_reloads,
+            request_duration,
+            dependency_up,
+            key_staged_since,
         })
     }
 
@@ -97,6 +146,35 @@ impl Metrics {
             self.key_versions
                 .with_label_values(&["wechat", &k.version.to_string(), "trusted"])
                 .set(1);
+        }
+    }
+
+    /// Counts one answered request and observes its duration: the one place every channel
+    /// reports an answer (`requests_total` and `request_duration_seconds` stay consistent).
+    pub fn record_answer(&self, route: &str, status: &str, code: &str, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, status, code])
+            .inc();
+        self.request_duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records whether `dependency` (`database`, `redis`) answered.
+    pub fn record_dependency(&self, dependency: &str, up: bool) {
+        self.dependency_up
+            .with_label_values(&[dependency])
+            .set(i64::from(up));
+    }
+
+    /// Publishes when each staged bank key version was first seen staged (version → unix
+    /// seconds); versions no longer staged disappear from the exposition.
+    pub fn record_staged_since(&self, staged: &BTreeMap<u32, i64>) {
+        self.key_staged_since.reset();
+        for (version, since) in staged {
+            self.key_staged_since
+                .with_label_values(&[&version.to_string()])
+                .set(*since);
         }
     }
 

@@ -180,6 +180,7 @@ pub fn build_state(
     let pepper = settings.id_pepper()?;
     let metrics = Metrics::new().map_err(|e| StartError::Other(format!("metrics: {e}")))?;
     metrics.record_keyring(&keyring.snapshot());
+    metrics.record_staged_since(&keyring.staged_since());
     let replay = match settings.replay.store {
         crate::config::ReplayStoreKind::Redis => {
             if settings.replay.fail_open {

@@ -222,6 +222,8 @@ impl KeyRing {
 pub struct KeyRingHandle {
     current: ArcSwap<KeyRing>,
     loader: Box<dyn Fn() -> Result<KeyRing, KeyRingError> + Send + Sync>,
+    /// Staged bank key version → unix time it was first seen staged (see [`Self::staged_since`]).
+    staged_since: std::sync::Mutex<BTreeMap<u32, i64>>,
 }
 
 impl KeyRingHandle {
@@ -230,10 +232,13 @@ impl KeyRingHandle {
         initial: KeyRing,
         loader: Box<dyn Fn() -> Result<KeyRing, KeyRingError> + Send + Sync>,
     ) -> Self {
-        Self {
+        let handle = Self {
             current: ArcSwap::from_pointee(initial),
             loader,
-        }
+            staged_since: std::sync::Mutex::new(BTreeMap::new()),
+        };
+        handle.track_staged(&handle.snapshot());
+        handle
     }
 
     /// The snapshot a request should use from start to finish.
@@ -246,6 +251,54 @@ impl KeyRingHandle {
     pub fn reload(&self) -> Result<Arc<KeyRing>, KeyRingError> {
         let fresh = Arc::new((self.loader)()?);
         self.current.store(Arc::clone(&fresh));
+        self.track_staged(&fresh);
         Ok(fresh)
     }
+
+    /// Each staged bank key version and the unix time it was first seen staged: by this process
+    /// (at start-up or a reload), or earlier when the manifest was last written earlier — a
+    /// staged key is in the manifest since at least that moment, so a restart does not make an
+    /// old staged key look new. A version leaves the map when it stops being staged (activated,
+    /// retired, removed). Feeds `gateway_key_staged_since_seconds` (rotation left half-done).
+    pub fn staged_since(&self) -> BTreeMap<u32, i64> {
+        self.staged_since
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn track_staged(&self, ring: &KeyRing) {
+        let staged: Vec<u32> = ring
+            .bank_keys()
+            .filter(|k| k.state == BankKeyState::Staged)
+            .map(|k| k.version)
+            .collect();
+        let mut map = self
+            .staged_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.retain(|v, _| staged.contains(v));
+        if staged.iter().all(|v| map.contains_key(v)) {
+            return;
+        }
+        let now = unix_now();
+        // Only the manifest's time stamp is read (no content): it bounds when the key was staged.
+        let manifest_written = std::fs::metadata(ring.source().join("keyring.toml"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok());
+        let since = manifest_written.map_or(now, |m| m.min(now));
+        for v in staged {
+            map.entry(v).or_insert(since);
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(0)
 }

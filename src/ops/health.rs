@@ -18,6 +18,8 @@ pub const READINESS_TTL: Duration = Duration::from_secs(1);
 pub struct Readiness {
     last: tokio::sync::Mutex<Option<(Instant, bool)>>,
     pings: std::sync::atomic::AtomicU64,
+    /// The replay store's (Redis) last verdict, cached like the database's.
+    redis_last: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 impl Readiness {
@@ -39,7 +41,32 @@ impl Readiness {
             }
         };
         *last = Some((Instant::now(), ok));
+        state.metrics().record_dependency("database", ok);
         ok
+    }
+
+    /// Whether the shared replay store (Redis) answered, from a verdict at most
+    /// [`READINESS_TTL`] old; `None` when nonces are kept in memory. Reported in `/readyz` and
+    /// `gateway_dependency_up{dependency="redis"}`, but not part of the verdict: every instance
+    /// shares the one Redis, so taking instances out of the balancer would not help, and each
+    /// request already answers a signed 503 (or fails open, if so configured) without it.
+    pub async fn redis_ok(&self, state: &AppState) -> Option<bool> {
+        let mut last = self.redis_last.lock().await;
+        if let Some((at, ok)) = *last {
+            if at.elapsed() < READINESS_TTL {
+                return Some(ok);
+            }
+        }
+        let ok = match state.replay().ping().await? {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(cause = %e, "replay store (Redis) unavailable");
+                false
+            }
+        };
+        *last = Some((Instant::now(), ok));
+        state.metrics().record_dependency("redis", ok);
+        Some(ok)
     }
 
     /// Database pings made for readiness since start.
@@ -60,8 +87,10 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     let ring = state.keyring().snapshot();
     let db = state.readiness().database_ok(&state).await;
+    let redis = state.readiness().redis_ok(&state).await;
     let body = serde_json::json!({
         "database": if db { "ok" } else { "unavailable" },
+        "replay_store": match redis { None => "memory", Some(true) => "ok", Some(false) => "unavailable" },
         "active_bank_key_version": ring.active_version(),
         "trusted_wechat_key_versions": ring.trusted_wechat_keys().map(|k| k.version).collect::<Vec<_>>(),
     });
@@ -72,8 +101,12 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition. The dependency verdicts are refreshed first (from the same
+/// one-second cache as `/readyz`), so `gateway_dependency_up` is current at every scrape even
+/// when nothing polls `/readyz`.
 pub async fn metrics(state: Data<AppState>) -> HttpResponse {
+    state.readiness().database_ok(&state).await;
+    state.readiness().redis_ok(&state).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics().render())

@@ -3,12 +3,14 @@
 //! interface) and the admin listener (the key-ring reload, loopback only, bearer token).
 
 pub mod admin_token;
+pub mod check_config;
 pub mod health;
 pub mod reload;
 
 use actix_web::web::{self, ServiceConfig};
 
 pub use admin_token::AdminToken;
+pub use check_config::check_config;
 
 use crate::http::RouteEntry;
 use crate::state::AppState;

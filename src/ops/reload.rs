@@ -50,6 +50,9 @@ pub fn reload_keys(state: &AppState) -> Result<(), KeyRingError> {
             state.metrics().record_keyring(&ring);
             state
                 .metrics()
+                .record_staged_since(&state.keyring().staged_since());
+            state
+                .metrics()
                 .keyring_reloads
                 .with_label_values(&["ok"])
                 .inc();

@@ -80,4 +80,12 @@ impl ReplayGuard {
             }
         }
     }
+
+    /// Whether the shared store answers a ping; `None` for the in-memory store.
+    pub async fn ping(&self) -> Option<Result<(), ReplayError>> {
+        match self {
+            ReplayGuard::Memory(_) => None,
+            ReplayGuard::Redis { store, .. } => Some(store.ping().await),
+        }
+    }
 }

@@ -65,4 +65,15 @@ impl RedisReplayStore {
             .map_err(|e| ReplayError::Unavailable(format!("redis SET: {e}")))?;
         Ok(reply.is_some())
     }
+
+    /// `PING`, within the call timeout (readiness and `gateway_dependency_up`).
+    pub async fn ping(&self) -> Result<(), ReplayError> {
+        let mut conn = self.connection().await?;
+        let _: String =
+            tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut conn))
+                .await
+                .map_err(|_| ReplayError::Unavailable("redis PING timed out".into()))?
+                .map_err(|e| ReplayError::Unavailable(format!("redis PING: {e}")))?;
+        Ok(())
+    }
 }

@@ -260,3 +260,13 @@ impl Store {
         }
     }
 }
+
+/// Checks a database URL the way [`Store::open`] reads it, without connecting: the backend
+/// (`mysql` or `sqlite`) and the URL with any password replaced, for `serve --check-config`.
+pub fn check_url(url: &str) -> Result<(&'static str, String), StoreError> {
+    Ok(match pool::parse_target(url)? {
+        Target::Mysql { redacted, .. } => ("mysql", redacted),
+        Target::SqliteFile { path } => ("sqlite", format!("sqlite://{}", path.display())),
+        Target::SqliteMemory { .. } => ("sqlite", "sqlite::memory:".into()),
+    })
+}

@@ -128,12 +128,11 @@ impl Exchange {
     /// not be written: the caller must answer with a system error.
     pub async fn finish(&self, state: &AppState, a: Answered<'_>) -> Result<(), StoreError> {
         let status = a.http_status.to_string();
+        let elapsed = self.started.elapsed();
         state
             .metrics()
-            .requests
-            .with_label_values(&[self.route, &status, a.code])
-            .inc();
-        let latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            .record_answer(self.route, &status, a.code, elapsed);
+        let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let Some(version) = a.credential_version else {
             state
                 .metrics()

@@ -119,12 +119,11 @@ where
     };
 
     let code_str = code.as_ref().map_or("OK", |e| e.code.as_str());
+    let elapsed = started.elapsed();
     state
         .metrics()
-        .requests
-        .with_label_values(&[route, status.as_str(), code_str])
-        .inc();
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        .record_answer(route, status.as_str(), code_str, elapsed);
+    let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     match code.as_ref().and_then(|e| e.cause.as_deref()) {
         Some(cause) => tracing::warn!(
             request_id = echo_id.as_deref(),
