@@ -38,6 +38,66 @@ pub struct OpensslFigures {
     pub verify_per_sec: f64,
 }
 
+/// One same-run comparison: `openssl speed sm2` then each engine, back to back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    /// OpenSSL's figures of this round (`None`: openssl absent or unparseable).
+    pub openssl_one_core: Option<OpensslFigures>,
+    /// Each engine's figures of this round.
+    pub engines: Vec<EngineFigures>,
+}
+
+impl Round {
+    /// (sign, verify) per-core ratios of `engine` to OpenSSL in this round, if both were measured.
+    pub fn ratios(&self, engine: &str) -> Option<(f64, f64)> {
+        let o = self.openssl_one_core?;
+        let e = self.engines.iter().find(|e| e.engine == engine)?;
+        Some((
+            e.sign_per_sec_per_core / o.sign_per_sec,
+            e.verify_per_sec_per_core / o.verify_per_sec,
+        ))
+    }
+}
+
+/// Runs `rounds` same-run comparisons: each round runs `openssl speed -seconds S sm2` and then
+/// every engine in `engines` for `secs` seconds each.
+pub fn run_rounds(
+    engines: &[EngineKind],
+    threads: usize,
+    secs: u64,
+    rounds: usize,
+) -> Result<Vec<Round>, BenchError> {
+    let mut out = Vec::with_capacity(rounds);
+    for _ in 0..rounds.max(1) {
+        let openssl_one_core = openssl_speed(secs);
+        let engines = engines
+            .iter()
+            .map(|&kind| measure_engine(kind, threads, secs as f64))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(Round {
+            openssl_one_core,
+            engines,
+        });
+    }
+    Ok(out)
+}
+
+/// The median of `xs` (mean of the two middle values for an even count); `None` when empty or
+/// when a value is NaN.
+pub fn median(xs: &[f64]) -> Option<f64> {
+    if xs.iter().any(|x| x.is_nan()) {
+        return None;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => v.get(mid).copied(),
+        _ => Some((v.get(mid - 1)? + v.get(mid)?) / 2.0),
+    }
+}
+
 /// Runs `op` on `threads` threads for `secs`, returning operations per second.
 fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
@@ -133,5 +193,51 @@ pub fn parse_openssl_speed(text: &str) -> Option<OpensslFigures> {
             verify_per_sec: *verify,
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[7.5]), Some(7.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[1.0, f64::NAN]), None);
+    }
+
+    #[test]
+    fn round_ratios_are_per_core_over_openssl() {
+        let round = Round {
+            openssl_one_core: Some(OpensslFigures {
+                sign_per_sec: 1000.0,
+                verify_per_sec: 2000.0,
+            }),
+            engines: vec![EngineFigures {
+                engine: "fast".into(),
+                threads: 2,
+                sign_per_sec: 40_000.0,
+                verify_per_sec: 40_000.0,
+                sign_per_sec_per_core: 20_000.0,
+                verify_per_sec_per_core: 20_000.0,
+            }],
+        };
+        assert_eq!(round.ratios("fast"), Some((20.0, 10.0)));
+        assert_eq!(round.ratios("libsm"), None);
+        let no_openssl = Round {
+            openssl_one_core: None,
+            ..round
+        };
+        assert_eq!(no_openssl.ratios("fast"), None);
+    }
+
+    #[test]
+    fn parses_openssl_speed_line() {
+        let text = "                              sign    verify    sign/s verify/s\n 256 bits SM2 (CurveSM2)   0.0002s   0.0002s   4156.2   4565.6\n";
+        let f = parse_openssl_speed(text).map(|f| (f.sign_per_sec, f.verify_per_sec));
+        assert_eq!(f, Some((4156.2, 4565.6)));
     }
 }
