@@ -19,6 +19,7 @@ mod db_fault;
 mod fast_arith;
 mod fast_differential;
 mod fast_edge;
+mod fast_inversion;
 mod fast_props;
 mod fast_vectors;
 mod gateway;

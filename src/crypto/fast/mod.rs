@@ -24,6 +24,7 @@
 mod field;
 mod limbs;
 mod point;
+mod safegcd;
 mod scalar;
 mod table;
 
@@ -173,8 +174,9 @@ impl SigningKey {
     /// returning, on both outcomes.
     fn sign_core(&self, e: &Limbs, k: &Limbs) -> Option<([u8; 32], [u8; 32])> {
         let mut kg = table::mul_base_ct(k);
-        // k in [1, n) so kG is not the identity and Z != 0.
+        // k in [1, n) so kG is not the identity and Z != 0; Jacobian: x = X/Z².
         let mut zinv = kg.z.invert();
+        zinv = zinv.square();
         let mut x1_mont = kg.x.mul(&zinv);
         let mut x1 = x1_mont.to_canonical();
         let mut x1_mod_n = scalar::reduce(&x1);
@@ -236,7 +238,7 @@ impl VerifyingKey {
     fn from_affine(point: Affine) -> VerifyingKey {
         VerifyingKey {
             sec1: encode_uncompressed(&point),
-            table: Arc::new(Table::new(&point)),
+            table: Arc::new(Table::new(&point, table::W_VERIFY_KEY)),
         }
     }
 
@@ -297,16 +299,17 @@ impl VerifyingKey {
         if bool::from(q.is_identity()) {
             return Err(Error::InvalidSignature);
         }
-        // Need (e + x1) mod n == r with x1 = X/Z in [0, p): x1 ≡ v = r − e (mod n), so
-        // x1 = v or x1 = v + n (only if v + n < p). Compare X with v·Z projectively.
+        // Need (e + x1) mod n == r with x1 = X/Z² in [0, p): x1 ≡ v = r − e (mod n), so
+        // x1 = v or x1 = v + n (only if v + n < p). Compare X with v·Z² (no inversion).
         let v = scalar::sub(&r, &e);
-        if bool::from(q.x.ct_eq(&Fe::from_canonical(&v).mul(&q.z))) {
+        let z2 = q.z.square();
+        if bool::from(q.x.ct_eq(&Fe::from_canonical(&v).mul(&z2))) {
             return Ok(());
         }
         let (vn, carry) = limbs::add(&v, &scalar::N);
         if carry == 0
             && bool::from(limbs::ct_lt(&vn, &field::P))
-            && bool::from(q.x.ct_eq(&Fe::from_canonical(&vn).mul(&q.z)))
+            && bool::from(q.x.ct_eq(&Fe::from_canonical(&vn).mul(&z2)))
         {
             return Ok(());
         }
@@ -347,6 +350,10 @@ pub mod arith {
     pub fn fe_invert(a: &[u8; 32]) -> Option<[u8; 32]> {
         Some(fe(a)?.invert().to_bytes())
     }
+    /// a^-1 mod p by Fermat's little theorem (the reference for `fe_invert`; 0 for 0).
+    pub fn fe_invert_fermat(a: &[u8; 32]) -> Option<[u8; 32]> {
+        Some(fe(a)?.invert_fermat().to_bytes())
+    }
     /// A square root of a mod p, if one exists (outer `None`: a >= p).
     pub fn fe_sqrt(a: &[u8; 32]) -> Option<Option<[u8; 32]>> {
         Some(fe(a)?.sqrt_vartime().map(|r| r.to_bytes()))
@@ -367,6 +374,12 @@ pub mod arith {
     pub fn sc_invert(a: &[u8; 32]) -> Option<[u8; 32]> {
         Some(limbs::to_be_bytes(&scalar::from_mont(
             &scalar::invert_to_mont(&sc(a)?),
+        )))
+    }
+    /// a^-1 mod n by Fermat's little theorem (the reference for `sc_invert`; 0 for 0).
+    pub fn sc_invert_fermat(a: &[u8; 32]) -> Option<[u8; 32]> {
+        Some(limbs::to_be_bytes(&scalar::from_mont(
+            &scalar::invert_to_mont_fermat(&sc(a)?),
         )))
     }
     /// Any 256-bit value mod n.
