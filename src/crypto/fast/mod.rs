@@ -5,11 +5,12 @@
 //!   multiplication-free reduction (p ≡ −1 mod 2^64).
 //! * Signing: s = (1+d)^-1·(k + r) − r with (1+d)^-1 cached per key; k·G from a
 //!   precomputed table of affine multiples of G (signed 6-bit windows, 43 rows, 42 mixed additions,
-//!   no doublings), complete addition formulas and constant-time table scans; one
-//!   constant-time Fermat inversion for the affine x. Constant-time in d and k.
-//! * Verification (variable-time, public data only): s·G + t·P from the G table and a
-//!   per-key table built when the key is loaded; the x-coordinate check is done projectively
-//!   (no inversion).
+//!   no doublings), Jacobian mixed additions whose exceptional cases are excluded or handled in
+//!   constant time, and full-row table scans; one constant-time safegcd inversion for the affine
+//!   x. Constant-time in d and k.
+//! * Verification (variable-time, public data only): s·G + t·P from a window-8 G table and a
+//!   window-7 per-key table built when the key is loaded; the x-coordinate check is done in
+//!   Jacobian coordinates (no inversion).
 //!
 //! No `unsafe`, no panics reachable from the public API.
 
