@@ -27,6 +27,12 @@ pub struct EngineFigures {
     pub sign_per_sec_per_core: f64,
     /// Per core (÷ threads).
     pub verify_per_sec_per_core: f64,
+    /// Signatures per CPU second of the measuring threads (Linux; `None` where the thread CPU
+    /// time cannot be read). `openssl speed` counts per user CPU second too, so this is the
+    /// figure the ratios use: it does not drop when other processes share the cores.
+    pub sign_per_cpu_sec: Option<f64>,
+    /// Verifications per CPU second of the measuring threads (as `sign_per_cpu_sec`).
+    pub verify_per_cpu_sec: Option<f64>,
 }
 
 /// OpenSSL's single-core figures from `openssl speed sm2`.
@@ -48,14 +54,15 @@ pub struct Round {
 }
 
 impl Round {
-    /// (sign, verify) per-core ratios of `engine` to OpenSSL in this round, if both were measured.
+    /// (sign, verify) ratios of `engine` to OpenSSL in this round, if both were measured:
+    /// per CPU second when the thread CPU time was readable (like OpenSSL's own figure), else
+    /// per core of wall-clock time.
     pub fn ratios(&self, engine: &str) -> Option<(f64, f64)> {
         let o = self.openssl_one_core?;
         let e = self.engines.iter().find(|e| e.engine == engine)?;
-        Some((
-            e.sign_per_sec_per_core / o.sign_per_sec,
-            e.verify_per_sec_per_core / o.verify_per_sec,
-        ))
+        let sign = e.sign_per_cpu_sec.unwrap_or(e.sign_per_sec_per_core);
+        let verify = e.verify_per_cpu_sec.unwrap_or(e.verify_per_sec_per_core);
+        Some((sign / o.sign_per_sec, verify / o.verify_per_sec))
     }
 }
 
@@ -98,27 +105,47 @@ pub fn median(xs: &[f64]) -> Option<f64> {
     }
 }
 
-/// Runs `op` on `threads` threads for `secs`, returning operations per second.
-fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> f64 {
+/// CPU time consumed so far by the calling thread, in nanoseconds (first field of
+/// `/proc/thread-self/schedstat`); `None` where that file does not exist.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Runs `op` on `threads` threads for `secs`, returning (operations per wall-clock second,
+/// operations per CPU second of the threads when readable).
+fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> (f64, Option<f64>) {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let (stop, op) = (Arc::clone(&stop), Arc::clone(&op));
             std::thread::spawn(move || {
+                let cpu_start = thread_cpu_ns();
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     op();
                     n += 1;
                 }
-                n
+                let cpu = cpu_start
+                    .zip(thread_cpu_ns())
+                    .map(|(a, b)| b.saturating_sub(a));
+                (n, cpu)
             })
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
-    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
-    total as f64 / started.elapsed().as_secs_f64()
+    let results: Vec<(u64, Option<u64>)> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or((0, None)))
+        .collect();
+    let total: u64 = results.iter().map(|r| r.0).sum();
+    let cpu_ns: Option<u64> = results.iter().map(|r| r.1).sum();
+    let per_cpu_sec = cpu_ns
+        .filter(|&ns| ns > 0)
+        .map(|ns| total as f64 / (ns as f64 / 1e9));
+    (total as f64 / started.elapsed().as_secs_f64(), per_cpu_sec)
 }
 
 /// Measures one engine.
@@ -142,7 +169,7 @@ pub fn measure_engine(
     ));
     let sig = signer.sign(&msg)?;
     let (s, m) = (Arc::clone(&signer), Arc::clone(&msg));
-    let sign = throughput(
+    let (sign, sign_cpu) = throughput(
         threads,
         secs,
         Arc::new(move || {
@@ -150,7 +177,7 @@ pub fn measure_engine(
         }),
     );
     let (v, m) = (Arc::clone(&verifier), Arc::clone(&msg));
-    let verify = throughput(
+    let (verify, verify_cpu) = throughput(
         threads,
         secs,
         Arc::new(move || {
@@ -164,6 +191,8 @@ pub fn measure_engine(
         verify_per_sec: verify,
         sign_per_sec_per_core: sign / threads as f64,
         verify_per_sec_per_core: verify / threads as f64,
+        sign_per_cpu_sec: sign_cpu,
+        verify_per_cpu_sec: verify_cpu,
     })
 }
 
@@ -223,15 +252,37 @@ mod tests {
                 verify_per_sec: 40_000.0,
                 sign_per_sec_per_core: 20_000.0,
                 verify_per_sec_per_core: 20_000.0,
+                sign_per_cpu_sec: None,
+                verify_per_cpu_sec: None,
             }],
         };
         assert_eq!(round.ratios("fast"), Some((20.0, 10.0)));
         assert_eq!(round.ratios("libsm"), None);
+        // With CPU-time figures, those are used (OpenSSL's own figure is per CPU second).
+        let mut cpu = round.clone();
+        if let Some(e) = cpu.engines.first_mut() {
+            e.sign_per_cpu_sec = Some(30_000.0);
+            e.verify_per_cpu_sec = Some(40_000.0);
+        }
+        assert_eq!(cpu.ratios("fast"), Some((30.0, 20.0)));
         let no_openssl = Round {
             openssl_one_core: None,
             ..round
         };
         assert_eq!(no_openssl.ratios("fast"), None);
+    }
+
+    #[test]
+    fn thread_cpu_time_grows_with_work() {
+        // Linux only; elsewhere the figure is simply absent.
+        if let Some(a) = thread_cpu_ns() {
+            let mut x = 0u64;
+            for i in 0..2_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            let b = thread_cpu_ns().unwrap_or(0);
+            assert!(b >= a, "{a} -> {b} ({x})");
+        }
     }
 
     #[test]

@@ -61,31 +61,43 @@ fn print_round(round: &pension_gateway::bench::crypto::Round) {
         None => println!("baseline  openssl not found or unparseable: ratios omitted"),
     }
     println!(
-        "{:<11} {:>7} {:>11} {:>11} {:>13} {:>13} {:>9} {:>9}",
+        "{:<11} {:>7} {:>11} {:>11} {:>13} {:>13} {:>12} {:>12} {:>9} {:>9}",
         "engine",
         "threads",
         "sign/s",
         "verify/s",
         "sign/s/core",
         "verify/s/core",
+        "sign/cpu-s",
+        "verify/cpu-s",
         "sign×ossl",
         "vrfy×ossl"
     );
     for r in &round.engines {
-        let ratio =
-            |x: f64, base: Option<f64>| base.map_or("-".to_string(), |b| format!("{:.2}", x / b));
+        let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.0}"));
+        let (s, v) = round
+            .ratios(&r.engine)
+            .map_or(("-".to_string(), "-".to_string()), |(s, v)| {
+                (format!("{s:.2}"), format!("{v:.2}"))
+            });
         println!(
-            "{:<11} {:>7} {:>11.0} {:>11.0} {:>13.0} {:>13.0} {:>9} {:>9}",
+            "{:<11} {:>7} {:>11.0} {:>11.0} {:>13.0} {:>13.0} {:>12} {:>12} {:>9} {:>9}",
             r.engine,
             r.threads,
             r.sign_per_sec,
             r.verify_per_sec,
             r.sign_per_sec_per_core,
             r.verify_per_sec_per_core,
-            ratio(r.sign_per_sec_per_core, openssl.map(|o| o.sign_per_sec)),
-            ratio(r.verify_per_sec_per_core, openssl.map(|o| o.verify_per_sec)),
+            fmt(r.sign_per_cpu_sec),
+            fmt(r.verify_per_cpu_sec),
+            s,
+            v,
         );
     }
+    println!(
+        "(ratios: engine per CPU second where the thread CPU time is readable, else per core of \
+         wall-clock time, ÷ OpenSSL, which counts per user CPU second)"
+    );
 }
 
 /// Runs a `bench` command.
@@ -130,7 +142,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             }
             if rounds.len() > 1 {
                 println!(
-                    "median of {} same-run ratios (engine per core ÷ openssl one core):",
+                    "median of {} same-run ratios (engine ÷ openssl one core):",
                     rounds.len()
                 );
                 for kind in &engines {
