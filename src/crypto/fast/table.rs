@@ -150,7 +150,8 @@ pub(crate) fn mul_base_ct(k: &Limbs) -> Jacobian {
 #[inline(always)]
 fn lookup_ct(row: &[[u64; 8]], w: usize, k: &Limbs, i: usize) -> (Affine, Choice) {
     let (mut mag, mut neg) = booth_digit(k, i, w);
-    let m = u64::from(mag);
+    // Hide the digit from the optimiser so the scan cannot be turned into an indexed load.
+    let m = u64::from(std::hint::black_box(mag));
     let mut acc = [0u64; 8];
     for (j, e) in (1u64..).zip(row.iter()) {
         // `subtle` selects, not hand-made masks: an AND/OR scan with an arithmetic mask
