@@ -27,6 +27,12 @@ pub struct EngineFigures {
     pub sign_per_sec_per_core: f64,
     /// Per core (÷ threads).
     pub verify_per_sec_per_core: f64,
+    /// Signatures per CPU second of the measuring threads (Linux; `None` where the thread CPU
+    /// time cannot be read). `openssl speed` counts per user CPU second too, so this is the
+    /// figure the ratios use: it does not drop when other processes share the cores.
+    pub sign_per_cpu_sec: Option<f64>,
+    /// Verifications per CPU second of the measuring threads (as `sign_per_cpu_sec`).
+    pub verify_per_cpu_sec: Option<f64>,
 }
 
 /// OpenSSL's single-core figures from `openssl speed sm2`.
@@ -38,27 +44,108 @@ pub struct OpensslFigures {
     pub verify_per_sec: f64,
 }
 
-/// Runs `op` on `threads` threads for `secs`, returning operations per second.
-fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> f64 {
+/// One same-run comparison: `openssl speed sm2` then each engine, back to back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    /// OpenSSL's figures of this round (`None`: openssl absent or unparseable).
+    pub openssl_one_core: Option<OpensslFigures>,
+    /// Each engine's figures of this round.
+    pub engines: Vec<EngineFigures>,
+}
+
+impl Round {
+    /// (sign, verify) ratios of `engine` to OpenSSL in this round, if both were measured:
+    /// per CPU second when the thread CPU time was readable (like OpenSSL's own figure), else
+    /// per core of wall-clock time.
+    pub fn ratios(&self, engine: &str) -> Option<(f64, f64)> {
+        let o = self.openssl_one_core?;
+        let e = self.engines.iter().find(|e| e.engine == engine)?;
+        let sign = e.sign_per_cpu_sec.unwrap_or(e.sign_per_sec_per_core);
+        let verify = e.verify_per_cpu_sec.unwrap_or(e.verify_per_sec_per_core);
+        Some((sign / o.sign_per_sec, verify / o.verify_per_sec))
+    }
+}
+
+/// Runs `rounds` same-run comparisons: each round runs `openssl speed -seconds S sm2` and then
+/// every engine in `engines` for `secs` seconds each.
+pub fn run_rounds(
+    engines: &[EngineKind],
+    threads: usize,
+    secs: u64,
+    rounds: usize,
+) -> Result<Vec<Round>, BenchError> {
+    let mut out = Vec::with_capacity(rounds);
+    for _ in 0..rounds.max(1) {
+        let openssl_one_core = openssl_speed(secs);
+        let engines = engines
+            .iter()
+            .map(|&kind| measure_engine(kind, threads, secs as f64))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(Round {
+            openssl_one_core,
+            engines,
+        });
+    }
+    Ok(out)
+}
+
+/// The median of `xs` (mean of the two middle values for an even count); `None` when empty or
+/// when a value is NaN.
+pub fn median(xs: &[f64]) -> Option<f64> {
+    if xs.iter().any(|x| x.is_nan()) {
+        return None;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => v.get(mid).copied(),
+        _ => Some((v.get(mid - 1)? + v.get(mid)?) / 2.0),
+    }
+}
+
+/// CPU time consumed so far by the calling thread, in nanoseconds (first field of
+/// `/proc/thread-self/schedstat`); `None` where that file does not exist.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Runs `op` on `threads` threads for `secs`, returning (operations per wall-clock second,
+/// operations per CPU second of the threads when readable).
+fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> (f64, Option<f64>) {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let (stop, op) = (Arc::clone(&stop), Arc::clone(&op));
             std::thread::spawn(move || {
+                let cpu_start = thread_cpu_ns();
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     op();
                     n += 1;
                 }
-                n
+                let cpu = cpu_start
+                    .zip(thread_cpu_ns())
+                    .map(|(a, b)| b.saturating_sub(a));
+                (n, cpu)
             })
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
-    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
-    total as f64 / started.elapsed().as_secs_f64()
+    let results: Vec<(u64, Option<u64>)> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or((0, None)))
+        .collect();
+    let total: u64 = results.iter().map(|r| r.0).sum();
+    let cpu_ns: Option<u64> = results.iter().map(|r| r.1).sum();
+    let per_cpu_sec = cpu_ns
+        .filter(|&ns| ns > 0)
+        .map(|ns| total as f64 / (ns as f64 / 1e9));
+    (total as f64 / started.elapsed().as_secs_f64(), per_cpu_sec)
 }
 
 /// Measures one engine.
@@ -82,7 +169,7 @@ pub fn measure_engine(
     ));
     let sig = signer.sign(&msg)?;
     let (s, m) = (Arc::clone(&signer), Arc::clone(&msg));
-    let sign = throughput(
+    let (sign, sign_cpu) = throughput(
         threads,
         secs,
         Arc::new(move || {
@@ -90,7 +177,7 @@ pub fn measure_engine(
         }),
     );
     let (v, m) = (Arc::clone(&verifier), Arc::clone(&msg));
-    let verify = throughput(
+    let (verify, verify_cpu) = throughput(
         threads,
         secs,
         Arc::new(move || {
@@ -104,6 +191,8 @@ pub fn measure_engine(
         verify_per_sec: verify,
         sign_per_sec_per_core: sign / threads as f64,
         verify_per_sec_per_core: verify / threads as f64,
+        sign_per_cpu_sec: sign_cpu,
+        verify_per_cpu_sec: verify_cpu,
     })
 }
 
@@ -133,5 +222,73 @@ pub fn parse_openssl_speed(text: &str) -> Option<OpensslFigures> {
             verify_per_sec: *verify,
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[7.5]), Some(7.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[1.0, f64::NAN]), None);
+    }
+
+    #[test]
+    fn round_ratios_are_per_core_over_openssl() {
+        let round = Round {
+            openssl_one_core: Some(OpensslFigures {
+                sign_per_sec: 1000.0,
+                verify_per_sec: 2000.0,
+            }),
+            engines: vec![EngineFigures {
+                engine: "fast".into(),
+                threads: 2,
+                sign_per_sec: 40_000.0,
+                verify_per_sec: 40_000.0,
+                sign_per_sec_per_core: 20_000.0,
+                verify_per_sec_per_core: 20_000.0,
+                sign_per_cpu_sec: None,
+                verify_per_cpu_sec: None,
+            }],
+        };
+        assert_eq!(round.ratios("fast"), Some((20.0, 10.0)));
+        assert_eq!(round.ratios("libsm"), None);
+        // With CPU-time figures, those are used (OpenSSL's own figure is per CPU second).
+        let mut cpu = round.clone();
+        if let Some(e) = cpu.engines.first_mut() {
+            e.sign_per_cpu_sec = Some(30_000.0);
+            e.verify_per_cpu_sec = Some(40_000.0);
+        }
+        assert_eq!(cpu.ratios("fast"), Some((30.0, 20.0)));
+        let no_openssl = Round {
+            openssl_one_core: None,
+            ..round
+        };
+        assert_eq!(no_openssl.ratios("fast"), None);
+    }
+
+    #[test]
+    fn thread_cpu_time_grows_with_work() {
+        // Linux only; elsewhere the figure is simply absent.
+        if let Some(a) = thread_cpu_ns() {
+            let mut x = 0u64;
+            for i in 0..2_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            let b = thread_cpu_ns().unwrap_or(0);
+            assert!(b >= a, "{a} -> {b} ({x})");
+        }
+    }
+
+    #[test]
+    fn parses_openssl_speed_line() {
+        let text = "                              sign    verify    sign/s verify/s\n 256 bits SM2 (CurveSM2)   0.0002s   0.0002s   4156.2   4565.6\n";
+        let f = parse_openssl_speed(text).map(|f| (f.sign_per_sec, f.verify_per_sec));
+        assert_eq!(f, Some((4156.2, 4565.6)));
     }
 }

@@ -19,6 +19,10 @@ pub enum BenchCommand {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+        /// Same-run comparisons (OpenSSL, then the engines) to make; with more than one, the
+        /// median of the per-round ratios is printed too.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
         /// `text` or `json`.
         #[arg(long, default_value = "text")]
         output: String,
@@ -46,6 +50,56 @@ pub enum BenchCommand {
     },
 }
 
+/// Prints one round: the OpenSSL baseline and one row per engine with its ratios.
+fn print_round(round: &pension_gateway::bench::crypto::Round) {
+    let openssl = round.openssl_one_core;
+    match openssl {
+        Some(o) => println!(
+            "baseline  openssl speed sm2 (1 core): {:>9.0} sign/s {:>9.0} verify/s",
+            o.sign_per_sec, o.verify_per_sec
+        ),
+        None => println!("baseline  openssl not found or unparseable: ratios omitted"),
+    }
+    println!(
+        "{:<11} {:>7} {:>11} {:>11} {:>13} {:>13} {:>12} {:>12} {:>9} {:>9}",
+        "engine",
+        "threads",
+        "sign/s",
+        "verify/s",
+        "sign/s/core",
+        "verify/s/core",
+        "sign/cpu-s",
+        "verify/cpu-s",
+        "sign×ossl",
+        "vrfy×ossl"
+    );
+    for r in &round.engines {
+        let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.0}"));
+        let (s, v) = round
+            .ratios(&r.engine)
+            .map_or(("-".to_string(), "-".to_string()), |(s, v)| {
+                (format!("{s:.2}"), format!("{v:.2}"))
+            });
+        println!(
+            "{:<11} {:>7} {:>11.0} {:>11.0} {:>13.0} {:>13.0} {:>12} {:>12} {:>9} {:>9}",
+            r.engine,
+            r.threads,
+            r.sign_per_sec,
+            r.verify_per_sec,
+            r.sign_per_sec_per_core,
+            r.verify_per_sec_per_core,
+            fmt(r.sign_per_cpu_sec),
+            fmt(r.verify_per_cpu_sec),
+            s,
+            v,
+        );
+    }
+    println!(
+        "(ratios: engine per CPU second where the thread CPU time is readable, else per core of \
+         wall-clock time, ÷ OpenSSL, which counts per user CPU second)"
+    );
+}
+
 /// Runs a `bench` command.
 pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
     use pension_gateway::bench;
@@ -54,6 +108,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             engine,
             threads,
             seconds,
+            repeat,
             output,
         } => {
             let threads = threads
@@ -61,53 +116,56 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 .max(1);
             let engines: Vec<EngineKind> =
                 engine.map_or_else(|| EngineKind::ALL.to_vec(), |e| vec![e]);
-            let openssl = bench::crypto::openssl_speed(seconds);
-            let mut rows = Vec::new();
-            for kind in engines {
-                rows.push(bench::crypto::measure_engine(
-                    kind,
-                    threads,
-                    seconds as f64,
-                )?);
-            }
+            let rounds = bench::crypto::run_rounds(&engines, threads, seconds, repeat)?;
             if output == "json" {
-                let v = serde_json::json!({"threads": threads, "seconds": seconds, "openssl_one_core": openssl, "engines": rows});
+                let mut medians = serde_json::Map::new();
+                for kind in &engines {
+                    let (sign, verify): (Vec<f64>, Vec<f64>) =
+                        rounds.iter().filter_map(|r| r.ratios(kind.name())).unzip();
+                    medians.insert(
+                        kind.name().to_string(),
+                        serde_json::json!({
+                            "sign_ratio": bench::crypto::median(&sign),
+                            "verify_ratio": bench::crypto::median(&verify),
+                        }),
+                    );
+                }
+                let v = serde_json::json!({"threads": threads, "seconds": seconds, "repeat": rounds.len(), "rounds": rounds, "median_ratios": medians});
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            match openssl {
-                Some(o) => println!(
-                    "baseline  openssl speed sm2 (1 core): {:>9.0} sign/s {:>9.0} verify/s",
-                    o.sign_per_sec, o.verify_per_sec
-                ),
-                None => println!("baseline  openssl not found or unparseable: ratios omitted"),
+            for (n, round) in rounds.iter().enumerate() {
+                if rounds.len() > 1 {
+                    println!("round {} of {}", n + 1, rounds.len());
+                }
+                print_round(round);
             }
-            println!(
-                "{:<11} {:>7} {:>11} {:>11} {:>13} {:>13} {:>9} {:>9}",
-                "engine",
-                "threads",
-                "sign/s",
-                "verify/s",
-                "sign/s/core",
-                "verify/s/core",
-                "sign×ossl",
-                "vrfy×ossl"
-            );
-            for r in rows {
-                let ratio = |x: f64, base: Option<f64>| {
-                    base.map_or("-".to_string(), |b| format!("{:.2}", x / b))
-                };
+            if rounds.len() > 1 {
                 println!(
-                    "{:<11} {:>7} {:>11.0} {:>11.0} {:>13.0} {:>13.0} {:>9} {:>9}",
-                    r.engine,
-                    r.threads,
-                    r.sign_per_sec,
-                    r.verify_per_sec,
-                    r.sign_per_sec_per_core,
-                    r.verify_per_sec_per_core,
-                    ratio(r.sign_per_sec_per_core, openssl.map(|o| o.sign_per_sec)),
-                    ratio(r.verify_per_sec_per_core, openssl.map(|o| o.verify_per_sec)),
+                    "median of {} same-run ratios (engine ÷ openssl one core):",
+                    rounds.len()
                 );
+                for kind in &engines {
+                    let (sign, verify): (Vec<f64>, Vec<f64>) =
+                        rounds.iter().filter_map(|r| r.ratios(kind.name())).unzip();
+                    let list = |xs: &[f64]| {
+                        xs.iter()
+                            .map(|x| format!("{x:.2}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let med = |xs: &[f64]| {
+                        bench::crypto::median(xs).map_or("-".to_string(), |m| format!("{m:.2}"))
+                    };
+                    println!(
+                        "{:<11} sign×ossl {:>6} [{}]  vrfy×ossl {:>6} [{}]",
+                        kind.name(),
+                        med(&sign),
+                        list(&sign),
+                        med(&verify),
+                        list(&verify)
+                    );
+                }
             }
         }
         BenchCommand::Http {

@@ -50,4 +50,20 @@ proptest! {
         }
         let _ = SigningKey::from_bytes(&r).map(|k| k.sign_prehash_with_k(&e, &s));
     }
+
+    #[test]
+    fn safegcd_inverse_equals_fermat(x in any::<[u8; 32]>(), shift in 0u32..256) {
+        use pension_gateway::crypto::fast::arith;
+        // Also a shifted-down copy, to reach small values with many halvings.
+        let mut small = [0u8; 32];
+        let v = fast_sm2::big(&x) >> shift;
+        let vb = v.to_bytes_be();
+        if let Some(dst) = small.get_mut(32 - vb.len()..) {
+            dst.copy_from_slice(&vb);
+        }
+        for b in [x, small] {
+            prop_assert_eq!(arith::fe_invert(&b), arith::fe_invert_fermat(&b));
+            prop_assert_eq!(arith::sc_invert(&b), arith::sc_invert_fermat(&b));
+        }
+    }
 }

@@ -20,6 +20,7 @@ mod deploy_artefacts;
 mod fast_arith;
 mod fast_differential;
 mod fast_edge;
+mod fast_inversion;
 mod fast_props;
 mod fast_vectors;
 mod gateway;

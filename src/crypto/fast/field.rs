@@ -7,6 +7,7 @@
 //! constant-time (no secret-dependent branches or indices) except those named `*_vartime`.
 
 use super::limbs::{self, adc, mac, sbb, Limbs};
+use super::safegcd;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroize;
 
@@ -15,6 +16,10 @@ pub(crate) const P: Limbs =
     limbs::from_hex("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF");
 /// R^2 mod p with R = 2^256.
 const R2: Limbs = limbs::r2_mod(&P);
+/// R^3 mod p (turns the integer inverse of a Montgomery form back into a Montgomery form).
+const R3: Limbs = mont_reduce(mul_wide(&R2, &R2));
+/// p's constants for the safegcd inversion.
+static P_MOD: safegcd::Modulus = safegcd::Modulus::new(&P);
 
 /// A field element in Montgomery form, always in [0, p). `Copy`, so it cannot zeroize on drop:
 /// code holding secret-derived values calls `zeroize()` before returning.
@@ -219,10 +224,20 @@ impl Fe {
         limbs::ct_is_zero(&self.0)
     }
 
+    /// Inverse by safegcd divsteps (constant-time, see `safegcd`). Returns 0 for 0. With
+    /// A = a·R the Montgomery form, safegcd gives A⁻¹ = a⁻¹·R⁻¹ as an integer, and one
+    /// Montgomery product with R³ yields a⁻¹·R.
+    pub(crate) fn invert(&self) -> Fe {
+        let mut ainv = safegcd::invert(&self.0, &P_MOD);
+        let out = Fe(mont_reduce(mul_wide(&ainv, &R3)));
+        ainv.zeroize();
+        out
+    }
+
     /// Inverse by Fermat's little theorem, x^(p-2), with a fixed addition chain (constant-time).
     /// Returns 0 for 0. The chain's temporaries (powers of the input, which may be a secret
-    /// point's Z) are zeroized before returning.
-    pub(crate) fn invert(&self) -> Fe {
+    /// point's Z) are zeroized before returning. The reference for `invert`.
+    pub(crate) fn invert_fermat(&self) -> Fe {
         // p - 2 in binary, from the top: 31 ones, 0, 128 ones, 32 zeros, 62 ones, 0, 1.
         let mut x1 = *self;
         let mut x2 = x1.square().mul(&x1);

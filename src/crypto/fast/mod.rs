@@ -5,11 +5,12 @@
 //!   multiplication-free reduction (p ≡ −1 mod 2^64).
 //! * Signing: s = (1+d)^-1·(k + r) − r with (1+d)^-1 cached per key; k·G from a
 //!   precomputed table of affine multiples of G (signed 6-bit windows, 43 rows, 42 mixed additions,
-//!   no doublings), complete addition formulas and constant-time table scans; one
-//!   constant-time Fermat inversion for the affine x. Constant-time in d and k.
-//! * Verification (variable-time, public data only): s·G + t·P from the G table and a
-//!   per-key table built when the key is loaded; the x-coordinate check is done projectively
-//!   (no inversion).
+//!   no doublings), Jacobian mixed additions whose exceptional cases are excluded or handled in
+//!   constant time, and full-row table scans; one constant-time safegcd inversion for the affine
+//!   x. Constant-time in d and k.
+//! * Verification (variable-time, public data only): s·G + t·P from a window-8 G table and a
+//!   window-7 per-key table built when the key is loaded; the x-coordinate check is done in
+//!   Jacobian coordinates (no inversion).
 //!
 //! No `unsafe`, no panics reachable from the public API.
 
@@ -24,6 +25,7 @@
 mod field;
 mod limbs;
 mod point;
+mod safegcd;
 mod scalar;
 mod table;
 
@@ -173,8 +175,9 @@ impl SigningKey {
     /// returning, on both outcomes.
     fn sign_core(&self, e: &Limbs, k: &Limbs) -> Option<([u8; 32], [u8; 32])> {
         let mut kg = table::mul_base_ct(k);
-        // k in [1, n) so kG is not the identity and Z != 0.
+        // k in [1, n) so kG is not the identity and Z != 0; Jacobian: x = X/Z².
         let mut zinv = kg.z.invert();
+        zinv = zinv.square();
         let mut x1_mont = kg.x.mul(&zinv);
         let mut x1 = x1_mont.to_canonical();
         let mut x1_mod_n = scalar::reduce(&x1);
@@ -236,7 +239,7 @@ impl VerifyingKey {
     fn from_affine(point: Affine) -> VerifyingKey {
         VerifyingKey {
             sec1: encode_uncompressed(&point),
-            table: Arc::new(Table::new(&point)),
+            table: Arc::new(Table::new(&point, table::W_VERIFY_KEY)),
         }
     }
 
@@ -297,16 +300,17 @@ impl VerifyingKey {
         if bool::from(q.is_identity()) {
             return Err(Error::InvalidSignature);
         }
-        // Need (e + x1) mod n == r with x1 = X/Z in [0, p): x1 ≡ v = r − e (mod n), so
-        // x1 = v or x1 = v + n (only if v + n < p). Compare X with v·Z projectively.
+        // Need (e + x1) mod n == r with x1 = X/Z² in [0, p): x1 ≡ v = r − e (mod n), so
+        // x1 = v or x1 = v + n (only if v + n < p). Compare X with v·Z² (no inversion).
         let v = scalar::sub(&r, &e);
-        if bool::from(q.x.ct_eq(&Fe::from_canonical(&v).mul(&q.z))) {
+        let z2 = q.z.square();
+        if bool::from(q.x.ct_eq(&Fe::from_canonical(&v).mul(&z2))) {
             return Ok(());
         }
         let (vn, carry) = limbs::add(&v, &scalar::N);
         if carry == 0
             && bool::from(limbs::ct_lt(&vn, &field::P))
-            && bool::from(q.x.ct_eq(&Fe::from_canonical(&vn).mul(&q.z)))
+            && bool::from(q.x.ct_eq(&Fe::from_canonical(&vn).mul(&z2)))
         {
             return Ok(());
         }
@@ -347,6 +351,10 @@ pub mod arith {
     pub fn fe_invert(a: &[u8; 32]) -> Option<[u8; 32]> {
         Some(fe(a)?.invert().to_bytes())
     }
+    /// a^-1 mod p by Fermat's little theorem (the reference for `fe_invert`; 0 for 0).
+    pub fn fe_invert_fermat(a: &[u8; 32]) -> Option<[u8; 32]> {
+        Some(fe(a)?.invert_fermat().to_bytes())
+    }
     /// A square root of a mod p, if one exists (outer `None`: a >= p).
     pub fn fe_sqrt(a: &[u8; 32]) -> Option<Option<[u8; 32]>> {
         Some(fe(a)?.sqrt_vartime().map(|r| r.to_bytes()))
@@ -367,6 +375,12 @@ pub mod arith {
     pub fn sc_invert(a: &[u8; 32]) -> Option<[u8; 32]> {
         Some(limbs::to_be_bytes(&scalar::from_mont(
             &scalar::invert_to_mont(&sc(a)?),
+        )))
+    }
+    /// a^-1 mod n by Fermat's little theorem (the reference for `sc_invert`; 0 for 0).
+    pub fn sc_invert_fermat(a: &[u8; 32]) -> Option<[u8; 32]> {
+        Some(limbs::to_be_bytes(&scalar::from_mont(
+            &scalar::invert_to_mont_fermat(&sc(a)?),
         )))
     }
     /// Any 256-bit value mod n.

@@ -5,6 +5,7 @@
 //! key caches (1+d)^-1 in that form, so one `mont_mul` with a plain scalar yields a plain result.
 
 use super::limbs::{self, adc, mac, sbb, Limbs};
+use super::safegcd;
 use subtle::Choice;
 
 /// The group order n.
@@ -17,6 +18,8 @@ const N_MINUS_2: Limbs =
 const R2: Limbs = limbs::r2_mod(&N);
 /// -n^{-1} mod 2^64.
 const N0: u64 = limbs::neg_inv64(N[0]);
+/// n's constants for the safegcd inversion.
+static N_MOD: safegcd::Modulus = safegcd::Modulus::new(&N);
 
 /// Given x + carry*2^256 < 2n, returns the value in [0, n).
 #[inline(always)]
@@ -103,10 +106,19 @@ pub(crate) const fn mul(a: &Limbs, b: &Limbs) -> Limbs {
     mont_mul(&to_mont(a), b)
 }
 
-/// Returns a^-1 · 2^256 mod n (the inverse in Montgomery form) for a plain scalar a in [1, n),
-/// by Fermat's little theorem. The exponent n-2 is public, so the square-and-multiply sequence
-/// is the same for every input (constant-time). Returns 0 for 0.
+/// Returns a^-1 · 2^256 mod n (the inverse in Montgomery form) for a plain scalar a in [0, n),
+/// by safegcd divsteps (constant-time, see `safegcd`). Returns 0 for 0.
 pub(crate) fn invert_to_mont(a: &Limbs) -> Limbs {
+    let mut ainv = safegcd::invert(a, &N_MOD);
+    let out = to_mont(&ainv);
+    zeroize::Zeroize::zeroize(&mut ainv);
+    out
+}
+
+/// Returns a^-1 · 2^256 mod n (the inverse in Montgomery form) for a plain scalar a in [1, n),
+/// by Fermat's little theorem (the reference for `invert_to_mont`). The exponent n-2 is public, so the square-and-multiply sequence
+/// is the same for every input (constant-time). Returns 0 for 0.
+pub(crate) fn invert_to_mont_fermat(a: &Limbs) -> Limbs {
     let am = to_mont(a);
     let mut acc = to_mont(&[1, 0, 0, 0]);
     for limb in N_MINUS_2.iter().rev() {
