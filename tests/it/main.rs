@@ -16,6 +16,7 @@ mod crypto_engines;
 mod crypto_vectors;
 mod crypto_wire;
 mod db_fault;
+mod drain;
 mod fast_arith;
 mod fast_differential;
 mod fast_edge;
