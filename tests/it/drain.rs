@@ -13,7 +13,7 @@ use crate::common::process::{
 use pension_gateway::config::Settings;
 
 /// Long enough that the checks made during the drain finish inside it on a loaded machine.
-const DRAIN_SECS: u64 = 6;
+const DRAIN_SECS: u64 = 8;
 
 #[test]
 fn sigterm_drains_then_stops() {
