@@ -276,6 +276,10 @@ pub struct ServerSettings {
     pub demo: bool,
     /// Seconds to let in-flight requests finish on SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// Seconds between SIGTERM and closing the listeners, during which `/readyz` answers 503
+    /// `draining` while every request is still served, so a load balancer takes the instance
+    /// out before it stops accepting (0: stop at once). At most 300.
+    pub drain_secs: u64,
     /// Admin listener (`POST /admin/keyring/reload`); must be a loopback address; "" disables it.
     /// It also needs `admin_token_file`: without one it stays off.
     pub admin_listen: String,
@@ -367,6 +371,7 @@ impl Default for ServerSettings {
             workers: 0,
             demo: false,
             shutdown_timeout_secs: 30,
+            drain_secs: 5,
             admin_listen: "127.0.0.1:9090".into(),
             admin_token_file: None,
             ops_listen: "127.0.0.1:9100".into(),
@@ -430,6 +435,8 @@ impl Settings {
     pub fn demo() -> Self {
         let mut s = Self::default();
         s.server.demo = true;
+        // Nobody balances the demo: Ctrl-C stops it at once.
+        s.server.drain_secs = 0;
         s.database.create_if_missing = true;
         s.accounts.id_pepper = DEMO_PEPPER_HEX.into();
         s.log.format = LogFormat::Text;
@@ -531,6 +538,12 @@ impl Settings {
             }
         }
         self.ops_listen()?;
+        if self.server.drain_secs > 300 {
+            return Err(ConfigError(format!(
+                "server.drain_secs must be 0–300 seconds, got {}",
+                self.server.drain_secs
+            )));
+        }
         for (name, v) in [
             ("server.header_timeout_ms", self.server.header_timeout_ms),
             ("server.body_timeout_ms", self.server.body_timeout_ms),

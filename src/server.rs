@@ -319,6 +319,8 @@ pub async fn serve_state(
     .client_request_timeout(header_deadline)
     .client_disconnect_timeout(std::time::Duration::from_secs(1))
     .shutdown_timeout(shutdown)
+    // Signals are handled below (drain first, then stop), for every listener at once.
+    .disable_signals()
     .listen(listeners.public)?;
     if settings.server.workers > 0 {
         public = public.workers(settings.server.workers);
@@ -335,6 +337,7 @@ pub async fn serve_state(
             .workers(1)
             .client_request_timeout(header_deadline)
             .shutdown_timeout(shutdown)
+            .disable_signals()
             .listen(l)?
             .run(),
         );
@@ -351,6 +354,7 @@ pub async fn serve_state(
             .workers(1)
             .client_request_timeout(header_deadline)
             .shutdown_timeout(shutdown)
+            .disable_signals()
             .listen(l)?
             .run(),
         );
@@ -366,9 +370,104 @@ pub async fn serve_state(
     if settings.server.demo {
         print_demo_banner(settings, listen);
     }
+    spawn_stop_on_signal(
+        state.clone(),
+        servers.iter().map(|s| s.handle()).collect(),
+        std::time::Duration::from_secs(settings.server.drain_secs),
+    );
     futures_util::future::try_join_all(servers).await?;
     tracing::info!("pension-gateway stopped");
     Ok(())
+}
+
+/// How the process was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopSignal {
+    /// SIGTERM (or Ctrl-C where there are no Unix signals): drain, then stop gracefully.
+    Terminate,
+    /// SIGINT or SIGQUIT: stop at once, in-flight requests are cut.
+    Interrupt,
+}
+
+/// The stop signals, registered once so that a second signal during the drain is not lost.
+struct StopSignals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    quit: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn register() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+                quit: signal(SignalKind::quit())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn next(&mut self) -> StopSignal {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => StopSignal::Terminate,
+                _ = self.int.recv() => StopSignal::Interrupt,
+                _ = self.quit.recv() => StopSignal::Interrupt,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            StopSignal::Terminate
+        }
+    }
+}
+
+/// Stops the servers behind `handles` on a signal. SIGTERM: first `drain` — `/readyz` answers
+/// 503 `draining` so the load balancer's health check takes the instance out, while every
+/// request that still arrives is served — then the listeners close and in-flight requests get
+/// `server.shutdown_timeout_secs` to finish. A second signal ends the drain early. SIGINT and
+/// SIGQUIT stop at once (the interactive Ctrl-C).
+fn spawn_stop_on_signal(
+    state: AppState,
+    handles: Vec<actix_web::dev::ServerHandle>,
+    drain: std::time::Duration,
+) {
+    let mut signals = match StopSignals::register() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot listen for stop signals; the process must be killed");
+            return;
+        }
+    };
+    actix_web::rt::spawn(async move {
+        let how = signals.next().await;
+        let graceful = how == StopSignal::Terminate;
+        if graceful && !drain.is_zero() {
+            state.readiness().start_draining();
+            tracing::info!(
+                drain_secs = drain.as_secs(),
+                "SIGTERM: draining (/readyz answers 503, requests are still served)"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                _ = signals.next() => tracing::info!("second signal: drain ended early"),
+            }
+        }
+        tracing::info!(
+            graceful,
+            "stopping: listeners closed, in-flight requests finish within shutdown_timeout_secs"
+        );
+        futures_util::future::join_all(handles.iter().map(|h| h.stop(graceful))).await;
+    });
 }
 
 fn spawn_sighup_reload(state: AppState) {

@@ -29,6 +29,8 @@ pub struct HttpBenchOptions {
     pub max_seconds: u64,
     /// Print progress to stderr.
     pub progress: bool,
+    /// Request `i` carries `Request-ID: <prefix><i>` (so its audit row can be found).
+    pub request_id_prefix: String,
 }
 
 /// The figures.
@@ -56,6 +58,8 @@ pub struct HttpBenchReport {
     pub transport_errors: u64,
     /// Responses whose WxIns signature did not verify.
     pub bad_signatures: u64,
+    /// Request-IDs of the requests that got no response or a status other than 200, sorted.
+    pub failed_request_ids: Vec<String>,
 }
 
 struct Presigned {
@@ -64,6 +68,7 @@ struct Presigned {
 }
 
 struct Answer {
+    index: usize,
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -125,6 +130,7 @@ pub async fn run(
         1, 60_000_000, 3,
     )?));
     let transport_errors = Arc::new(AtomicUsize::new(0));
+    let no_answer = Arc::new(Mutex::new(Vec::new()));
     let deadline = Instant::now() + Duration::from_secs(opts.max_seconds);
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -137,6 +143,7 @@ pub async fn run(
             Arc::clone(&transport_errors),
             opts.url.clone(),
         );
+        let (no_answer, prefix) = (Arc::clone(&no_answer), opts.request_id_prefix.clone());
         workers.push(actix_web::rt::spawn(async move {
             let http = awc::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -151,7 +158,7 @@ pub async fn run(
                 let resp = http
                     .post(url.as_str())
                     .insert_header(("Authorization", req.authorization.as_str()))
-                    .insert_header(("Request-ID", format!("bench-{i}")))
+                    .insert_header(("Request-ID", format!("{prefix}{i}")))
                     .insert_header(("Content-Type", "application/json"))
                     .insert_header(("Accept", "application/json"))
                     .send_body(req.body.clone())
@@ -178,6 +185,7 @@ pub async fn run(
                             .collect();
                         if let Ok(mut a) = answers.lock() {
                             a.push(Answer {
+                                index: i,
                                 status: r.status().as_u16(),
                                 headers,
                                 body,
@@ -186,6 +194,9 @@ pub async fn run(
                     }
                     Err(_) => {
                         errs.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut n) = no_answer.lock() {
+                            n.push(i);
+                        }
                     }
                 }
             }
@@ -220,6 +231,9 @@ pub async fn run(
     for a in &answers {
         *by_status.entry(a.status).or_insert(0u64) += 1;
     }
+    let mut failed = std::mem::take(&mut *no_answer.lock().map_err(|_| BenchError::Poisoned)?);
+    failed.extend(answers.iter().filter(|a| a.status != 200).map(|a| a.index));
+    failed.sort_unstable();
     let h = hist.lock().map_err(|_| BenchError::Poisoned)?;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let sent = answers.len() as u64 + transport_errors.load(Ordering::Relaxed) as u64;
@@ -235,6 +249,10 @@ pub async fn run(
         by_status,
         transport_errors: transport_errors.load(Ordering::Relaxed) as u64,
         bad_signatures,
+        failed_request_ids: failed
+            .into_iter()
+            .map(|i| format!("{}{i}", opts.request_id_prefix))
+            .collect(),
     })
 }
 

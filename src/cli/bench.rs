@@ -44,9 +44,12 @@ pub enum BenchCommand {
         /// Directory with `wechat-v<N>.key` and `bank-v<N>.pub`.
         #[arg(long, default_value = "keys/demo")]
         keys_dir: PathBuf,
-        /// `text` or `json`.
+        /// `text` or `json` (the JSON report lists the Request-IDs that failed).
         #[arg(long, default_value = "text")]
         output: String,
+        /// Request `i` is sent with `Request-ID: <PREFIX><i>`, to find its audit row.
+        #[arg(long, default_value = "bench-")]
+        request_id_prefix: String,
     },
 }
 
@@ -175,6 +178,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             max_seconds,
             keys_dir,
             output,
+            request_id_prefix,
         } => {
             let client = super::client::wechat_client(&keys_dir, settings)?;
             let opts = bench::http::HttpBenchOptions {
@@ -183,6 +187,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 requests,
                 max_seconds,
                 progress: output != "json",
+                request_id_prefix,
             };
             let r = bench::http::run(&opts, std::sync::Arc::new(client)).await?;
             if output == "json" {

@@ -1,5 +1,5 @@
-//! `/healthz` (the process answers; public), `/readyz` (database reachable, key ring loaded)
-//! and `/metrics` (both on the ops listener only).
+//! `/healthz` (the process answers; public), `/readyz` (database reachable, key ring loaded,
+//! not draining) and `/metrics` (both on the ops listener only).
 
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,23 @@ pub struct Readiness {
     pings: std::sync::atomic::AtomicU64,
     /// The replay store's (Redis) last verdict, cached like the database's.
     redis_last: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Readiness {
+    /// From now on `/readyz` answers 503 `draining` (SIGTERM received: the load balancer should
+    /// send new requests elsewhere; requests that still arrive are served). There is no way back:
+    /// the process stops when the drain ends.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`Readiness::start_draining`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the database answered, from a verdict at most [`READINESS_TTL`] old.
     pub async fn database_ok(&self, state: &AppState) -> bool {
         let mut last = self.last.lock().await;
@@ -82,13 +96,19 @@ pub async fn healthz() -> HttpResponse {
         .body("ok")
 }
 
-/// Readiness: the database answered within its deadline (cached for a second) and a key ring
-/// is loaded.
+/// Readiness: the instance is not draining, the database answered within its deadline (cached
+/// for a second) and a key ring is loaded. While draining it answers 503
+/// `{"status":"draining"}` without touching the database.
 pub async fn readyz(state: Data<AppState>) -> HttpResponse {
+    if state.readiness().is_draining() {
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "draining" }));
+    }
     let ring = state.keyring().snapshot();
     let db = state.readiness().database_ok(&state).await;
     let redis = state.readiness().redis_ok(&state).await;
     let body = serde_json::json!({
+        "status": if db { "ready" } else { "unavailable" },
         "database": if db { "ok" } else { "unavailable" },
         "replay_store": match redis { None => "memory", Some(true) => "ok", Some(false) => "unavailable" },
         "active_bank_key_version": ring.active_version(),

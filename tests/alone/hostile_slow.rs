@@ -158,6 +158,7 @@ async fn trickling_clients_never_lock_wechat_out_mysql() {
 }
 
 async fn trickling_clients_never_lock_wechat_out(backend: common::Db) {
+    let _alone = crate::ALONE.read().await;
     let keys = Keys::new();
     let addr = start(&keys, backend);
     let ready = Instant::now();

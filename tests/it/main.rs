@@ -17,6 +17,7 @@ mod crypto_vectors;
 mod crypto_wire;
 mod db_fault;
 mod deploy_artefacts;
+mod drain;
 mod fast_arith;
 mod fast_differential;
 mod fast_edge;

@@ -10,6 +10,7 @@
 
 pub mod fast_sm2;
 pub mod partners;
+pub mod process;
 
 use std::path::Path;
 use std::sync::Arc;
