@@ -1,7 +1,8 @@
 //! Prometheus metrics (text exposition at `/metrics`).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::keyring::KeyRing;
@@ -22,6 +23,10 @@ pub struct Metrics {
     pub key_versions: IntGaugeVec,
     /// Key ring reloads by result (ok / refused).
     pub keyring_reloads: IntCounterVec,
+    /// Not-after time of the certificate the public listener serves, unix seconds (0 without TLS).
+    pub tls_not_after: IntGauge,
+    /// Certificate reloads by result (ok / refused).
+    pub tls_reloads: IntCounterVec,
 }
 
 const CRYPTO_BUCKETS: &[f64] = &[
@@ -69,6 +74,16 @@ impl Metrics {
         registry.register(Box::new(sign_seconds.clone()))?;
         registry.register(Box::new(key_versions.clone()))?;
         registry.register(Box::new(keyring_reloads.clone()))?;
+        let tls_not_after = IntGauge::with_opts(Opts::new(
+            "tls_certificate_not_after_seconds",
+            "Not-after time of the served TLS certificate, unix seconds",
+        ))?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new("tls_reloads_total", "TLS certificate reloads by result"),
+            &["result"],
+        )?;
+        registry.register(Box::new(tls_not_after.clone()))?;
+        registry.register(Box::new(tls_reloads.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -77,6 +92,8 @@ impl Metrics {
             sign_seconds,
             key_versions,
             keyring_reloads,
+            tls_not_after,
+            tls_reloads,
         })
     }
 

@@ -43,6 +43,9 @@ pub enum BenchCommand {
         /// `text` or `json`.
         #[arg(long, default_value = "text")]
         output: String,
+        /// PEM CA trusted for an `https://` URL besides the platform's roots (default: `tls.ca_file`).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -117,6 +120,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             max_seconds,
             keys_dir,
             output,
+            ca_file,
         } => {
             let client = super::client::wechat_client(&keys_dir, settings)?;
             let opts = bench::http::HttpBenchOptions {
@@ -125,6 +129,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 requests,
                 max_seconds,
                 progress: output != "json",
+                ca_file: ca_file.or_else(|| settings.tls.ca_file.clone()),
             };
             let r = bench::http::run(&opts, std::sync::Arc::new(client)).await?;
             if output == "json" {

@@ -41,3 +41,4 @@ mod replay_edges;
 mod rotation;
 mod start_modes;
 mod store;
+mod tls;
