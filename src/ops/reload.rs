@@ -30,18 +30,24 @@ pub async fn reload(
     let (mut ok, mut body) = match reload_keys(&state) {
         Ok(()) => {
             let ring = state.keyring().snapshot();
-            (true, serde_json::json!({
-                "status": "reloaded",
-                "active_bank_key_version": ring.active_version(),
-                "rollout": ring.rollout().map(|r| serde_json::json!({"version": r.version, "percent": r.percent})),
-                "trusted_wechat_key_versions": ring.trusted_wechat_keys().map(|k| k.version).collect::<Vec<_>>(),
-            }))
+            (
+                true,
+                serde_json::json!({
+                    "status": "reloaded",
+                    "active_bank_key_version": ring.active_version(),
+                    "rollout": ring.rollout().map(|r| serde_json::json!({"version": r.version, "percent": r.percent})),
+                    "trusted_wechat_key_versions": ring.trusted_wechat_keys().map(|k| k.version).collect::<Vec<_>>(),
+                }),
+            )
         }
-        Err(e) => (false, serde_json::json!({
-            "status": "refused",
-            "error": e.to_string(),
-            "active_bank_key_version": state.keyring().snapshot().active_version(),
-        })),
+        Err(e) => (
+            false,
+            serde_json::json!({
+                "status": "refused",
+                "error": e.to_string(),
+                "active_bank_key_version": state.keyring().snapshot().active_version(),
+            }),
+        ),
     };
     if let Some(tls) = req.app_data::<Data<crate::tls::server::ServerTls>>() {
         body["tls"] = match tls.reload() {

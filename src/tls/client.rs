@@ -24,7 +24,11 @@ pub fn platform_roots() -> Arc<RootCertStore> {
         let mut roots = RootCertStore::empty();
         let (added, ignored) = roots.add_parsable_certificates(found.certs);
         if ignored > 0 {
-            tracing::debug!(added, ignored, "platform trust store: unusable certificates skipped");
+            tracing::debug!(
+                added,
+                ignored,
+                "platform trust store: unusable certificates skipped"
+            );
         }
         Arc::new(roots)
     }))

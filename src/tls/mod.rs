@@ -191,8 +191,7 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
     let bytes = open_checked(path, KeyFileKind::Secret)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::Pem {
         path: path.display().to_string(),
-        reason: "holds no PEM private key (PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)"
-            .into(),
+        reason: "holds no PEM private key (PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)".into(),
     })
 }
 

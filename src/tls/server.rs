@@ -139,15 +139,13 @@ impl ServerTls {
         let builder = match &self.client_ca_file {
             Some(ca) => {
                 let roots = read_ca_roots(ca, unix_now())?;
-                let verifier = WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider(),
-                )
-                .build()
-                .map_err(|e| TlsError::Ca {
-                    path: ca.display().to_string(),
-                    reason: e.to_string(),
-                })?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .build()
+                        .map_err(|e| TlsError::Ca {
+                            path: ca.display().to_string(),
+                            reason: e.to_string(),
+                        })?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
@@ -193,7 +191,10 @@ impl ServerTls {
                 Ok(leaf)
             }
             Err(e) => {
-                self.metrics.tls_reloads.with_label_values(&["refused"]).inc();
+                self.metrics
+                    .tls_reloads
+                    .with_label_values(&["refused"])
+                    .inc();
                 tracing::error!(
                     code = e.code(), error = %e, serving = %self.leaf.load().serial_hex,
                     "TLS certificate reload refused; still serving the previous certificate"

@@ -64,11 +64,12 @@ impl Pki {
     /// A certificate for `hosts` valid from `from` to `until` (unix seconds), serial `serial`.
     fn issue(&self, hosts: &[&str], from: i64, until: i64, serial: u64, client: bool) -> Issued {
         let key = KeyPair::generate().unwrap();
-        let mut p =
-            CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        p.distinguished_name
-            .push(DnType::CommonName, hosts.first().copied().unwrap_or("client"));
+        let mut p = CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        p.distinguished_name.push(
+            DnType::CommonName,
+            hosts.first().copied().unwrap_or("client"),
+        );
         p.not_before = at(from);
         p.not_after = at(until);
         p.serial_number = Some(rcgen::SerialNumber::from(serial));
@@ -215,7 +216,7 @@ fn rustls_client(
         .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
-    Arc::new(match client_cert {
+    let mut config = match client_cert {
         Some(c) => {
             let chain = CertificateDer::pem_slice_iter(c.cert_pem.as_bytes())
                 .map(|c| c.unwrap())
@@ -224,7 +225,11 @@ fn rustls_client(
             b.with_client_auth_cert(chain, key).unwrap()
         }
         None => b.with_no_client_auth(),
-    })
+    };
+    // Every probe is a full handshake: a resumed session would carry the certificate of the
+    // session it resumes, not the one served now.
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
 }
 
 use rustls::pki_types::pem::PemObject;
@@ -386,7 +391,10 @@ async fn our_client_refuses_a_wrong_host_name_and_an_unknown_ca() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
     let err = http_client_with(trusting, Duration::from_secs(10))
-        .get(format!("https://127.0.0.1:{}/healthz", other_server.addr.port()))
+        .get(format!(
+            "https://127.0.0.1:{}/healthz",
+            other_server.addr.port()
+        ))
         .send()
         .await
         .unwrap_err();
@@ -419,6 +427,14 @@ async fn plain_http_on_the_tls_port_gets_no_http_answer() {
     );
 }
 
+/// The handshake or the exchange failed, or nothing came back.
+fn no_answer(r: &Result<(rustls::ProtocolVersion, String, Vec<u8>), String>) -> bool {
+    match r {
+        Ok((_, _, answer)) => answer.is_empty(),
+        Err(_) => true,
+    }
+}
+
 #[actix_web::test]
 async fn mutual_tls_refuses_a_client_without_certificate_and_serves_one_with() {
     let pki = Pki::new("server CA");
@@ -439,13 +455,13 @@ async fn mutual_tls_refuses_a_client_without_certificate_and_serves_one_with() {
         let without = rustls_client(&pki.ca_pem(), versions, None);
         let refused = probe(server.addr, without).await;
         assert!(
-            refused.as_ref().map_or(true, |(_, _, a)| a.is_empty()),
+            no_answer(&refused),
             "no client certificate must get no answer: {refused:?}"
         );
         let wrong = rustls_client(&pki.ca_pem(), versions, Some(&bad));
         let refused = probe(server.addr, wrong).await;
         assert!(
-            refused.as_ref().map_or(true, |(_, _, a)| a.is_empty()),
+            no_answer(&refused),
             "a certificate from another CA must get no answer: {refused:?}"
         );
     }
@@ -536,7 +552,8 @@ async fn certificate_rotated_under_load_with_zero_failures_and_bad_pairs_refused
         tasks.push(actix_web::rt::spawn(async move {
             let mut http = http_client_with(Arc::clone(&tls), Duration::from_secs(10));
             let mut mine = 0usize;
-            while !stop.load(Ordering::SeqCst) && sent.fetch_add(1, Ordering::SeqCst) < LOAD_REQUESTS
+            while !stop.load(Ordering::SeqCst)
+                && sent.fetch_add(1, Ordering::SeqCst) < LOAD_REQUESTS
             {
                 mine += 1;
                 // A fresh client (new connection, new handshake) every 50 requests.
@@ -550,7 +567,10 @@ async fn certificate_rotated_under_load_with_zero_failures_and_bad_pairs_refused
                         }
                         other => failures.lock().unwrap().push(format!("body: {other:?}")),
                     },
-                    Ok(r) => failures.lock().unwrap().push(format!("HTTP {}", r.status())),
+                    Ok(r) => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("HTTP {}", r.status())),
                     Err(e) => failures.lock().unwrap().push(format!("transport: {e}")),
                 }
             }
@@ -577,7 +597,10 @@ async fn certificate_rotated_under_load_with_zero_failures_and_bad_pairs_refused
         assert_eq!(body["tls"]["status"], "reloaded", "{body}");
         assert_eq!(body["tls"]["serial"], next.serial_hex.as_str());
         let (_, seen, _) = probe(server.addr, Arc::clone(&probe_cfg)).await.unwrap();
-        assert_eq!(seen, next.serial_hex, "a new connection sees the new certificate");
+        assert_eq!(
+            seen, next.serial_hex,
+            "a new connection sees the new certificate"
+        );
         assert_ne!(seen, serving);
         serving = next.serial_hex;
     }
@@ -615,7 +638,12 @@ async fn certificate_rotated_under_load_with_zero_failures_and_bad_pairs_refused
     }
     stop.store(true, Ordering::SeqCst);
     let failures = failures.lock().unwrap();
-    assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert_eq!(ok.load(Ordering::SeqCst), LOAD_REQUESTS);
 }
 
@@ -731,9 +759,11 @@ fn certificate_info_known_vector() {
     let path = Path::new("vector.pem");
     let chain = pension_gateway::tls::parse_certificates(path, VECTOR_CERT.as_bytes()).unwrap();
     assert_eq!(chain.len(), 1);
-    let e = pension_gateway::tls::check_chain(path, &chain, VECTOR_NOT_AFTER + 1, true).unwrap_err();
+    let e =
+        pension_gateway::tls::check_chain(path, &chain, VECTOR_NOT_AFTER + 1, true).unwrap_err();
     assert_eq!(e.code(), "tls_expired");
-    let e = pension_gateway::tls::check_chain(path, &chain, VECTOR_NOT_BEFORE - 1, true).unwrap_err();
+    let e =
+        pension_gateway::tls::check_chain(path, &chain, VECTOR_NOT_BEFORE - 1, true).unwrap_err();
     assert_eq!(e.code(), "tls_not_yet_valid");
     assert!(pension_gateway::tls::check_chain(path, &chain, VECTOR_NOT_BEFORE, true).is_ok());
     assert!(pension_gateway::tls::parse_certificates(path, b"-----BEGIN NOTHING-----").is_err());
@@ -760,8 +790,14 @@ fn tls_settings_from_the_environment_and_their_rules() {
     .unwrap();
     assert!(s.tls.inbound());
     assert_eq!(s.tls.min_version, TlsMinVersion::Tls13);
-    assert_eq!(s.tls.cert_file.as_deref(), Some(Path::new("/etc/gw/cert.pem")));
-    assert_eq!(s.tls.ca_file.as_deref(), Some(Path::new("/etc/gw/wechat-ca.pem")));
+    assert_eq!(
+        s.tls.cert_file.as_deref(),
+        Some(Path::new("/etc/gw/cert.pem"))
+    );
+    assert_eq!(
+        s.tls.ca_file.as_deref(),
+        Some(Path::new("/etc/gw/wechat-ca.pem"))
+    );
     // The demo default: no TLS.
     let demo = Settings::load(None, Settings::demo(), Vec::new()).unwrap();
     assert!(!demo.tls.inbound());
@@ -769,7 +805,10 @@ fn tls_settings_from_the_environment_and_their_rules() {
     for (pairs, needle) in [
         (vec![("GATEWAY__TLS__CERT_FILE", "/c.pem")], "tls.key_file"),
         (vec![("GATEWAY__TLS__KEY_FILE", "/k.pem")], "tls.cert_file"),
-        (vec![("GATEWAY__TLS__CLIENT_CA_FILE", "/ca.pem")], "tls.client_ca_file"),
+        (
+            vec![("GATEWAY__TLS__CLIENT_CA_FILE", "/ca.pem")],
+            "tls.client_ca_file",
+        ),
         (vec![("GATEWAY__TLS__MIN_VERSION", "1.1")], "min_version"),
         (vec![("GATEWAY__TLS__VERIFY", "false")], "verify"),
     ] {
