@@ -52,6 +52,72 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// The other partner channels (docs/partner-channels.md).
     pub partners: PartnerSettings,
+    /// TLS on the public listener and for outbound HTTPS calls (docs/tls.md).
+    pub tls: TlsSettings,
+}
+
+/// Lowest TLS version the public listener accepts (`tls.min_version`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum TlsMinVersion {
+    /// TLS 1.2 and 1.3 (the default).
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// `[tls]`: off by default. With `cert_file` and `key_file` set the public listener speaks only
+/// TLS; `ca_file` alone only adds a CA for outbound `https://` calls.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// PEM certificate chain of the public listener, leaf first (not group- or world-writable).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file` (PKCS#8, SEC1 or PKCS#1; mode 0600 or 0400).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates: when set, only clients presenting a certificate issued by one of
+    /// them may connect (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+    /// Lowest accepted version, `"1.2"` or `"1.3"`.
+    pub min_version: TlsMinVersion,
+    /// PEM CA certificates trusted for OUTBOUND `https://` calls, beside the platform's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// Whether the public listener speaks TLS.
+    pub fn inbound(&self) -> bool {
+        self.cert_file.is_some()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, p) in [
+            ("cert_file", &self.cert_file),
+            ("key_file", &self.key_file),
+            ("client_ca_file", &self.client_ca_file),
+            ("ca_file", &self.ca_file),
+        ] {
+            if p.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(ConfigError(format!(
+                    "tls.{name} must be a file path (leave it unset instead)"
+                )));
+            }
+        }
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => Err(ConfigError(
+                "tls.cert_file is set but tls.key_file is not; set both to serve TLS".into(),
+            )),
+            (None, Some(_)) => Err(ConfigError(
+                "tls.key_file is set but tls.cert_file is not; set both to serve TLS".into(),
+            )),
+            (None, None) if self.client_ca_file.is_some() => Err(ConfigError(
+                "tls.client_ca_file (mutual TLS) needs tls.cert_file and tls.key_file".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `[partners]`: the open-platform, callback and HMAC channels. Each is off unless enabled
@@ -502,6 +568,7 @@ impl Settings {
     /// Checks cross-field rules; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.partners.validate()?;
+        self.tls.validate()?;
         let w = &self.wechat;
         if !w.route.starts_with('/') || w.route.contains(['?', '#', ' ']) {
             return Err(ConfigError(

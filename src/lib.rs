@@ -13,6 +13,8 @@
 //! - [`state`], [`metrics`], [`clock`]: what every request shares — state, counters, time.
 //! - [`client`]: the signing clients (as WeChat, as the bank outbound, as each partner).
 //! - [`config`], [`error`], [`server`]: settings, the HTTP error type, process start-up.
+//! - [`tls`]: rustls on the public listener (hot certificate reload, mutual TLS) and for
+//!   outbound HTTPS.
 //! - [`bench`](mod@bench): the load generator and engine benchmark behind `pension-gateway bench`.
 
 pub mod accounts;
@@ -32,3 +34,4 @@ pub mod replay;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tls;

@@ -1,6 +1,6 @@
 //! The `pension-gateway` command: `serve` (production; `serve --demo`, or no arguments and no
 //! configuration at all, for the demo), `db migrate`, `accounts seed-demo`, `accounts import`,
-//! `accounts gen-csv`, `client query`, `keys …`.
+//! `accounts gen-csv`, `client query`, `keys …`, `tls self-signed`.
 //!
 //! Exit codes: 0 success; 1 error; 2 bad configuration (also what `serve --check-config`
 //! refuses); 3 `accounts import` finished but rejected some rows.
@@ -64,6 +64,11 @@ enum Command {
     Client {
         #[command(subcommand)]
         command: cli::client::ClientCommand,
+    },
+    /// TLS helpers: `tls self-signed` writes a test CA and server certificate.
+    Tls {
+        #[command(subcommand)]
+        command: cli::tls::TlsCommand,
     },
 }
 
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
             Some(Command::Bench { command }) => cli::bench::run(command, &settings)
                 .await
                 .map(|()| ExitCode::SUCCESS),
+            Some(Command::Tls { command }) => cli::tls::run(command).map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::keyring::KeyRing;
@@ -32,6 +33,10 @@ pub struct Metrics {
     /// Unix time each staged bank key version was first seen staged (see
     /// [`KeyRingHandle::staged_since`](crate::keyring::KeyRingHandle::staged_since)).
     pub key_staged_since: IntGaugeVec,
+    /// Not-after time of the certificate the public listener serves, unix seconds (0 without TLS).
+    pub tls_not_after: IntGauge,
+    /// Certificate reloads by result (ok / refused).
+    pub tls_reloads: IntCounterVec,
 }
 
 const CRYPTO_BUCKETS: &[f64] = &[
@@ -115,6 +120,19 @@ impl Metrics {
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(dependency_up.clone()))?;
         registry.register(Box::new(key_staged_since.clone()))?;
+        let tls_not_after = IntGauge::with_opts(Opts::new(
+            "tls_certificate_not_after_seconds",
+            "Not-after time of the served TLS certificate, unix seconds",
+        ))?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new("tls_reloads_total", "TLS certificate reloads by result"),
+            &["result"],
+        )?;
+        registry.register(Box::new(tls_not_after.clone()))?;
+        registry.register(Box::new(tls_reloads.clone()))?;
+        for result in ["ok", "refused"] {
+            tls_reloads.with_label_values(&[result]);
+        }
         Ok(Self {
             registry,
             requests,
@@ -126,6 +144,8 @@ impl Metrics {
             request_duration,
             dependency_up,
             key_staged_since,
+            tls_not_after,
+            tls_reloads,
         })
     }
 

@@ -43,6 +43,9 @@ pub enum StartError {
     /// Anything else at start-up.
     #[error("{0}")]
     Other(String),
+    /// The TLS certificate, key or CA file was refused.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl From<crate::store::StoreError> for StartError {
@@ -299,11 +302,13 @@ pub async fn serve_state(
         }
         (None, _) => None,
     };
-    spawn_sighup_reload(state.clone());
+    let tls = crate::tls::server::ServerTls::from_settings(&settings.tls, state.metrics())?;
+    spawn_sighup_reload(state.clone(), tls.clone());
     spawn_manifest_watch(
         state.clone(),
         settings.keys.dir.join("keyring.toml"),
         settings.keys.watch_interval_secs,
+        tls.clone(),
     );
     let shutdown = settings.server.shutdown_timeout_secs;
     let header_deadline = std::time::Duration::from_millis(settings.server.header_timeout_ms);
@@ -320,8 +325,13 @@ pub async fn serve_state(
     .client_disconnect_timeout(std::time::Duration::from_secs(1))
     .shutdown_timeout(shutdown)
     // Signals are handled below (drain first, then stop), for every listener at once.
-    .disable_signals()
-    .listen(listeners.public)?;
+    .disable_signals();
+    // With `[tls]` the public listener (WeChat and partner routes) speaks only TLS; the ops and
+    // admin listeners stay plain on their loopback or internal addresses (docs/tls.md).
+    public = match &tls {
+        Some(t) => public.listen_rustls_0_23(listeners.public, t.server_config()?)?,
+        None => public.listen(listeners.public)?,
+    };
     if settings.server.workers > 0 {
         public = public.workers(settings.server.workers);
     }
@@ -346,10 +356,16 @@ pub async fn serve_state(
     if let (Some(l), Some(token)) = (listeners.admin, token) {
         let addr = l.local_addr()?;
         let st = state.clone();
+        let admin_tls = tls.clone();
         servers.push(
             HttpServer::new(move || {
                 let (st, token) = (st.clone(), Arc::clone(&token));
-                App::new().configure(move |cfg| crate::ops::configure_admin(cfg, st, token))
+                let mut app = App::new();
+                if let Some(t) = &admin_tls {
+                    // The admin reload call reloads the certificate too.
+                    app = app.app_data(actix_web::web::Data::from(Arc::clone(t)));
+                }
+                app.configure(move |cfg| crate::ops::configure_admin(cfg, st, token))
             })
             .workers(1)
             .client_request_timeout(header_deadline)
@@ -364,11 +380,11 @@ pub async fn serve_state(
     tracing::info!(
         %listen, route = %settings.wechat.route, engine = %settings.keys.engine,
         database = %crate::config::redact_url(&settings.database.url),
-        bank_key = ring.active_version(), demo = settings.server.demo,
+        bank_key = ring.active_version(), demo = settings.server.demo, tls = tls.is_some(),
         "pension-gateway listening"
     );
     if settings.server.demo {
-        print_demo_banner(settings, listen);
+        print_demo_banner(settings, listen, tls.is_some());
     }
     spawn_stop_on_signal(
         state.clone(),
@@ -470,7 +486,10 @@ fn spawn_stop_on_signal(
     });
 }
 
-fn spawn_sighup_reload(state: AppState) {
+/// The served certificate, when the public listener speaks TLS.
+type Tls = Option<Arc<crate::tls::server::ServerTls>>;
+
+fn spawn_sighup_reload(state: AppState, tls: Tls) {
     #[cfg(unix)]
     actix_web::rt::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -480,37 +499,65 @@ fn spawn_sighup_reload(state: AppState) {
         };
         while hup.recv().await.is_some() {
             let _ = reload_keys(&state);
+            if let Some(t) = &tls {
+                let _ = t.reload();
+            }
         }
     });
+    #[cfg(not(unix))]
+    let _ = (state, tls);
 }
 
-/// Polls the manifest's modification time and size; a change triggers a reload.
-fn spawn_manifest_watch(state: AppState, manifest: std::path::PathBuf, interval_secs: u64) {
+/// A file's modification time, size and inode: a change (also a rename over it) shows.
+fn file_stamp(p: &Path) -> Option<(Option<std::time::SystemTime>, u64, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((m.modified().ok(), m.len(), ino))
+}
+
+/// Polls the manifest (and the TLS certificate and key files) for a change of modification
+/// time, size or inode; a change triggers the matching reload.
+fn spawn_manifest_watch(
+    state: AppState,
+    manifest: std::path::PathBuf,
+    interval_secs: u64,
+    tls: Tls,
+) {
     if interval_secs == 0 {
         return;
     }
-    let stamp = |p: &Path| {
-        std::fs::metadata(p)
-            .ok()
-            .map(|m| (m.modified().ok(), m.len()))
-    };
+    let tls_files = tls.as_ref().map(|t| t.watched_files()).unwrap_or_default();
+    let tls_stamps = move || tls_files.iter().map(|p| file_stamp(p)).collect::<Vec<_>>();
     actix_web::rt::spawn(async move {
-        let mut last = stamp(&manifest);
+        let mut last = file_stamp(&manifest);
+        let mut last_tls = tls_stamps();
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval_secs));
         loop {
             tick.tick().await;
-            let now = stamp(&manifest);
+            let now = file_stamp(&manifest);
             if now != last {
                 last = now;
                 tracing::info!(manifest = %manifest.display(), "key manifest changed; reloading");
                 let _ = reload_keys(&state);
             }
+            if let Some(t) = &tls {
+                let now_tls = tls_stamps();
+                if now_tls != last_tls {
+                    last_tls = now_tls;
+                    tracing::info!("TLS certificate or key file changed; reloading");
+                    let _ = t.reload();
+                }
+            }
         }
     });
 }
 
-fn print_demo_banner(settings: &Settings, listen: std::net::SocketAddr) {
-    let url = format!("http://{listen}{}", settings.wechat.route);
+fn print_demo_banner(settings: &Settings, listen: std::net::SocketAddr, tls: bool) {
+    let scheme = if tls { "https" } else { "http" };
+    let url = format!("{scheme}://{listen}{}", settings.wechat.route);
     let p = &demo::DEMO_PEOPLE[0];
     // Under `cargo run` the newcomer types cargo commands; an installed binary is run by name.
     let run = if std::env::var_os("CARGO").is_some() {

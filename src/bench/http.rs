@@ -31,6 +31,8 @@ pub struct HttpBenchOptions {
     pub progress: bool,
     /// Request `i` carries `Request-ID: <prefix><i>` (so its audit row can be found).
     pub request_id_prefix: String,
+    /// PEM CA trusted for an `https://` URL besides the platform's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The figures.
@@ -134,6 +136,7 @@ pub async fn run(
     let deadline = Instant::now() + Duration::from_secs(opts.max_seconds);
     let started = Instant::now();
     let mut workers = Vec::new();
+    let tls = crate::tls::client::client_config(opts.ca_file.as_deref())?;
     for _ in 0..opts.concurrency.max(1) {
         let (requests, next, answers, hist, errs, url) = (
             Arc::clone(&requests),
@@ -144,10 +147,9 @@ pub async fn run(
             opts.url.clone(),
         );
         let (no_answer, prefix) = (Arc::clone(&no_answer), opts.request_id_prefix.clone());
+        let tls = Arc::clone(&tls);
         workers.push(actix_web::rt::spawn(async move {
-            let http = awc::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .finish();
+            let http = crate::tls::client::http_client_with(tls, Duration::from_secs(10));
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(req) = requests.get(i) else { break };

@@ -23,4 +23,7 @@ pub enum BenchError {
     /// The engine could not sign.
     #[error(transparent)]
     Sign(#[from] crate::crypto::SignError),
+    /// The outbound TLS configuration (`--ca-file`) was refused.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }

@@ -50,6 +50,9 @@ pub enum BenchCommand {
         /// Request `i` is sent with `Request-ID: <PREFIX><i>`, to find its audit row.
         #[arg(long, default_value = "bench-")]
         request_id_prefix: String,
+        /// PEM CA trusted for an `https://` URL besides the platform's roots (default: `tls.ca_file`).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -179,6 +182,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             keys_dir,
             output,
             request_id_prefix,
+            ca_file,
         } => {
             let client = super::client::wechat_client(&keys_dir, settings)?;
             let opts = bench::http::HttpBenchOptions {
@@ -188,6 +192,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 max_seconds,
                 progress: output != "json",
                 request_id_prefix,
+                ca_file: ca_file.or_else(|| settings.tls.ca_file.clone()),
             };
             let r = bench::http::run(&opts, std::sync::Arc::new(client)).await?;
             if output == "json" {

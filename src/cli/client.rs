@@ -25,6 +25,9 @@ pub enum ClientCommand {
         /// Print the exact signing strings.
         #[arg(long)]
         verbose: bool,
+        /// PEM CA trusted for an `https://` URL besides the platform's roots (default: `tls.ca_file`).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
     /// Bank-initiated request: sign with the bank's active key (naming the bank and key version),
     /// POST to WeChat, verify WeChat's signed response against its trusted keys.
@@ -41,6 +44,9 @@ pub enum ClientCommand {
         /// Key directory (bank key ring: active bank key, trusted WeChat keys); default `keys.dir`.
         #[arg(long)]
         keys_dir: Option<PathBuf>,
+        /// PEM CA trusted for an `https://` URL besides the platform's roots (default: `tls.ca_file`).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
     /// Act as an open-platform app: get an access token and a ticket, then make a signed
     /// account query through `/api/s/{service}/{code}` (docs/partner-channels.md).
@@ -147,6 +153,7 @@ async fn call(
     bank_id: &str,
     dir: PathBuf,
     settings: &Settings,
+    http: awc::Client,
 ) -> anyhow::Result<()> {
     use pension_gateway::keyring::{read_key_text, BankKeyState, KeyFileKind, WechatKeyState};
     let kd = pension_gateway::keyring::admin::KeyDir::new(
@@ -180,7 +187,7 @@ async fn call(
         &wechat,
         settings.wechat.signer_id.as_bytes(),
     )?;
-    let verified = exchange(&client, url, body, false).await?;
+    let verified = exchange(&http, &client, url, body, false).await?;
     println!("response signature: VERIFIED (WeChat key version {verified})");
     Ok(())
 }
@@ -189,6 +196,7 @@ async fn call(
 /// body, and verifies the signed answer: the one send-and-verify path of `client query` and
 /// `client call`. Returns the key version that signed the answer.
 async fn exchange(
+    http: &awc::Client,
     client: &WechatClient,
     url: &str,
     body: Vec<u8>,
@@ -210,7 +218,7 @@ async fn exchange(
         );
     }
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut resp = awc::Client::default()
+    let mut resp = http
         .post(url)
         .insert_header(("Authorization", signed.authorization))
         .insert_header(("Request-ID", request_id.as_str()))
@@ -270,34 +278,61 @@ pub(crate) fn wechat_client(keys_dir: &Path, settings: &Settings) -> anyhow::Res
     .context("building the WeChat-side client")
 }
 
+/// The TLS configuration of outbound calls: platform roots plus `--ca-file`, or else
+/// `tls.ca_file`. Verification is always on.
+pub(crate) fn outbound_tls(
+    ca_file: Option<&Path>,
+    settings: &Settings,
+) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    let ca = ca_file.or(settings.tls.ca_file.as_deref());
+    pension_gateway::tls::client::client_config(ca).context("outbound TLS")
+}
+
+/// An awc client for `http://` and `https://` URLs (see [`outbound_tls`]).
+pub(crate) fn outbound_http(
+    ca_file: Option<&Path>,
+    settings: &Settings,
+) -> anyhow::Result<awc::Client> {
+    Ok(pension_gateway::tls::client::http_client_with(
+        outbound_tls(ca_file, settings)?,
+        std::time::Duration::from_secs(10),
+    ))
+}
+
 /// Runs a `client` command.
 pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
     let id = settings.wechat.signer_id.as_bytes();
-    let (url, query, keys_dir, verbose) = match cmd {
+    let (url, query, keys_dir, verbose, ca_file) = match cmd {
         ClientCommand::Query {
             url,
             query,
             keys_dir,
             verbose,
-        } => (url, query, keys_dir, verbose),
+            ca_file,
+        } => (url, query, keys_dir, verbose, ca_file),
         ClientCommand::Call {
             url,
             body,
             bank_id,
             keys_dir,
+            ca_file,
         } => {
+            let http = outbound_http(ca_file.as_deref(), settings)?;
             return call(
                 &url,
                 body.into_bytes(),
                 &bank_id,
                 keys_dir.unwrap_or_else(|| settings.keys.dir.clone()),
                 settings,
+                http,
             )
             .await;
         }
-        ClientCommand::OpenPlatform(args) => return super::partners::open_platform(args).await,
-        ClientCommand::Callback(args) => return super::partners::callback(args).await,
-        ClientCommand::Hmac(args) => return super::partners::hmac(args).await,
+        ClientCommand::OpenPlatform(args) => {
+            return super::partners::open_platform(args, settings).await
+        }
+        ClientCommand::Callback(args) => return super::partners::callback(args, settings).await,
+        ClientCommand::Hmac(args) => return super::partners::hmac(args, settings).await,
         ClientCommand::Sign { msg, key, version } => {
             let text = zeroize::Zeroizing::new(super::key_text(&key)?);
             let sk = SecretKey::parse(&text).context("--key")?;
@@ -356,7 +391,8 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
         }
     };
     let client = wechat_client(&keys_dir, settings)?;
-    let verified = exchange(&client, &url, query.json(None).into_bytes(), verbose).await?;
+    let http = outbound_http(ca_file.as_deref(), settings)?;
+    let verified = exchange(&http, &client, &url, query.json(None).into_bytes(), verbose).await?;
     println!("response signature: VERIFIED (bank key version {verified})");
     Ok(())
 }

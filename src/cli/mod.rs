@@ -6,6 +6,7 @@ pub mod client;
 pub mod db;
 pub mod keys;
 pub mod partners;
+pub mod tls;
 
 use std::path::Path;
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use pension_gateway::client::partners::{CallbackClient, HmacClient, OpenPlatformClient};
+use pension_gateway::config::Settings;
 use pension_gateway::crypto::nonce;
 use pension_gateway::partners::hmac as hmac_sign;
 use serde_json::Value;
@@ -36,6 +37,9 @@ pub struct OpenPlatformArgs {
     /// Sign with a single-use user ticket for this USER_ID instead of the sign ticket.
     #[arg(long)]
     user_id: Option<String>,
+    /// PEM CA trusted for an `https://` URL besides the platform's roots (default: `tls.ca_file`).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     #[command(flatten)]
     query: super::QueryArgs,
 }
@@ -52,6 +56,9 @@ pub struct CallbackArgs {
     /// transName.
     #[arg(long, default_value = "PensionAccountQuery")]
     trans_name: String,
+    /// PEM CA trusted for an `https://` URL besides the platform's roots (default: `tls.ca_file`).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     #[command(flatten)]
     query: super::QueryArgs,
 }
@@ -68,6 +75,9 @@ pub struct HmacArgs {
     /// File holding the app token (fappToken).
     #[arg(long, default_value = "keys/demo/hmac-fappdemo0001-v1.secret")]
     token_file: PathBuf,
+    /// PEM CA trusted for an `https://` URL besides the platform's roots (default: `tls.ca_file`).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     #[command(flatten)]
     query: super::QueryArgs,
 }
@@ -86,8 +96,9 @@ fn pretty(v: &Value) -> String {
 }
 
 /// `client open-platform`: token → ticket → signed business call.
-pub async fn open_platform(a: OpenPlatformArgs) -> anyhow::Result<()> {
-    let client = OpenPlatformClient::new(&a.base_url, &a.app_id, read_secret(&a.secret_file)?);
+pub async fn open_platform(a: OpenPlatformArgs, settings: &Settings) -> anyhow::Result<()> {
+    let client = OpenPlatformClient::new(&a.base_url, &a.app_id, read_secret(&a.secret_file)?)
+        .with_tls(super::client::outbound_tls(a.ca_file.as_deref(), settings)?);
     let token = client.access_token().await?;
     let access_token = token["access_token"]
         .as_str()
@@ -141,8 +152,9 @@ pub async fn open_platform(a: OpenPlatformArgs) -> anyhow::Result<()> {
 }
 
 /// `client callback`: a salted, signed query; the reply's signature is verified.
-pub async fn callback(a: CallbackArgs) -> anyhow::Result<()> {
-    let client = CallbackClient::new(&a.url, read_secret(&a.salt_file)?);
+pub async fn callback(a: CallbackArgs, settings: &Settings) -> anyhow::Result<()> {
+    let client = CallbackClient::new(&a.url, read_secret(&a.salt_file)?)
+        .with_tls(super::client::outbound_tls(a.ca_file.as_deref(), settings)?);
     let seq_no = format!(
         "{}{}",
         chrono::Utc::now().timestamp_millis(),
@@ -161,7 +173,7 @@ pub async fn callback(a: CallbackArgs) -> anyhow::Result<()> {
 }
 
 /// `client hmac`: a sorted-parameter HMAC-SHA256 signed query.
-pub async fn hmac(a: HmacArgs) -> anyhow::Result<()> {
+pub async fn hmac(a: HmacArgs, settings: &Settings) -> anyhow::Result<()> {
     let token = read_secret(&a.token_file)?;
     let query = a.query.json(None);
     let preview = HmacClient::new(&a.url, &a.fappid, token.clone()).body(&query, 0, "<nonce>");
@@ -177,6 +189,7 @@ pub async fn hmac(a: HmacArgs) -> anyhow::Result<()> {
     let shown = hmac_sign::string_to_sign(shape, "<fappToken>");
     println!("string signed (shape; timestamp and nonce vary): {shown}");
     let (status, answer) = HmacClient::new(&a.url, &a.fappid, token)
+        .with_tls(super::client::outbound_tls(a.ca_file.as_deref(), settings)?)
         .call(&query)
         .await?;
     println!("HTTP {status}\n{}", pretty(&answer));

@@ -3,6 +3,7 @@
 //! tests. Each returns the parsed answer and checks what can be checked (callback replies are
 //! signed).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -62,12 +63,25 @@ pub enum PartnerCallError {
     /// JSON could not be written or the reply's Plain is not JSON.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// The outbound TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
-fn http() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish()
+/// The TLS configuration a partner client uses: the one given with `with_tls`, or the
+/// platform's roots.
+type Tls = Option<Arc<rustls::ClientConfig>>;
+
+/// An awc client for `http://` and `https://` (certificates always verified).
+fn http(tls: &Tls) -> Result<awc::Client, PartnerCallError> {
+    let config = match tls {
+        Some(c) => Arc::clone(c),
+        None => crate::tls::client::client_config(None)?,
+    };
+    Ok(crate::tls::client::http_client_with(
+        config,
+        Duration::from_secs(10),
+    ))
 }
 
 fn query(pairs: &[(&str, &str)]) -> String {
@@ -86,8 +100,8 @@ fn json_or_quote(status: u16, body: &[u8]) -> Result<Value, PartnerCallError> {
     })
 }
 
-async fn get_json(url: &str) -> Result<Value, PartnerCallError> {
-    let mut resp = http()
+async fn get_json(tls: &Tls, url: &str) -> Result<Value, PartnerCallError> {
+    let mut resp = http(tls)?
         .get(url)
         .send()
         .await
@@ -96,8 +110,8 @@ async fn get_json(url: &str) -> Result<Value, PartnerCallError> {
     json_or_quote(resp.status().as_u16(), &body)
 }
 
-async fn post(url: &str, body: String) -> Result<(u16, Vec<u8>), PartnerCallError> {
-    let mut resp = http()
+async fn post(tls: &Tls, url: &str, body: String) -> Result<(u16, Vec<u8>), PartnerCallError> {
+    let mut resp = http(tls)?
         .post(url)
         .insert_header(("Content-Type", "application/json"))
         .send_body(body)
@@ -120,6 +134,7 @@ pub struct OpenPlatformClient {
     base_url: String,
     app_id: String,
     secret: Zeroizing<String>,
+    tls: Tls,
 }
 
 /// A signed business call, ready to send (kept so tools can print what was signed).
@@ -137,7 +152,14 @@ impl OpenPlatformClient {
             base_url: base_url.trim_end_matches('/').to_owned(),
             app_id: app_id.to_owned(),
             secret,
+            tls: None,
         }
+    }
+
+    /// Uses `config` for `https://` (e.g. with a private CA) instead of the platform's roots.
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// `GET /api/oauth2/access_token`; the whole answer on success.
@@ -152,7 +174,7 @@ impl OpenPlatformClient {
                 ("version", open_platform::VERSION),
             ])
         );
-        let v = get_json(&url).await?;
+        let v = get_json(&self.tls, &url).await?;
         match v["code"].as_str() {
             Some("60850000") => Ok(v),
             _ => Err(platform_error(&v)),
@@ -178,7 +200,7 @@ impl OpenPlatformClient {
             pairs.push(("mechant_id", "demo-merchant"));
         }
         let url = format!("{}/api/oauth2/api_ticket?{}", self.base_url, query(&pairs));
-        let v = get_json(&url).await?;
+        let v = get_json(&self.tls, &url).await?;
         match v["code"].as_str() {
             Some("60850000") => Ok(v),
             _ => Err(platform_error(&v)),
@@ -218,7 +240,7 @@ impl OpenPlatformClient {
 
     /// Sends a signed call; returns the envelope (whatever its code).
     pub async fn send(&self, call: &OpCall, body: &str) -> Result<Value, PartnerCallError> {
-        let (status, bytes) = post(&call.url, body.to_owned()).await?;
+        let (status, bytes) = post(&self.tls, &call.url, body.to_owned()).await?;
         json_or_quote(status, &bytes)
     }
 }
@@ -227,6 +249,7 @@ impl OpenPlatformClient {
 pub struct CallbackClient {
     url: String,
     salt: Zeroizing<String>,
+    tls: Tls,
 }
 
 /// A verified callback reply.
@@ -246,7 +269,14 @@ impl CallbackClient {
         Self {
             url: url.to_owned(),
             salt,
+            tls: None,
         }
+    }
+
+    /// Uses `config` for `https://` (e.g. with a private CA) instead of the platform's roots.
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// Sends `json` as `trans_name` with serial `seq_no`; the reply must verify under the salt.
@@ -259,7 +289,7 @@ impl CallbackClient {
         let now = chrono::Utc::now().timestamp_millis();
         let env = Envelope::seal(json, &self.salt, now, seq_no, trans_name);
         let body = serde_json::to_string(&env)?;
-        let (status, bytes) = post(&self.url, body).await?;
+        let (status, bytes) = post(&self.tls, &self.url, body).await?;
         let reply = Envelope::parse(&bytes).map_err(|_| PartnerCallError::NotEnvelope {
             status,
             body: String::from_utf8_lossy(&bytes).into_owned(),
@@ -286,6 +316,7 @@ pub struct HmacClient {
     url: String,
     fappid: String,
     token: Zeroizing<String>,
+    tls: Tls,
 }
 
 impl HmacClient {
@@ -295,7 +326,14 @@ impl HmacClient {
             url: url.to_owned(),
             fappid: fappid.to_owned(),
             token,
+            tls: None,
         }
+    }
+
+    /// Uses `config` for `https://` (e.g. with a private CA) instead of the platform's roots.
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// The signed body for business query `param_jsons` (fields in the spec's example order).
@@ -325,7 +363,7 @@ impl HmacClient {
             chrono::Utc::now().timestamp(),
             &crate::crypto::nonce::generate(),
         );
-        let (status, bytes) = post(&self.url, body.to_string()).await?;
+        let (status, bytes) = post(&self.tls, &self.url, body.to_string()).await?;
         Ok((status, json_or_quote(status, &bytes)?))
     }
 }

@@ -1,6 +1,8 @@
 //! Key-ring reload: [`reload_keys`] (SIGHUP, the manifest watch, the admin call) and
 //! `POST /admin/keyring/reload` on the loopback admin listener, which requires the admin bearer
-//! token. A refused set leaves the running one in place; the answer says which happened.
+//! token. A refused set leaves the running one in place; the answer says which happened. When
+//! the public listener speaks TLS the same call reloads its certificate (`tls` in the answer;
+//! 409 when either was refused).
 
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
@@ -25,21 +27,46 @@ pub async fn reload(
             .insert_header(("WWW-Authenticate", "Bearer"))
             .json(serde_json::json!({"status": "unauthorized"}));
     }
-    match reload_keys(&state) {
+    let (mut ok, mut body) = match reload_keys(&state) {
         Ok(()) => {
             let ring = state.keyring().snapshot();
-            HttpResponse::Ok().json(serde_json::json!({
-                "status": "reloaded",
-                "active_bank_key_version": ring.active_version(),
-                "rollout": ring.rollout().map(|r| serde_json::json!({"version": r.version, "percent": r.percent})),
-                "trusted_wechat_key_versions": ring.trusted_wechat_keys().map(|k| k.version).collect::<Vec<_>>(),
-            }))
+            (
+                true,
+                serde_json::json!({
+                    "status": "reloaded",
+                    "active_bank_key_version": ring.active_version(),
+                    "rollout": ring.rollout().map(|r| serde_json::json!({"version": r.version, "percent": r.percent})),
+                    "trusted_wechat_key_versions": ring.trusted_wechat_keys().map(|k| k.version).collect::<Vec<_>>(),
+                }),
+            )
         }
-        Err(e) => HttpResponse::Conflict().json(serde_json::json!({
-            "status": "refused",
-            "error": e.to_string(),
-            "active_bank_key_version": state.keyring().snapshot().active_version(),
-        })),
+        Err(e) => (
+            false,
+            serde_json::json!({
+                "status": "refused",
+                "error": e.to_string(),
+                "active_bank_key_version": state.keyring().snapshot().active_version(),
+            }),
+        ),
+    };
+    if let Some(tls) = req.app_data::<Data<crate::tls::server::ServerTls>>() {
+        body["tls"] = match tls.reload() {
+            Ok(leaf) => serde_json::json!({
+                "status": "reloaded", "serial": leaf.serial_hex, "not_after": leaf.not_after,
+            }),
+            Err(e) => {
+                ok = false;
+                serde_json::json!({
+                    "status": "refused", "code": e.code(), "error": e.to_string(),
+                    "serial": tls.served().serial_hex,
+                })
+            }
+        };
+    }
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::Conflict().json(body)
     }
 }
 

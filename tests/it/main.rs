@@ -44,3 +44,4 @@ mod replay_edges;
 mod rotation;
 mod start_modes;
 mod store;
+mod tls;

@@ -1,0 +1,127 @@
+//! Test certificates for `pension-gateway tls self-signed`: a throw-away CA (its key is not
+//! kept) and a server certificate it issued for the given host names, ECDSA P-256. For trying
+//! HTTPS locally and in tests only; production certificates come from the bank's PKI
+//! (docs/tls.md).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SerialNumber,
+};
+use zeroize::Zeroizing;
+
+use super::TlsError;
+
+/// A CA certificate and a server certificate it issued, with the server's key.
+pub struct Bundle {
+    /// The CA certificate, PEM (give it to clients: `--ca-file`).
+    pub ca_pem: String,
+    /// The server certificate, PEM.
+    pub cert_pem: String,
+    /// The server's private key, PKCS#8 PEM. Zeroized on drop.
+    pub key_pem: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("ca_pem", &self.ca_pem)
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"***")
+            .finish()
+    }
+}
+
+fn rc(e: rcgen::Error) -> TlsError {
+    TlsError::Config(format!("certificate generation: {e}"))
+}
+
+fn random_serial() -> SerialNumber {
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    b[0] &= 0x7f; // positive
+    SerialNumber::from_slice(&b)
+}
+
+/// Generates a CA and a server certificate for `hosts` (DNS names or IP addresses, at least
+/// one), valid from one hour before `now` (unix seconds) for `days` days.
+pub fn generate(hosts: &[String], now: i64, days: u32) -> Result<Bundle, TlsError> {
+    if hosts.is_empty() {
+        return Err(TlsError::Config("at least one host name is needed".into()));
+    }
+    let start = time::OffsetDateTime::from_unix_timestamp(now - 3600)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let end = start + time::Duration::days(i64::from(days.max(1)));
+
+    let ca_key = KeyPair::generate().map_err(rc)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "pension-gateway test CA");
+    ca.distinguished_name = dn;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = start;
+    ca.not_after = end;
+    ca.serial_number = Some(random_serial());
+    let ca_cert = ca.self_signed(&ca_key).map_err(rc)?;
+
+    let key = KeyPair::generate().map_err(rc)?;
+    let mut leaf = CertificateParams::new(hosts.to_vec()).map_err(rc)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, hosts[0].as_str());
+    leaf.distinguished_name = dn;
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.not_before = start;
+    leaf.not_after = end;
+    leaf.serial_number = Some(random_serial());
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).map_err(rc)?;
+    Ok(Bundle {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: Zeroizing::new(key.serialize_pem()),
+    })
+}
+
+/// Writes `ca.pem`, `cert.pem` (mode 0644) and `key.pem` (mode 0600) into `dir` (created if
+/// missing). Existing files are never overwritten. Returns the three paths.
+pub fn write(bundle: &Bundle, dir: &Path) -> Result<[PathBuf; 3], TlsError> {
+    let io = |p: &Path, e: std::io::Error| TlsError::Pem {
+        path: p.display().to_string(),
+        reason: format!("cannot write: {e}"),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let files = [
+        (dir.join("ca.pem"), bundle.ca_pem.as_bytes(), 0o644),
+        (dir.join("cert.pem"), bundle.cert_pem.as_bytes(), 0o644),
+        (dir.join("key.pem"), bundle.key_pem.as_bytes(), 0o600),
+    ];
+    for (path, _, _) in &files {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
+            ));
+        }
+    }
+    for (path, bytes, mode) in &files {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(*mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut f = opts.open(path).map_err(|e| io(path, e))?;
+        f.write_all(bytes).map_err(|e| io(path, e))?;
+        f.sync_all().map_err(|e| io(path, e))?;
+    }
+    let [(a, _, _), (b, _, _), (c, _, _)] = files;
+    Ok([a, b, c])
+}
