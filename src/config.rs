@@ -6,8 +6,8 @@
 //! `GATEWAY__DATABASE__URL=mysql://…`; its value takes the type of the field it sets (see
 //! [`env`](mod@env): text stays text even when it is all digits, lists are written `[A,B]`).
 //! Unknown keys are refused, from the file and from the environment alike. Validation fails fast
-//! with a message naming the key. Secrets (`accounts.id_pepper`, passwords inside `database.url`
-//! and `replay.redis_url`) print as `***`.
+//! with a message naming the key. Secrets (`accounts.id_pepper`, passwords inside `database.url`,
+//! `replay.redis_url` and `replay.redis_cluster_nodes`) print as `***`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -288,8 +288,15 @@ impl fmt::Display for LogFormat {
 pub struct ReplaySettings {
     /// `memory` (one instance) or `redis` (several instances).
     pub store: ReplayStoreKind,
-    /// Redis URL when `store = "redis"`.
+    /// Redis URL when `store = "redis"`: `redis://host:port/db`, or `rediss://…` for TLS
+    /// (certificate always verified, against the system roots or `redis_ca_file`).
     pub redis_url: String,
+    /// PEM file of the CA that signed the Redis servers' certificates (a private CA); read with
+    /// the key ring's public-file rules. Unset: the system roots.
+    pub redis_ca_file: Option<PathBuf>,
+    /// Seed nodes of a Redis Cluster (`redis://host:port` or `rediss://…`, all one scheme). When
+    /// non-empty the Cluster client is used and `redis_url` is ignored.
+    pub redis_cluster_nodes: Vec<String>,
     /// Key prefix in Redis.
     pub key_prefix: String,
     /// Deadline of one Redis call, milliseconds.
@@ -303,6 +310,8 @@ impl Default for ReplaySettings {
         Self {
             store: ReplayStoreKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_ca_file: None,
+            redis_cluster_nodes: Vec::new(),
             key_prefix: "pension-gateway:nonce:".into(),
             timeout_ms: 500,
             fail_open: false,
@@ -310,12 +319,42 @@ impl Default for ReplaySettings {
     }
 }
 
+/// Where the per-identity limit is counted (`limits.scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitScope {
+    /// In each instance: N instances let a caller through N times the limit.
+    #[default]
+    Instance,
+    /// In Redis, shared by every instance (the replay section's connection and fail-open policy).
+    Global,
+}
+
+impl LimitScope {
+    /// The name used in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitScope::Instance => "instance",
+            LimitScope::Global => "global",
+        }
+    }
+}
+
+impl fmt::Display for LimitScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// `[limits]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
-    /// Queries per ID number per minute, per instance (0: no limit).
+    /// Queries per ID number per minute (0: no limit), counted per instance or globally.
     pub per_identity_per_minute: u32,
+    /// `instance` (default) or `global` (one count in Redis for the whole fleet; needs
+    /// `replay.store = "redis"`).
+    pub scope: LimitScope,
     /// Requests in flight at once on the public listener, every route, counted from the moment
     /// a request's body has arrived (0: no limit).
     pub max_concurrent: usize,
@@ -325,6 +364,7 @@ impl Default for LimitSettings {
     fn default() -> Self {
         Self {
             per_identity_per_minute: 30,
+            scope: LimitScope::Instance,
             max_concurrent: 512,
         }
     }
@@ -651,6 +691,55 @@ impl Settings {
         if self.replay.timeout_ms == 0 {
             return Err(ConfigError("replay.timeout_ms must be at least 1".into()));
         }
+        self.validate_redis()?;
+        Ok(())
+    }
+
+    /// The Redis rules: URL schemes, the CA file only with TLS, the global limit only with a
+    /// Redis replay store.
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        let r = &self.replay;
+        if self.limits.scope == LimitScope::Global && r.store != ReplayStoreKind::Redis {
+            return Err(ConfigError(
+                "limits.scope = \"global\" requires replay.store = \"redis\" (the count is kept \
+                 in the replay store's Redis)"
+                    .into(),
+            ));
+        }
+        if r.store != ReplayStoreKind::Redis {
+            return Ok(());
+        }
+        let tls = if r.redis_cluster_nodes.is_empty() {
+            redis_scheme_is_tls("replay.redis_url", &r.redis_url)?
+        } else {
+            let mut schemes = r
+                .redis_cluster_nodes
+                .iter()
+                .map(|n| redis_scheme_is_tls("replay.redis_cluster_nodes", n))
+                .collect::<Result<Vec<_>, _>>()?;
+            schemes.dedup();
+            if schemes.len() > 1 {
+                return Err(ConfigError(
+                    "replay.redis_cluster_nodes must all be redis:// or all rediss://".into(),
+                ));
+            }
+            schemes.first().copied().unwrap_or(false)
+        };
+        if let Some(ca) = &r.redis_ca_file {
+            if ca.as_os_str().is_empty() {
+                return Err(ConfigError(
+                    "replay.redis_ca_file must be a file path (leave it unset for the system roots)"
+                        .into(),
+                ));
+            }
+            if !tls {
+                return Err(ConfigError(
+                    "replay.redis_ca_file is set but Redis is reached without TLS; use a \
+                     rediss:// URL"
+                        .into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -744,6 +833,22 @@ fn figment_error(e: figment::Error) -> ConfigError {
     ConfigError(parts.join("; "))
 }
 
+/// Whether a Redis URL asks for TLS (`rediss://`); any scheme but `redis://`/`rediss://` is
+/// refused, naming `key`.
+fn redis_scheme_is_tls(key: &str, url: &str) -> Result<bool, ConfigError> {
+    let lower = url.trim().to_ascii_lowercase();
+    if lower.starts_with("rediss://") {
+        Ok(true)
+    } else if lower.starts_with("redis://") {
+        Ok(false)
+    } else {
+        Err(ConfigError(format!(
+            "{key} `{}` must start with redis:// or rediss://",
+            redact_url(url)
+        )))
+    }
+}
+
 /// A database URL with any password replaced by `***`.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -779,6 +884,15 @@ impl fmt::Debug for ReplaySettings {
         f.debug_struct("ReplaySettings")
             .field("store", &self.store)
             .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_ca_file", &self.redis_ca_file)
+            .field(
+                "redis_cluster_nodes",
+                &self
+                    .redis_cluster_nodes
+                    .iter()
+                    .map(|n| redact_url(n))
+                    .collect::<Vec<_>>(),
+            )
             .field("key_prefix", &self.key_prefix)
             .field("timeout_ms", &self.timeout_ms)
             .field("fail_open", &self.fail_open)

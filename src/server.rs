@@ -8,12 +8,17 @@ use actix_web::{App, HttpServer};
 
 use crate::accounts::{demo, AccountDirectory};
 use crate::clock::{Clock, SystemClock};
+use crate::config::LimitScope;
 use crate::config::{KeySettings, Settings};
 use crate::crypto::EngineKind;
 use crate::keyring::{load_keyring, KeyRingError, KeyRingHandle, Manifest};
+use crate::limits::{ConcurrencyLimit, GlobalRateLimit, IdentityLimit, IdentityRateLimit};
 use crate::metrics::Metrics;
 use crate::ops::reload::reload_keys;
-use crate::replay::{MemoryReplayStore, RedisReplayStore, ReplayGuard};
+use crate::replay::{
+    read_ca_file, MemoryReplayStore, RedisLink, RedisReplayStore, RedisTarget, ReplayError,
+    ReplayGuard,
+};
 use crate::state::AppState;
 use crate::store::{Store, StoreOptions};
 
@@ -189,18 +194,31 @@ pub fn build_state(
             if settings.replay.fail_open {
                 tracing::warn!("replay.fail_open = true: if Redis is unreachable, replayed requests will be ACCEPTED");
             }
+            let link = Arc::new(redis_link(&settings.replay)?);
             ReplayGuard::Redis {
-                store: RedisReplayStore::new(
-                    &settings.replay.redis_url,
-                    &settings.replay.key_prefix,
-                    std::time::Duration::from_millis(settings.replay.timeout_ms),
-                )
-                .map_err(|e| StartError::Other(e.to_string()))?,
+                store: RedisReplayStore::new(link, &settings.replay.key_prefix),
                 fail_open: settings.replay.fail_open,
             }
         }
         crate::config::ReplayStoreKind::Memory => {
             ReplayGuard::Memory(MemoryReplayStore::new(REPLAY_CAPACITY))
+        }
+    };
+    let limits = &settings.limits;
+    let rate = match (limits.scope, replay.redis_link()) {
+        (LimitScope::Global, Some(link)) => IdentityLimit::Global(GlobalRateLimit::new(
+            limits.per_identity_per_minute,
+            Arc::clone(link),
+            &settings.replay.key_prefix,
+            settings.replay.fail_open,
+        )),
+        (LimitScope::Global, None) => {
+            return Err(StartError::Other(
+                "limits.scope = \"global\" requires replay.store = \"redis\"".into(),
+            ))
+        }
+        (LimitScope::Instance, _) => {
+            IdentityLimit::Instance(IdentityRateLimit::new(limits.per_identity_per_minute))
         }
     };
     Ok(AppState::new(
@@ -211,10 +229,59 @@ pub fn build_state(
         AccountDirectory::new(store, pepper),
         metrics,
         clock,
-        &settings.limits,
+        rate,
+        ConcurrencyLimit::new(limits.max_concurrent),
         settings.partners.clone(),
         std::time::Duration::from_millis(settings.server.body_timeout_ms),
     ))
+}
+
+/// The Redis connection `[replay]` describes (single node or Cluster, plain or TLS), with the CA
+/// file read and checked. Nothing is connected yet.
+pub fn redis_link(replay: &crate::config::ReplaySettings) -> Result<RedisLink, StartError> {
+    let ca_pem = match &replay.redis_ca_file {
+        Some(path) => Some(read_ca_file(path).map_err(|e| StartError::Other(e.to_string()))?),
+        None => None,
+    };
+    RedisLink::new(&RedisTarget {
+        url: replay.redis_url.clone(),
+        cluster_nodes: replay.redis_cluster_nodes.clone(),
+        ca_pem,
+        timeout: std::time::Duration::from_millis(replay.timeout_ms),
+    })
+    .map_err(|e| StartError::Other(e.to_string()))
+}
+
+/// At start-up, one `PING` to the replay store's Redis. A TLS certificate that does not verify
+/// (wrong `replay.redis_ca_file`, wrong host name, expired) stops the start with an error naming
+/// the settings; an unreachable Redis is only logged — the gateway starts, answers 503 (or fails
+/// open as configured) and connects once Redis is back.
+pub async fn check_redis(settings: &Settings, replay: &ReplayGuard) -> Result<(), StartError> {
+    let Some(link) = replay.redis_link() else {
+        return Ok(());
+    };
+    match link.probe().await {
+        Ok(()) => {
+            tracing::info!(redis = %link.description(), tls = link.is_tls(), "Redis answers");
+            Ok(())
+        }
+        Err(ReplayError::Untrusted(cause)) => {
+            let trust = match &settings.replay.redis_ca_file {
+                Some(p) => format!("the CA in replay.redis_ca_file ({})", p.display()),
+                None => "the system's root certificates (set replay.redis_ca_file to trust a \
+                         private CA)"
+                    .to_string(),
+            };
+            Err(StartError::Other(format!(
+                "Redis TLS: the certificate of {} does not verify against {trust}: {cause}",
+                link.description()
+            )))
+        }
+        Err(e) => {
+            tracing::warn!(redis = %link.description(), error = %e, "Redis does not answer at start-up; requests needing it fail until it does");
+            Ok(())
+        }
+    }
 }
 
 /// The sockets the gateway serves on. [`Listeners::bind`] takes them from the settings; tests
@@ -261,6 +328,7 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartError> {
     let keyring = load_keys(settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = build_state(settings, store, keyring, Arc::clone(&clock))?;
+    check_redis(settings, state.replay()).await?;
     if settings.server.demo {
         let n = demo::seed_demo(state.accounts(), clock.now()).await?;
         tracing::info!(accounts = n, "demo accounts seeded");

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::config::{PartnerSettings, WechatSettings};
 use crate::crypto::EngineKind;
 use crate::keyring::KeyRingHandle;
-use crate::limits::{ConcurrencyLimit, IdentityRateLimit};
+use crate::limits::{ConcurrencyLimit, IdentityLimit};
 use crate::metrics::Metrics;
 use crate::replay::ReplayGuard;
 
@@ -25,7 +25,7 @@ struct Inner {
     accounts: AccountDirectory,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
-    rate: IdentityRateLimit,
+    rate: IdentityLimit,
     concurrency: ConcurrencyLimit,
     partners: PartnerSettings,
     body_timeout: std::time::Duration,
@@ -46,12 +46,11 @@ impl AppState {
         accounts: AccountDirectory,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
-        limits: &crate::config::LimitSettings,
+        rate: IdentityLimit,
+        concurrency: ConcurrencyLimit,
         partners: PartnerSettings,
         body_timeout: std::time::Duration,
     ) -> Self {
-        let rate = IdentityRateLimit::new(limits.per_identity_per_minute);
-        let concurrency = ConcurrencyLimit::new(limits.max_concurrent);
         Self {
             inner: Arc::new(Inner {
                 wechat,
@@ -81,7 +80,7 @@ impl AppState {
     }
 
     /// The per-identity rate limit.
-    pub fn rate_limit(&self) -> &IdentityRateLimit {
+    pub fn rate_limit(&self) -> &IdentityLimit {
         &self.inner.rate
     }
 

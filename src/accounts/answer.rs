@@ -4,7 +4,7 @@
 
 use super::query::{AccountQuery, AccountReply, InvalidBody};
 use super::{AccountDirectory, LookupError};
-use crate::limits::IdentityRateLimit;
+use crate::limits::{IdentityLimit, LimitError};
 
 /// Why a query got no account data.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,9 @@ pub enum QueryRefusal {
     /// Too many queries for this identity in the current minute.
     #[error("per-identity limit reached")]
     RateLimited,
+    /// The fleet-wide per-identity count could not be reached (fail closed).
+    #[error(transparent)]
+    LimitUnavailable(#[from] LimitError),
     /// The lookup refused or failed.
     #[error(transparent)]
     Lookup(#[from] LookupError),
@@ -42,7 +45,7 @@ impl QueryOutcome {
 /// Answers one authenticated account query at `now` (unix seconds).
 pub async fn answer(
     dir: &AccountDirectory,
-    limit: &IdentityRateLimit,
+    limit: &IdentityLimit,
     body: &[u8],
     now: i64,
 ) -> QueryOutcome {
@@ -56,11 +59,20 @@ pub async fn answer(
         }
     };
     let digest = dir.digest(&query.id_number);
-    if !limit.allow(&digest, now) {
-        return QueryOutcome {
-            result: Err(QueryRefusal::RateLimited),
-            id_digest: Some(digest),
-        };
+    match limit.allow(&digest, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return QueryOutcome {
+                result: Err(QueryRefusal::RateLimited),
+                id_digest: Some(digest),
+            }
+        }
+        Err(e) => {
+            return QueryOutcome {
+                result: Err(e.into()),
+                id_digest: Some(digest),
+            }
+        }
     }
     let result = dir
         .lookup(&query, digest, now)

@@ -3,7 +3,7 @@
 //! A nonce is recorded only after its request's signature verified, so forged requests cannot
 //! fill the store. Recording is atomic: of two concurrent requests with one nonce exactly one
 //! wins. The in-memory store serves a single instance; several instances share Redis
-//! (`SET key NX EX`).
+//! (`SET key NX EX`): a single node or a Cluster, plain or over TLS.
 //!
 //! How long a nonce is remembered: a request is accepted while |now − timestamp| ≤ skew, both
 //! edges included. Its first use can come as early as `timestamp − skew` and a replay as late
@@ -15,7 +15,7 @@ mod memory;
 mod redis_store;
 
 pub use memory::MemoryReplayStore;
-pub use redis_store::RedisReplayStore;
+pub use redis_store::{read_ca_file, RedisLink, RedisReplayStore, RedisTarget};
 
 /// Margin, seconds, by which a nonce outlives the window in which its request is accepted:
 /// covers clock differences between instances (and Redis) and whole-second rounding.
@@ -38,6 +38,12 @@ pub enum ReplayError {
     /// The backing store could not be reached.
     #[error("replay store unavailable: {0}")]
     Unavailable(String),
+    /// The Redis server's TLS certificate was refused (wrong CA, wrong name, expired).
+    #[error("the Redis server's TLS certificate was refused: {0}")]
+    Untrusted(String),
+    /// The Redis settings cannot be used (the message names the setting).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Where nonces are remembered.
@@ -58,6 +64,14 @@ pub enum ReplayGuard {
 }
 
 impl ReplayGuard {
+    /// The Redis connection, when nonces live in Redis (the global limit shares it).
+    pub fn redis_link(&self) -> Option<&std::sync::Arc<RedisLink>> {
+        match self {
+            ReplayGuard::Memory(_) => None,
+            ReplayGuard::Redis { store, .. } => Some(store.link()),
+        }
+    }
+
     /// Records `nonce` for `window_secs` from `now`. `Ok(true)`: first sighting, go ahead.
     /// `Ok(false)`: seen within the window — up to and including `now + window_secs` — refuse
     /// as a replay.

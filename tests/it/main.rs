@@ -40,6 +40,7 @@ mod partners;
 mod partners_flood;
 mod partners_hostile;
 mod partners_vectors;
+mod redis_scale;
 mod replay_edges;
 mod rotation;
 mod start_modes;

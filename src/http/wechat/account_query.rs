@@ -59,6 +59,7 @@ fn public_error(refusal: QueryRefusal) -> ApiError {
             ErrorCode::RuleLimit,
             "too many queries for this user in the last minute; retry later",
         ),
+        QueryRefusal::LimitUnavailable(e) => ApiError::unavailable("the rate limit store", e),
         QueryRefusal::Lookup(LookupError::SessionNotFound) => ApiError::new(
             ErrorCode::SessionNotFound,
             "session_id is unknown, expired, or belongs to another user",
