@@ -1,7 +1,7 @@
 //! `serve --check-config`: everything `serve` would refuse at start-up that can be known
 //! without binding a socket or connecting to a database — the settings (already validated by
-//! the loader), the key ring and every file it names, the admin token file, the database and
-//! Redis URLs — answered with one summary line. A deployment runs it before a restart
+//! the loader), the key ring and every file it names, the admin token file, the TLS certificate
+//! pair, the database and Redis URLs — answered with one summary line. A deployment runs it before a restart
 //! (`ExecStartPre` or a configuration-management hook), and CI runs it on the example
 //! configuration.
 
@@ -54,6 +54,19 @@ pub fn check_config(settings: &Settings) -> Result<String, StartError> {
             );
         }
         ReplayStoreKind::Memory => summary.push_str(", replay memory (one instance only)"),
+    }
+
+    // The certificate pair under the same checks as a start or a reload: parses, the key
+    // matches, valid now, the client CA readable (the metrics are a throw-away registry).
+    let scratch = crate::metrics::Metrics::new()
+        .map_err(|e| StartError::Other(format!("metrics: {e}")))?;
+    match crate::tls::server::ServerTls::from_settings(&settings.tls, &scratch)? {
+        Some(_) => summary.push_str(if settings.tls.client_ca_file.is_some() {
+            ", tls on (certificate, key and client CA ok)"
+        } else {
+            ", tls on (certificate and key ok)"
+        }),
+        None => summary.push_str(", tls off"),
     }
 
     if settings.server.demo {
