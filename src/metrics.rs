@@ -1,7 +1,8 @@
 //! Prometheus metrics (text exposition at `/metrics`).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::keyring::KeyRing;
@@ -22,6 +23,8 @@ pub struct Metrics {
     pub key_versions: IntGaugeVec,
     /// Key ring reloads by result (ok / refused).
     pub keyring_reloads: IntCounterVec,
+    /// Rows per audit batch written by the group-commit writer.
+    pub audit_batch_rows: Histogram,
 }
 
 const CRYPTO_BUCKETS: &[f64] = &[
@@ -69,6 +72,16 @@ impl Metrics {
         registry.register(Box::new(sign_seconds.clone()))?;
         registry.register(Box::new(key_versions.clone()))?;
         registry.register(Box::new(keyring_reloads.clone()))?;
+        let audit_batch_rows = Histogram::with_opts(
+            HistogramOpts::new(
+                "audit_batch_rows",
+                "Audit rows per group-commit batch (one multi-row INSERT each)",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+            ]),
+        )?;
+        registry.register(Box::new(audit_batch_rows.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -77,6 +90,7 @@ impl Metrics {
             sign_seconds,
             key_versions,
             keyring_reloads,
+            audit_batch_rows,
         })
     }
 
