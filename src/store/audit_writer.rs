@@ -202,20 +202,17 @@ fn run_mysql(
         use diesel_async::AsyncMysqlConnection;
         let mut conn: Option<AsyncMysqlConnection> = None;
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        loop {
-            match rx.recv().await {
-                Some(j) => batch.push(j),
-                None => break,
-            }
+        while let Some(j) = rx.recv().await {
+            batch.push(j);
             drain(&mut rx, &mut batch);
-            let res =
-                match tokio::time::timeout(deadline, write_mysql(&mut conn, url, &batch)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(StoreError::Unavailable(format!(
+            let res = tokio::time::timeout(deadline, write_mysql(&mut conn, url, &batch))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(format!(
                         "audit batch not written within {} ms",
                         deadline.as_millis()
-                    ))),
-                };
+                    )))
+                });
             let res = res.map_err(|e| match e {
                 StoreError::Unavailable(m) => {
                     StoreError::Unavailable(super::pool::scrub(m, password))
