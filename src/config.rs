@@ -450,6 +450,10 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// Create a missing SQLite file (demo mode sets this).
     pub create_if_missing: bool,
+    /// Group commit of audit rows (one writer, one multi-row INSERT per batch) and inline SQLite
+    /// lookups. Default true; false sends every statement through the pool, one audit row per
+    /// statement — the baseline for measurements.
+    pub group_commit: bool,
 }
 
 /// `[accounts]`
@@ -519,6 +523,7 @@ impl Default for DatabaseSettings {
             max_connections: 16,
             acquire_timeout_ms: 2000,
             create_if_missing: false,
+            group_commit: true,
         }
     }
 }
@@ -875,6 +880,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("create_if_missing", &self.create_if_missing)
+            .field("group_commit", &self.group_commit)
             .finish()
     }
 }

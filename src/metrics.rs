@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
     TextEncoder,
 };
 
@@ -37,6 +38,8 @@ pub struct Metrics {
     pub tls_not_after: IntGauge,
     /// Certificate reloads by result (ok / refused).
     pub tls_reloads: IntCounterVec,
+    /// Rows per audit batch written by the group-commit writer.
+    pub audit_batch_rows: Histogram,
 }
 
 const CRYPTO_BUCKETS: &[f64] = &[
@@ -133,6 +136,16 @@ impl Metrics {
         for result in ["ok", "refused"] {
             tls_reloads.with_label_values(&[result]);
         }
+        let audit_batch_rows = Histogram::with_opts(
+            HistogramOpts::new(
+                "audit_batch_rows",
+                "Audit rows per group-commit batch (one multi-row INSERT each)",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+            ]),
+        )?;
+        registry.register(Box::new(audit_batch_rows.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -146,6 +159,7 @@ impl Metrics {
             key_staged_since,
             tls_not_after,
             tls_reloads,
+            audit_batch_rows,
         })
     }
 

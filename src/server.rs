@@ -87,7 +87,12 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
         acquire_timeout: std::time::Duration::from_millis(db.acquire_timeout_ms),
         create_if_missing: db.create_if_missing,
     };
-    Ok(Store::open(&db.url, opts).await?)
+    let store = Store::open(&db.url, opts).await?;
+    Ok(if db.group_commit {
+        store
+    } else {
+        store.without_group_commit()
+    })
 }
 
 /// In demo mode the published demo keys come out of git with whatever mode the checkout gave
@@ -189,6 +194,7 @@ pub fn build_state(
     let metrics = Metrics::new().map_err(|e| StartError::Other(format!("metrics: {e}")))?;
     metrics.record_keyring(&keyring.snapshot());
     metrics.record_staged_since(&keyring.staged_since());
+    store.observe_audit_batches(metrics.audit_batch_rows.clone());
     let replay = match settings.replay.store {
         crate::config::ReplayStoreKind::Redis => {
             if settings.replay.fail_open {

@@ -16,9 +16,11 @@ use std::time::Duration;
 
 use diesel::SqliteConnection;
 
+mod audit_writer;
 mod migrate;
 pub mod models;
 mod pool;
+mod readers;
 pub mod schema;
 
 pub use models::{Account, AuditRecord, BindingSession, NewAccount, NewAudit, UpsertSummary};
@@ -92,7 +94,7 @@ impl Default for StoreOptions {
 }
 
 /// Errors of the storage layer. Messages are safe to log (no passwords, no personal data).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Bad URL, missing SQLite file, unsupported scheme: an operator must fix the configuration.
     #[error("database configuration error: {0}")]
@@ -147,6 +149,11 @@ struct Inner {
     password: Option<String>,
     /// Keeps a shared-cache in-memory database alive for the store's lifetime.
     _keepalive: Option<Arc<Mutex<SqliteConnection>>>,
+    /// Group commit of audit rows (file SQLite and MySQL; `None` for in-memory SQLite, whose
+    /// shared-cache tables cannot take a second writer, so its rows go through the pool).
+    audit: Option<audit_writer::AuditWriter>,
+    /// Inline point reads (SQLite file only; see `readers`).
+    readers: Option<readers::SqliteReaders>,
 }
 
 impl Inner {
@@ -189,6 +196,11 @@ impl Store {
                 password,
             } => {
                 let pools = Pools::Mysql(pool::mysql_pool(&url, opts.max_connections)?);
+                let audit = audit_writer::AuditWriter::start(audit_writer::WriterTarget::Mysql {
+                    url,
+                    deadline: opts.acquire_timeout,
+                    password: password.clone(),
+                })?;
                 Inner {
                     pools,
                     backend: Backend::Mysql,
@@ -196,6 +208,8 @@ impl Store {
                     display: redacted,
                     password,
                     _keepalive: None,
+                    audit: Some(audit),
+                    readers: None,
                 }
             }
             Target::SqliteFile { path } => {
@@ -203,6 +217,10 @@ impl Store {
                 let Some(conn_str) = path.to_str() else {
                     return Err(StoreError::Config("SQLite path is not valid UTF-8".into()));
                 };
+                let audit = audit_writer::AuditWriter::start(audit_writer::WriterTarget::Sqlite {
+                    path: conn_str.to_owned(),
+                    pragmas: pool::SQLITE_PRAGMAS,
+                })?;
                 Inner {
                     pools: Pools::Sqlite(pool::sqlite_pool(conn_str, opts.max_connections)?),
                     backend: Backend::Sqlite,
@@ -210,6 +228,11 @@ impl Store {
                     display: format!("sqlite://{conn_str}"),
                     password: None,
                     _keepalive: None,
+                    audit: Some(audit),
+                    readers: Some(readers::SqliteReaders::new(
+                        conn_str.to_owned(),
+                        pool::SQLITE_PRAGMAS,
+                    )),
                 }
             }
             Target::SqliteMemory { uri } => {
@@ -223,6 +246,8 @@ impl Store {
                     display: "sqlite::memory:".to_owned(),
                     password: None,
                     _keepalive: Some(keepalive),
+                    audit: None,
+                    readers: None,
                 }
             }
         };
@@ -232,6 +257,26 @@ impl Store {
         store.ping().await?;
         tracing::info!(backend = ?store.inner.backend, target = %store.inner.display, "database pool ready");
         Ok(store)
+    }
+
+    /// Records the row count of every audit batch the group-commit writer writes in `h`
+    /// (the `gateway_audit_batch_rows` histogram). The first call wins; in-memory SQLite, which
+    /// writes row by row, records nothing.
+    pub fn observe_audit_batches(&self, h: prometheus::Histogram) {
+        if let Some(w) = &self.inner.audit {
+            w.observe(h);
+        }
+    }
+
+    /// This store with every statement through the pool, as before group commit: audit rows one
+    /// statement each, SQLite lookups on the blocking pool. The baseline the measurements in
+    /// `docs/performance.md` compare against; takes effect only on a store not yet cloned.
+    pub fn without_group_commit(mut self) -> Store {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.audit = None;
+            inner.readers = None;
+        }
+        self
     }
 
     /// The backend chosen from the URL.

@@ -25,7 +25,7 @@ use super::StoreError;
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
 /// Per-connection SQLite settings. `busy_timeout` first so the WAL switch itself waits on locks.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                               PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
 /// What `Store::open` understood of its URL.
@@ -240,7 +240,10 @@ fn establish_sqlite(url: &str) -> SetupFuture<'_> {
 
 pub(crate) fn sqlite_pool(conn_str: &str, max: usize) -> Result<Pool<SqliteConn>, StoreError> {
     let mut cfg = ManagerConfig::<SqliteConn>::default();
-    cfg.recycling_method = RecyclingMethod::Verified;
+    // A SQLite connection is a file handle, not a link that can drop: no `SELECT 1` (and its
+    // blocking-pool hop) on every checkout; a connection left in a broken transaction state is
+    // still discarded (`is_broken`).
+    cfg.recycling_method = RecyclingMethod::Fast;
     cfg.custom_setup = Box::new(establish_sqlite);
     let mgr = AsyncDieselConnectionManager::new_with_config(conn_str, cfg);
     Pool::builder(mgr)

@@ -26,6 +26,23 @@ impl Store {
         &self,
         digest: &[u8; 32],
     ) -> Result<Option<Account>, StoreError> {
+        if let Some(readers) = &self.inner.readers {
+            let row = readers.with(|c| {
+                let q = pa::table.filter(pa::id_digest.eq(&digest[..])).select((
+                    pa::account_no,
+                    pa::holder_name,
+                    pa::phone,
+                    pa::id_digest,
+                    pa::status,
+                    pa::opened_at,
+                    pa::closed_at,
+                ));
+                diesel::RunQueryDsl::first::<AccountTuple>(q, c)
+                    .optional()
+                    .map_err(StoreError::from)
+            })?;
+            return row.map(account_from_tuple).transpose();
+        }
         let row: Option<AccountTuple> = db_run!(self, conn => {
             pa::table
                 .filter(pa::id_digest.eq(&digest[..]))
@@ -45,6 +62,23 @@ impl Store {
         session_id: &str,
         now: i64,
     ) -> Result<Option<BindingSession>, StoreError> {
+        if let Some(readers) = &self.inner.readers {
+            let row = readers.with(|c| {
+                let q = bs::table
+                    .filter(bs::session_id.eq(session_id))
+                    .filter(bs::expires_at.gt(now))
+                    .select((
+                        bs::session_id,
+                        bs::id_digest,
+                        bs::created_at,
+                        bs::expires_at,
+                    ));
+                diesel::RunQueryDsl::first::<SessionTuple>(q, c)
+                    .optional()
+                    .map_err(StoreError::from)
+            })?;
+            return row.map(session_from_tuple).transpose();
+        }
         let row: Option<SessionTuple> = db_run!(self, conn => {
             bs::table
                 .filter(bs::session_id.eq(session_id))
@@ -71,12 +105,23 @@ impl Store {
         })
     }
 
-    /// Appends one audit row.
+    /// Appends one audit row; returns once it is committed.
+    ///
+    /// Concurrent calls are grouped: one writer inserts every row waiting at that moment as one
+    /// multi-row statement, and each call returns the result of its own batch (see
+    /// `docs/decisions.md`, group commit). A failed batch fails every call in it and leaves none
+    /// of its rows.
     pub async fn insert_audit(&self, a: &NewAudit) -> Result<(), StoreError> {
-        if a.request_id.chars().count() > 64 || a.outcome.chars().count() > 32 {
+        if a.request_id.chars().count() > 64
+            || a.outcome.chars().count() > 32
+            || a.channel.chars().count() > 16
+        {
             return Err(StoreError::Query(
-                "request_id over 64 or outcome over 32 characters".into(),
+                "request_id over 64, outcome over 32 or channel over 16 characters".into(),
             ));
+        }
+        if let Some(w) = &self.inner.audit {
+            return w.append(a.clone()).await;
         }
         let row = AuditRow::from(a);
         db_run!(self, conn => {

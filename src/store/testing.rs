@@ -80,3 +80,28 @@ pub async fn drop_mysql_database(server_url_with_db: &str, db: &str) -> Result<(
     )
     .await
 }
+
+/// Runs `sql` (one or more statements, no results) on a pooled connection of `store`; tests use
+/// it to install fault triggers.
+pub async fn execute_sql(store: &super::Store, sql: &str) -> Result<(), StoreError> {
+    db_run!(store, conn => {
+        conn.batch_execute(sql).await.map_err(StoreError::from)
+    })
+}
+
+/// SQL that makes every insert of an audit row whose `request_id` starts with `poison` fail
+/// (a trigger), on `store`'s backend: the fault the group-commit tests inject.
+pub fn poison_audit_trigger_sql(store: &super::Store) -> &'static str {
+    match store.backend() {
+        super::Backend::Sqlite => {
+            "CREATE TRIGGER poison_audit BEFORE INSERT ON query_audit \
+             WHEN NEW.request_id LIKE 'poison%' \
+             BEGIN SELECT RAISE(ABORT, 'poisoned audit row'); END;"
+        }
+        super::Backend::Mysql => {
+            "CREATE TRIGGER poison_audit BEFORE INSERT ON query_audit FOR EACH ROW \
+             BEGIN IF NEW.request_id LIKE 'poison%' THEN \
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poisoned audit row'; END IF; END"
+        }
+    }
+}

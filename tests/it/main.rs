@@ -10,6 +10,8 @@
 mod common;
 
 mod accounts;
+mod audit_batch;
+mod audit_kill;
 mod cli_demo;
 mod config;
 mod crypto_engines;

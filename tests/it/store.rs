@@ -376,6 +376,66 @@ async fn concurrent_writes(s: Store) {
     assert_eq!(s.count_audit().await.unwrap(), 24);
 }
 
+/// Group commit: a batch whose statement fails (a trigger refuses one of its rows) fails every
+/// caller in it and leaves none of its rows; rows of every other batch are intact, each once.
+async fn audit_batch_failure_fails_only_its_rows(s: Store) {
+    migrated(&s).await;
+    testing::execute_sql(&s, testing::poison_audit_trigger_sql(&s))
+        .await
+        .expect("install the fault trigger");
+
+    // One at a time: each call is its own batch.
+    s.insert_audit(&audit("before", "OK", Some(1)))
+        .await
+        .unwrap();
+    let err = s
+        .insert_audit(&audit("poison-alone", "OK", Some(1)))
+        .await
+        .expect_err("the poisoned row fails");
+    assert!(
+        matches!(err, StoreError::Query(_) | StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    s.insert_audit(&audit("after", "OK", None)).await.unwrap();
+
+    // Concurrently: batches form as they will; whatever joined a poisoned batch fails with it.
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let s = s.clone();
+        let id = if i % 15 == 7 {
+            format!("poison-{i}")
+        } else {
+            format!("row-{i}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = s.insert_audit(&audit(&id, "OK", Some(2))).await;
+            (id, r)
+        }));
+    }
+    let mut acknowledged = 2;
+    for t in tasks {
+        let (id, r) = t.await.expect("task");
+        let rows = s.audit_for_request(&id).await.unwrap();
+        match r {
+            Ok(()) => {
+                assert!(!id.starts_with("poison"), "{id} was acknowledged");
+                assert_eq!(rows.len(), 1, "{id}: acknowledged, so exactly one row");
+                acknowledged += 1;
+            }
+            Err(_) => assert!(rows.is_empty(), "{id}: failed, so no row"),
+        }
+    }
+    for id in ["before", "after"] {
+        assert_eq!(s.audit_for_request(id).await.unwrap().len(), 1, "{id}");
+    }
+    assert!(s
+        .audit_for_request("poison-alone")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.count_audit().await.unwrap(), acknowledged);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Backends
 
@@ -482,6 +542,7 @@ on_every_backend!(
     upsert_duplicate_account_in_batch,
     upsert_digest_conflict_rejected,
     concurrent_writes,
+    audit_batch_failure_fails_only_its_rows,
 );
 
 // ------------------------------------------------------------------------------------------------

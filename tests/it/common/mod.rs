@@ -94,6 +94,24 @@ impl Drop for TestDb {
     }
 }
 
+/// A migrated SQLite *file* database in `dir` (the backend's group-commit writer runs only on
+/// files; `sqlite::memory:` writes row by row).
+pub async fn sqlite_file_db(dir: &Path) -> TestDb {
+    let url = format!("sqlite://{}", dir.join("gateway.db").display());
+    let opts = StoreOptions {
+        max_connections: 4,
+        acquire_timeout: std::time::Duration::from_secs(5),
+        create_if_missing: true,
+    };
+    let store = Store::open(&url, opts).await.expect("open SQLite file");
+    store.run_migrations().await.expect("migrate SQLite");
+    TestDb {
+        store,
+        mysql: None,
+        url: Some(url),
+    }
+}
+
 pub async fn test_db(db: Db) -> Option<TestDb> {
     let opts = StoreOptions {
         max_connections: 4,
@@ -215,6 +233,11 @@ impl Gateway {
 
     pub async fn start_with(db: Db, tweak: impl FnOnce(&mut Settings)) -> Option<Self> {
         let db = test_db(db).await?;
+        Some(Self::start_on(db, tweak).await)
+    }
+
+    /// A gateway on an already opened (and migrated) test database.
+    pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Self {
         let keys = Keys::new();
         let mut s = settings(&keys);
         tweak(&mut s);
@@ -224,12 +247,12 @@ impl Gateway {
         demo::seed_demo(state.accounts(), NOW)
             .await
             .expect("seed demo accounts");
-        Some(Self {
+        Self {
             state,
             clock,
             keys,
             db,
-        })
+        }
     }
 
     pub async fn service(
