@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 use crate::config::{ReplayStoreKind, Settings};
 use crate::keyring::{load_keyring, BankKeyState};
 use crate::ops::AdminToken;
-use crate::replay::RedisReplayStore;
 use crate::server::{signing_engine, StartError};
 
 /// Checks `settings` and the files they name as `serve` would read them, without binding,
@@ -41,12 +40,8 @@ pub fn check_config(settings: &Settings) -> Result<String, StartError> {
 
     match settings.replay.store {
         ReplayStoreKind::Redis => {
-            RedisReplayStore::new(
-                &settings.replay.redis_url,
-                &settings.replay.key_prefix,
-                std::time::Duration::from_millis(settings.replay.timeout_ms),
-            )
-            .map_err(|e| StartError::Other(format!("replay.redis_url: {e}")))?;
+            // The URL(s) and the CA file as `serve` reads them; nothing is dialled.
+            crate::server::redis_link(&settings.replay)?;
             let _ = write!(
                 summary,
                 ", replay redis {}",

@@ -367,12 +367,7 @@ impl RedisReplayStore {
 
     /// `PING`, within the call timeout (readiness and `gateway_dependency_up`).
     pub async fn ping(&self) -> Result<(), ReplayError> {
-        let mut conn = self.connection().await?;
-        let _: String =
-            tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut conn))
-                .await
-                .map_err(|_| ReplayError::Unavailable("redis PING timed out".into()))?
-                .map_err(|e| ReplayError::Unavailable(format!("redis PING: {e}")))?;
+        let _: String = self.link.query(&redis::cmd("PING"), "PING").await?;
         Ok(())
     }
 }
