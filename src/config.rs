@@ -340,6 +340,9 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// Create a missing SQLite file (demo mode sets this).
     pub create_if_missing: bool,
+    /// PEM CA that the MySQL server's TLS certificate must chain to (turns TLS on; see
+    /// `docs/mysql.md` for the URL parameters). Read once with the key ring's public-file rules.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[accounts]`
@@ -408,6 +411,7 @@ impl Default for DatabaseSettings {
             max_connections: 16,
             acquire_timeout_ms: 2000,
             create_if_missing: false,
+            ca_file: None,
         }
     }
 }
@@ -690,6 +694,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("create_if_missing", &self.create_if_missing)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

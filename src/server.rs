@@ -79,7 +79,7 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
         acquire_timeout: std::time::Duration::from_millis(db.acquire_timeout_ms),
         create_if_missing: db.create_if_missing,
     };
-    Ok(Store::open(&db.url, opts).await?)
+    Ok(Store::open_with_ca(&db.url, db.ca_file.as_deref(), opts).await?)
 }
 
 /// In demo mode the published demo keys come out of git with whatever mode the checkout gave
