@@ -234,8 +234,7 @@ fn url_flag(url: &str, key: &str) -> Option<bool> {
     query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| *k == key)
-        .last()
+        .rfind(|(k, _)| *k == key)
         .and_then(|(_, v)| v.parse().ok())
 }
 
