@@ -454,6 +454,9 @@ pub struct DatabaseSettings {
     /// lookups. Default true; false sends every statement through the pool, one audit row per
     /// statement — the baseline for measurements.
     pub group_commit: bool,
+    /// PEM CA that the MySQL server's TLS certificate must chain to (turns TLS on; see
+    /// `docs/mysql.md` for the URL parameters). Read once with the key ring's public-file rules.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[accounts]`
@@ -524,6 +527,7 @@ impl Default for DatabaseSettings {
             acquire_timeout_ms: 2000,
             create_if_missing: false,
             group_commit: true,
+            ca_file: None,
         }
     }
 }
@@ -881,6 +885,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("create_if_missing", &self.create_if_missing)
             .field("group_commit", &self.group_commit)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

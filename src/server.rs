@@ -87,7 +87,7 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
         acquire_timeout: std::time::Duration::from_millis(db.acquire_timeout_ms),
         create_if_missing: db.create_if_missing,
     };
-    let store = Store::open(&db.url, opts).await?;
+    let store = Store::open_with_ca(&db.url, db.ca_file.as_deref(), opts).await?;
     Ok(if db.group_commit {
         store
     } else {

@@ -57,9 +57,10 @@ pub(crate) struct AuditWriter {
 pub(crate) enum WriterTarget {
     /// A SQLite file path (the connection string of [`SqliteConnection::establish`]).
     Sqlite { path: String, pragmas: &'static str },
-    /// A MySQL URL and the store's deadline for one connect + one batch.
+    /// How MySQL connections are made (URL options, TLS) and the store's deadline for one
+    /// connect + one batch.
     Mysql {
-        url: String,
+        connect: std::sync::Arc<super::pool::MysqlConnect>,
         deadline: Duration,
         password: Option<String>,
     },
@@ -76,10 +77,10 @@ impl AuditWriter {
             .spawn(move || match target {
                 WriterTarget::Sqlite { path, pragmas } => run_sqlite(&path, pragmas, rx, &obs),
                 WriterTarget::Mysql {
-                    url,
+                    connect,
                     deadline,
                     password,
-                } => run_mysql(&url, deadline, password.as_deref(), rx, &obs),
+                } => run_mysql(&connect, deadline, password.as_deref(), rx, &obs),
             });
         spawned
             .map(|_| AuditWriter { tx, observer })
@@ -177,7 +178,7 @@ fn write_sqlite(
 }
 
 fn run_mysql(
-    url: &str,
+    connect: &super::pool::MysqlConnect,
     deadline: Duration,
     password: Option<&str>,
     mut rx: mpsc::Receiver<Job>,
@@ -205,7 +206,7 @@ fn run_mysql(
         while let Some(j) = rx.recv().await {
             batch.push(j);
             drain(&mut rx, &mut batch);
-            let res = tokio::time::timeout(deadline, write_mysql(&mut conn, url, &batch))
+            let res = tokio::time::timeout(deadline, write_mysql(&mut conn, connect, &batch))
                 .await
                 .unwrap_or_else(|_| {
                     Err(StoreError::Unavailable(format!(
@@ -231,14 +232,15 @@ fn run_mysql(
 
 async fn write_mysql(
     conn: &mut Option<diesel_async::AsyncMysqlConnection>,
-    url: &str,
+    connect: &super::pool::MysqlConnect,
     batch: &[Job],
 ) -> Result<(), StoreError> {
-    use diesel_async::{AsyncConnection, RunQueryDsl};
+    use diesel_async::RunQueryDsl;
     let c = match conn {
         Some(c) => c,
         None => {
-            let c = diesel_async::AsyncMysqlConnection::establish(url)
+            let c = connect
+                .establish()
                 .await
                 .map_err(|e| {
                     StoreError::Unavailable(format!("audit writer cannot connect to MySQL: {e}"))

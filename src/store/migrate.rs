@@ -61,8 +61,38 @@ pub(super) async fn run(store: &Store) -> Result<Vec<String>, StoreError> {
     Ok(applied)
 }
 
+/// A row of diesel's bookkeeping table.
+#[derive(diesel::QueryableByName)]
+struct AppliedVersion {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+/// Whether every embedded migration is already recorded as applied. Needs only `SELECT` on
+/// `__diesel_schema_migrations`, so a least-privilege runtime account can start on a current
+/// schema (the harness itself begins with `CREATE TABLE IF NOT EXISTS`, which needs `CREATE`).
+fn mysql_schema_is_current(w: &mut AsyncConnectionWrapper<AsyncMysqlConnection>) -> bool {
+    use diesel::migration::MigrationSource;
+    let Ok(applied) = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+        .load::<AppliedVersion>(w)
+    else {
+        return false;
+    };
+    let applied: std::collections::HashSet<String> =
+        applied.into_iter().map(|r| r.version).collect();
+    match MigrationSource::<diesel::mysql::Mysql>::migrations(&MYSQL_MIGRATIONS) {
+        Ok(all) => all
+            .iter()
+            .all(|m| applied.contains(&m.name().version().to_string())),
+        Err(_) => false,
+    }
+}
+
 fn migrate_mysql(conn: AsyncMysqlConnection) -> Result<Vec<String>, StoreError> {
     let mut w: AsyncConnectionWrapper<AsyncMysqlConnection> = AsyncConnectionWrapper::from(conn);
+    if mysql_schema_is_current(&mut w) {
+        return Ok(Vec::new());
+    }
     let got: Option<i32> = diesel::select(diesel::dsl::sql::<
         diesel::sql_types::Nullable<diesel::sql_types::Integer>,
     >(&format!(

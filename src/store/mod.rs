@@ -57,6 +57,7 @@ macro_rules! db_run {
 
 mod grants;
 mod queries;
+mod retry;
 #[doc(hidden)]
 pub mod testing;
 mod upsert;
@@ -189,15 +190,46 @@ impl Store {
     /// so an unreachable MySQL fails here with [`StoreError::Unavailable`] within
     /// `acquire_timeout`. The MySQL password never appears in an error or log line.
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
-        let inner = match pool::parse_target(url)? {
+        Self::open_with_ca(url, None, opts).await
+    }
+
+    /// [`Store::open`], verifying a MySQL server's TLS certificate against the PEM CA in
+    /// `ca_file` (the `database.ca_file` setting). TLS itself is configured in the URL with the
+    /// driver's parameters (`require_ssl=true`, `verify_ca`, `verify_identity`, `built_in_roots`);
+    /// a CA file turns it on and then only that CA is trusted unless the URL says
+    /// `built_in_roots=true`. The file is read once with the key ring's public-file rules
+    /// (no symbolic link, owner, not group- or world-writable). A server whose certificate does
+    /// not chain to the CA is refused here, with an error naming `database.ca_file`. A CA file
+    /// with a SQLite URL is a [`StoreError::Config`].
+    pub async fn open_with_ca(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+        opts: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let target = pool::parse_target(url)?;
+        if let (Some(path), Target::SqliteFile { .. } | Target::SqliteMemory { .. }) =
+            (ca_file, &target)
+        {
+            return Err(StoreError::Config(format!(
+                "database.ca_file `{}` is set but the database is SQLite; the CA applies to MySQL only",
+                path.display()
+            )));
+        }
+        let inner = match target {
             Target::Mysql {
                 url,
                 redacted,
                 password,
             } => {
-                let pools = Pools::Mysql(pool::mysql_pool(&url, opts.max_connections)?);
+                let connect = Arc::new(pool::MysqlConnect::new(
+                    &url,
+                    &redacted,
+                    password.as_deref(),
+                    ca_file,
+                )?);
+                let pools = Pools::Mysql(pool::mysql_pool(connect.clone(), opts.max_connections)?);
                 let audit = audit_writer::AuditWriter::start(audit_writer::WriterTarget::Mysql {
-                    url,
+                    connect,
                     deadline: opts.acquire_timeout,
                     password: password.clone(),
                 })?;

@@ -213,10 +213,195 @@ pub(crate) enum Pools {
     Sqlite(Pool<SqliteConn>),
 }
 
-pub(crate) fn mysql_pool(url: &str, max: usize) -> Result<Pool<AsyncMysqlConnection>, StoreError> {
+/// How every MySQL connection is made: the driver options parsed once from the URL, with the
+/// CA of `database.ca_file` (if any) applied on top.
+///
+/// TLS follows the driver's URL parameters: `require_ssl=true` turns it on, `verify_ca=false`
+/// and `verify_identity=false` weaken verification (a warning is logged at start), and
+/// `built_in_roots` chooses whether the built-in web PKI roots are trusted. A CA file turns TLS
+/// on by itself, and then the server is verified against that CA only (unless the URL says
+/// `built_in_roots=true`); a URL that says `require_ssl=false` beside a CA file is refused as
+/// contradictory.
+pub(crate) struct MysqlConnect {
+    opts: mysql_async::Opts,
+    /// Where the trusted roots come from, for the error when the handshake is refused.
+    roots: Option<String>,
+}
+
+/// The value of URL query parameter `key` as a boolean, if the URL sets it.
+fn url_flag(url: &str, key: &str) -> Option<bool> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .rfind(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+impl MysqlConnect {
+    /// Parses `url` (already checked by [`parse_target`]) and reads `ca_file` once with the
+    /// public-file rules of the key ring.
+    pub(crate) fn new(
+        url: &str,
+        redacted: &str,
+        password: Option<&str>,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, StoreError> {
+        let opts = mysql_async::Opts::from_url(url).map_err(|e| {
+            StoreError::Config(scrub(format!("MySQL URL `{redacted}`: {e}"), password))
+        })?;
+        let mut builder = mysql_async::OptsBuilder::from_opts(opts.clone())
+            // diesel-async caches statements itself and relies on found-rows semantics; the
+            // session setup statements run in `AsyncMysqlConnection::try_from`.
+            .stmt_cache_size(0)
+            .client_found_rows(true);
+        let mut ssl = opts.ssl_opts().cloned();
+        let mut roots = ssl
+            .as_ref()
+            .filter(|s| !s.disable_built_in_roots())
+            .map(|_| {
+                "the built-in web PKI roots (set database.ca_file to trust a private CA)".to_owned()
+            });
+        if let Some(path) = ca_file {
+            if url_flag(url, "require_ssl") == Some(false) {
+                return Err(StoreError::Config(format!(
+                    "database.ca_file `{}` is set but the database URL says require_ssl=false; \
+                     remove one of them",
+                    path.display()
+                )));
+            }
+            let pem = read_ca_file(path)?;
+            let mut with_ca = ssl
+                .take()
+                .unwrap_or_default()
+                .with_root_certs(vec![pem.into()]);
+            if url_flag(url, "built_in_roots") != Some(true) {
+                with_ca = with_ca.with_disable_built_in_roots(true);
+            }
+            ssl = Some(with_ca);
+            roots = Some(format!("the CA in database.ca_file `{}`", path.display()));
+        }
+        if let Some(s) = &ssl {
+            if s.accept_invalid_certs() {
+                tracing::warn!(
+                    target = redacted,
+                    "database URL sets verify_ca=false: the MySQL server's certificate is NOT verified"
+                );
+            } else if s.skip_domain_validation() {
+                tracing::warn!(
+                    target = redacted,
+                    "database URL sets verify_identity=false: the MySQL server's certificate is not checked against the host name"
+                );
+            }
+        } else if !is_loopback(opts.ip_or_hostname()) {
+            tracing::warn!(
+                target = redacted,
+                "MySQL connection is not encrypted; add require_ssl=true to the URL (and database.ca_file)"
+            );
+        }
+        builder = builder.ssl_opts(ssl);
+        Ok(MysqlConnect {
+            opts: builder.into(),
+            roots,
+        })
+    }
+
+    /// Whether connections use TLS.
+    pub(crate) fn tls(&self) -> bool {
+        self.opts.ssl_opts().is_some()
+    }
+
+    /// Opens one connection and runs diesel-async's session setup on it.
+    pub(crate) async fn establish(&self) -> diesel::ConnectionResult<AsyncMysqlConnection> {
+        if self.tls() {
+            ensure_crypto_provider();
+        }
+        let conn = mysql_async::Conn::new(self.opts.clone())
+            .await
+            .map_err(|e| ConnectionError::BadConnection(self.explain(&e)))?;
+        AsyncMysqlConnection::try_from(conn).await
+    }
+
+    /// The driver's message, plus what to check when the TLS handshake was refused.
+    fn explain(&self, e: &mysql_async::Error) -> String {
+        let msg = e.to_string();
+        let lower = msg.to_ascii_lowercase();
+        let tls_failure = matches!(e, mysql_async::Error::Io(_))
+            && (lower.contains("certificate") || lower.contains("tls"));
+        match (&self.roots, tls_failure) {
+            (Some(roots), true) => format!(
+                "TLS handshake refused ({msg}): the server's certificate must chain to {roots} \
+                 and name the host of the database URL"
+            ),
+            (None, true) => format!("TLS handshake refused ({msg})"),
+            _ => msg,
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Reads the PEM CA file once (public-file rules: no symbolic link, regular file, owned by the
+/// gateway's user or root, not writable by group or others, at most 64 KiB) and checks that it
+/// holds at least one certificate usable as a trust anchor.
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, StoreError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let shown = path.display();
+    let bytes = crate::keyring::open_checked(path, crate::keyring::KeyFileKind::PublicKey)
+        .map_err(|e| StoreError::Config(format!("database.ca_file: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&bytes) {
+        let cert = cert.map_err(|e| {
+            StoreError::Config(format!(
+                "database.ca_file `{shown}`: not a PEM certificate file ({e})"
+            ))
+        })?;
+        roots.add(cert).map_err(|e| {
+            StoreError::Config(format!(
+                "database.ca_file `{shown}`: a certificate cannot be used as a CA ({e})"
+            ))
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(StoreError::Config(format!(
+            "database.ca_file `{shown}` holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(bytes.to_vec())
+}
+
+/// rustls needs a process-wide crypto provider when more than one is compiled in; install
+/// `ring` unless something else already installed one.
+fn ensure_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Losing a race with another installer is fine: a provider is then installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+    });
+}
+
+pub(crate) fn mysql_pool(
+    connect: Arc<MysqlConnect>,
+    max: usize,
+) -> Result<Pool<AsyncMysqlConnection>, StoreError> {
     let mut cfg = ManagerConfig::<AsyncMysqlConnection>::default();
     cfg.recycling_method = RecyclingMethod::Verified;
-    let mgr = AsyncDieselConnectionManager::new_with_config(url, cfg);
+    cfg.custom_setup = Box::new(move |_url| {
+        let connect = Arc::clone(&connect);
+        Box::pin(async move { connect.establish().await })
+    });
+    // The URL given to the manager is unused: `custom_setup` connects with the parsed options.
+    let mgr = AsyncDieselConnectionManager::new_with_config("mysql://", cfg);
     Pool::builder(mgr)
         .max_size(max.max(1))
         .build()

@@ -1,9 +1,10 @@
 //! Helpers for integration tests: isolate each test in a fresh MySQL database on the same server.
 //! Not part of the gateway's API.
 
+use std::path::Path;
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
+use diesel_async::SimpleAsyncConnection;
 
 use super::pool;
 use super::StoreError;
@@ -36,21 +37,25 @@ fn with_db(url: &str, new_db: &str) -> Result<String, StoreError> {
     Ok(format!("{scheme}://{authority}/{new_db}{query}"))
 }
 
-async fn admin_exec(server_url_with_db: &str, sql: String) -> Result<(), StoreError> {
-    let (_, pw) = pool::redact_mysql(
+async fn admin_exec(
+    server_url_with_db: &str,
+    ca_file: Option<&Path>,
+    sql: String,
+) -> Result<(), StoreError> {
+    let (redacted, pw) = pool::redact_mysql(
         "mysql",
         server_url_with_db.split_once("://").map_or("", |(_, r)| r),
     );
     let scrub = |m: String| pool::scrub(m, pw.as_deref());
-    let mut conn = tokio::time::timeout(
-        CONNECT_DEADLINE,
-        AsyncMysqlConnection::establish(server_url_with_db),
-    )
-    .await
-    .map_err(|_| StoreError::Unavailable("MySQL test server did not answer within 10 s".into()))?
-    .map_err(|e| {
-        StoreError::Unavailable(scrub(format!("cannot connect to MySQL test server: {e}")))
-    })?;
+    let connect = pool::MysqlConnect::new(server_url_with_db, &redacted, pw.as_deref(), ca_file)?;
+    let mut conn = tokio::time::timeout(CONNECT_DEADLINE, connect.establish())
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable("MySQL test server did not answer within 10 s".into())
+        })?
+        .map_err(|e| {
+            StoreError::Unavailable(scrub(format!("cannot connect to MySQL test server: {e}")))
+        })?;
     conn.batch_execute(&sql)
         .await
         .map_err(|e| StoreError::Query(scrub(e.to_string())))
@@ -62,9 +67,19 @@ pub async fn create_mysql_database(
     server_url_with_db: &str,
     new_db: &str,
 ) -> Result<String, StoreError> {
+    create_mysql_database_with_ca(server_url_with_db, None, new_db).await
+}
+
+/// [`create_mysql_database`] over TLS verified with `ca_file`.
+pub async fn create_mysql_database_with_ca(
+    server_url_with_db: &str,
+    ca_file: Option<&Path>,
+    new_db: &str,
+) -> Result<String, StoreError> {
     check_name(new_db)?;
     admin_exec(
         server_url_with_db,
+        ca_file,
         format!("CREATE DATABASE `{new_db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
     )
     .await?;
@@ -73,9 +88,19 @@ pub async fn create_mysql_database(
 
 /// Drops database `db` (if it exists) on the server of `server_url_with_db`.
 pub async fn drop_mysql_database(server_url_with_db: &str, db: &str) -> Result<(), StoreError> {
+    drop_mysql_database_with_ca(server_url_with_db, None, db).await
+}
+
+/// [`drop_mysql_database`] over TLS verified with `ca_file`.
+pub async fn drop_mysql_database_with_ca(
+    server_url_with_db: &str,
+    ca_file: Option<&Path>,
+    db: &str,
+) -> Result<(), StoreError> {
     check_name(db)?;
     admin_exec(
         server_url_with_db,
+        ca_file,
         format!("DROP DATABASE IF EXISTS `{db}`"),
     )
     .await
@@ -104,4 +129,16 @@ pub fn poison_audit_trigger_sql(store: &super::Store) -> &'static str {
              SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poisoned audit row'; END IF; END"
         }
     }
+}
+
+/// Runs `sql` (one or more statements) on a fresh connection to `url`, e.g. to create a test
+/// account with given grants, or to show that an account lacks a privilege.
+pub async fn mysql_exec(url: &str, ca_file: Option<&Path>, sql: &str) -> Result<(), StoreError> {
+    admin_exec(url, ca_file, sql.to_owned()).await
+}
+
+/// `url` with database `db` in place of the one it names (query string kept).
+pub fn mysql_url_with_db(url: &str, db: &str) -> Result<String, StoreError> {
+    check_name(db)?;
+    with_db(url, db)
 }

@@ -195,7 +195,10 @@ impl Store {
             .map(|&i| rows[i].id_digest.as_slice())
             .collect();
 
-        let (inserted, updated, tx_rejected) = db_run!(self, conn => {
+        let (accounts, digests, survivors) = (&accounts, &digests, &survivors);
+        // The whole transaction runs again if it lost a lock conflict (deadlock, lock wait
+        // timeout, or the read-back below saw another writer): see `retry`.
+        let (inserted, updated, tx_rejected) = super::retry::on_conflict("account upsert", || async move { db_run!(self, conn => {
             conn.transaction::<_, StoreError, _>(async |tx| {
                 // Step 2: what exists already.
                 let mut existing_accounts = HashSet::new();
@@ -217,7 +220,7 @@ impl Store {
                     digest_owner.extend(found);
                 }
                 let mut rej = Vec::new();
-                let (accepted, ins, upd) = decide(rows, &survivors, &existing_accounts, &digest_owner, &mut rej);
+                let (accepted, ins, upd) = decide(rows, survivors, &existing_accounts, &digest_owner, &mut rej);
 
                 // Step 3: write.
                 let batch: Vec<AccountRow<'_>> = accepted.iter().map(|&i| AccountRow::from(&rows[i])).collect();
@@ -238,14 +241,13 @@ impl Store {
                     ok += found.iter().filter(|(a, d)| expected.get(a.as_str()) == Some(&d.as_slice())).count();
                 }
                 if ok != batch.len() {
-                    return Err(StoreError::Query(
-                        "account rows changed concurrently during import; transaction rolled back, retry".into(),
-                    ));
+                    return Err(StoreError::Query(super::retry::CHANGED_CONCURRENTLY.into()));
                 }
                 Ok((ins, upd, rej))
             })
             .await
-        })?;
+        })})
+        .await?;
         rejected.extend(tx_rejected);
         rejected.sort_by_key(|r| r.0);
         tracing::info!(

@@ -9,7 +9,7 @@ use pension_gateway::store::testing;
 async fn gateway(db: Db, dir: &tempfile::TempDir) -> Option<Gateway> {
     let tdb = match db {
         Db::Sqlite => common::sqlite_file_db(dir.path()).await,
-        Db::Mysql => common::test_db(Db::Mysql).await?,
+        Db::Mysql | Db::MysqlTls => common::test_db(db).await?,
     };
     // One identity queried ~50 times: no per-identity limit in the way.
     Some(Gateway::start_on(tdb, |s| s.limits.per_identity_per_minute = 0).await)

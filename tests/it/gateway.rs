@@ -8,11 +8,12 @@ use common::{send, Db, Gateway, Req, NOW};
 use pension_gateway::accounts::demo::{DEMO_PEOPLE, DEMO_SESSION_ID};
 use pension_gateway::store::BindingSession;
 
-/// Runs each scenario against SQLite and against MySQL.
+/// Runs each scenario against SQLite, MySQL, and MySQL over TLS.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $( #[actix_web::test] async fn $name() { super::$name(super::Db::Sqlite).await } )* }
         mod mysql { $( #[actix_web::test] async fn $name() { super::$name(super::Db::Mysql).await } )* }
+        mod mysql_tls { $( #[actix_web::test] async fn $name() { super::$name(super::Db::MysqlTls).await } )* }
     };
 }
 

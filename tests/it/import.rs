@@ -345,6 +345,10 @@ macro_rules! on_backends {
             use super::*;
             $( #[tokio::test] async fn $scenario() { super::$scenario(Db::Mysql).await; } )*
         }
+        mod mysql_tls {
+            use super::*;
+            $( #[tokio::test] async fn $scenario() { super::$scenario(Db::MysqlTls).await; } )*
+        }
     };
 }
 
@@ -386,5 +390,138 @@ proptest! {
             prop_assert_eq!(rep.rows, rep.valid + rep.rejected.len() as u64);
             prop_assert!(rep.rejected.windows(2).all(|w| w[0].0 <= w[1].0));
         }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Two imports of overlapping extracts at the same moment on MySQL (two operators, or two
+// instances seeding): lock conflicts are retried, both succeed, and the table ends up exactly as
+// after one import of the union.
+
+/// A valid fictional resident ID number, distinct for each `n` < 1000 · 28.
+fn id_number(n: usize) -> String {
+    let body = format!(
+        "110105{}{:02}{:02}{:03}",
+        1960 + n / 1000 % 40,
+        1 + n / 28 % 12,
+        1 + n % 28,
+        n % 1000
+    );
+    let check = pension_gateway::accounts::identity::check_char(body.as_bytes()).unwrap();
+    format!("{body}{}", check as char)
+}
+
+fn extract(rows: impl Iterator<Item = usize>) -> String {
+    let mut s = HEADER.to_owned();
+    for n in rows {
+        s.push_str(&format!(
+            "C{n:05},持有人{n},1390000{n:04},{},1,1700000000,\n",
+            id_number(n)
+        ));
+    }
+    s
+}
+
+#[tokio::test]
+async fn two_simultaneous_overlapping_imports_equal_one_import() {
+    const N: usize = 600;
+    let Some(t) = common::test_db(Db::Mysql).await else {
+        return;
+    };
+    let Some(reference) = common::test_db(Db::Mysql).await else {
+        return;
+    };
+    // A: rows 0..400 in order; B: rows 200..600 in reverse order (opposite lock order on the
+    // overlap, the classic deadlock). Several rounds, each on a fresh table state.
+    // Retries are logged; count them (thread-local subscriber: this test runs on one thread).
+    let retries = RetryCount::default();
+    let sink = retries.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let a = extract(0..400);
+    let b = extract((200..N).rev());
+    for round in 0..3 {
+        if round > 0 {
+            testing_clear(&t).await;
+        }
+        // Both run at once on their own pooled connections (the futures interleave at every
+        // database round trip, so their transactions overlap on the server).
+        let (da, db) = (directory(&t), directory(&t));
+        let (ra, rb) = tokio::join!(run(&da, a.as_bytes(), 50), run(&db, b.as_bytes(), 50));
+        let (ra, rb) = (ra.expect("import A"), rb.expect("import B"));
+        assert!(
+            ra.rejected.is_empty() && rb.rejected.is_empty(),
+            "{ra:?} {rb:?}"
+        );
+        assert_eq!(count(&directory(&t)).await, N as i64);
+    }
+    // Whether the rounds collided is up to the server's timing; report it, do not assert it.
+    eprintln!(
+        "note: {} transaction retries after lock conflicts in 3 rounds",
+        retries.lines("lost a lock conflict")
+    );
+    // The same as one import of the union.
+    let union = extract(0..N);
+    let one = run(&directory(&reference), union.as_bytes(), 50)
+        .await
+        .unwrap();
+    assert_eq!(one.inserted, N as u64);
+    let (dt, dr) = (directory(&t), directory(&reference));
+    for n in 0..N {
+        let id = id_number(n);
+        let (x, y) = (find(&dt, &id).await.unwrap(), find(&dr, &id).await.unwrap());
+        assert_eq!(
+            (
+                &x.account_no,
+                &x.holder_name,
+                &x.phone,
+                x.status,
+                x.opened_at,
+                x.closed_at
+            ),
+            (
+                &y.account_no,
+                &y.holder_name,
+                &y.phone,
+                y.status,
+                y.opened_at,
+                y.closed_at
+            ),
+        );
+    }
+}
+
+/// Empties the accounts table between rounds.
+async fn testing_clear(t: &common::TestDb) {
+    pension_gateway::store::testing::mysql_exec(
+        t.url.as_deref().unwrap(),
+        None,
+        "DELETE FROM pension_accounts",
+    )
+    .await
+    .unwrap();
+}
+
+/// Log output of the concurrent-import test.
+#[derive(Clone, Default)]
+struct RetryCount(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl RetryCount {
+    fn lines(&self, needle: &str) -> usize {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes).matches(needle).count()
+    }
+}
+
+impl std::io::Write for RetryCount {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -35,6 +35,8 @@ mod keyring_admin;
 mod limits_and_replay;
 mod log_scan;
 mod multi_instance;
+mod mysql_privileges;
+mod mysql_tls;
 mod openapi;
 mod ops;
 mod outbound;

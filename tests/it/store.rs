@@ -514,6 +514,37 @@ where
     }
 }
 
+/// [`with_mysql`] on the TLS-only server of `TEST_MYSQL_TLS_URL`, verified with its CA.
+async fn with_mysql_tls<F, Fut>(name: &str, scenario: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Some((server, ca)) = common::mysql_tls() else {
+        return;
+    };
+    let db = unique(name);
+    let url = testing::create_mysql_database_with_ca(&server, Some(&ca), &db)
+        .await
+        .unwrap_or_else(|e| panic!("TEST_MYSQL_TLS_URL is set but the server is not usable: {e}"));
+    let result = match Store::open_with_ca(&url, Some(&ca), opts()).await {
+        Ok(s) => {
+            assert_eq!(s.backend(), Backend::Mysql);
+            tokio::spawn(scenario(s)).await
+        }
+        Err(e) => {
+            let _ = testing::drop_mysql_database_with_ca(&server, Some(&ca), &db).await;
+            panic!("cannot open fresh MySQL database over TLS: {e}");
+        }
+    };
+    testing::drop_mysql_database_with_ca(&server, Some(&ca), &db)
+        .await
+        .expect("drop test database");
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 macro_rules! on_every_backend {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite_memory {
@@ -528,6 +559,11 @@ macro_rules! on_every_backend {
         mod mysql {
             $( #[tokio::test] async fn $scenario() {
                 super::with_mysql(stringify!($scenario), super::$scenario).await;
+            } )*
+        }
+        mod mysql_tls {
+            $( #[tokio::test] async fn $scenario() {
+                super::with_mysql_tls(stringify!($scenario), super::$scenario).await;
             } )*
         }
     };

@@ -34,6 +34,8 @@ pub const NOW: i64 = 1_661_776_967;
 pub enum Db {
     Sqlite,
     Mysql,
+    /// The TLS-only MariaDB of `TEST_MYSQL_TLS_URL`, verified with `TEST_MYSQL_TLS_CA_FILE`.
+    MysqlTls,
 }
 
 /// The MySQL server URL for tests, or None (with a note) when not configured.
@@ -42,6 +44,25 @@ pub fn mysql_url() -> Option<String> {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
             eprintln!("note: TEST_MYSQL_URL is not set; MySQL variant not run (.ci/run sets it)");
+            None
+        }
+    }
+}
+
+/// The TLS-only MySQL server for tests (`TEST_MYSQL_TLS_URL`, with its TLS URL parameters) and
+/// the CA that signed its certificate (`TEST_MYSQL_TLS_CA_FILE`), or None (with a note).
+pub fn mysql_tls() -> Option<(String, std::path::PathBuf)> {
+    match std::env::var("TEST_MYSQL_TLS_URL") {
+        Ok(u) if !u.is_empty() => {
+            let ca = std::env::var("TEST_MYSQL_TLS_CA_FILE").unwrap_or_else(|_| {
+                panic!("TEST_MYSQL_TLS_URL is set but TEST_MYSQL_TLS_CA_FILE is not")
+            });
+            Some((u, ca.into()))
+        }
+        _ => {
+            eprintln!(
+                "note: TEST_MYSQL_TLS_URL is not set; MySQL-over-TLS variant not run (.ci/services sets it)"
+            );
             None
         }
     }
@@ -72,22 +93,26 @@ pub fn free_port() -> u16 {
 /// A database for one test; drops a MySQL database when the test ends.
 pub struct TestDb {
     pub store: Store,
-    mysql: Option<(String, String)>,
+    mysql: Option<(String, String, Option<std::path::PathBuf>)>,
     /// The MySQL URL of this test's database (None for SQLite in memory).
     pub url: Option<String>,
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some((server, name)) = self.mysql.take() {
+        if let Some((server, name, ca)) = self.mysql.take() {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             let _ = std::thread::spawn(move || {
-                rt.block_on(pension_gateway::store::testing::drop_mysql_database(
-                    &server, &name,
-                ))
+                rt.block_on(
+                    pension_gateway::store::testing::drop_mysql_database_with_ca(
+                        &server,
+                        ca.as_deref(),
+                        &name,
+                    ),
+                )
             })
             .join();
         }
@@ -140,7 +165,30 @@ pub async fn test_db(db: Db) -> Option<TestDb> {
             store.run_migrations().await.expect("migrate MySQL");
             Some(TestDb {
                 store,
-                mysql: Some((server, name)),
+                mysql: Some((server, name, None)),
+                url: Some(url),
+            })
+        }
+        Db::MysqlTls => {
+            let (server, ca) = mysql_tls()?;
+            let name = format!("pg_test_{}", uuid::Uuid::new_v4().simple());
+            let url = pension_gateway::store::testing::create_mysql_database_with_ca(
+                &server,
+                Some(&ca),
+                &name,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("TEST_MYSQL_TLS_URL is set but the TLS MySQL is unusable ({e}); run .ci/services or unset it"));
+            let store = Store::open_with_ca(&url, Some(&ca), opts)
+                .await
+                .expect("open MySQL over TLS");
+            store
+                .run_migrations()
+                .await
+                .expect("migrate MySQL over TLS");
+            Some(TestDb {
+                store,
+                mysql: Some((server, name, Some(ca))),
                 url: Some(url),
             })
         }
