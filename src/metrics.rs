@@ -22,6 +22,10 @@ pub struct Metrics {
     pub key_versions: IntGaugeVec,
     /// Key ring reloads by result (ok / refused).
     pub keyring_reloads: IntCounterVec,
+    /// The process collector's own registry (Linux): `process_cpu_seconds_total`,
+    /// `process_resident_memory_bytes`, … under their standard names, without the `gateway_`
+    /// prefix. `process_cpu_seconds_total` counts whole seconds (the crate truncates).
+    process: Registry,
 }
 
 const CRYPTO_BUCKETS: &[f64] = &[
@@ -69,6 +73,11 @@ impl Metrics {
         registry.register(Box::new(sign_seconds.clone()))?;
         registry.register(Box::new(key_versions.clone()))?;
         registry.register(Box::new(keyring_reloads.clone()))?;
+        let process = Registry::new();
+        #[cfg(target_os = "linux")]
+        process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Self {
             registry,
             requests,
@@ -77,6 +86,7 @@ impl Metrics {
             sign_seconds,
             key_versions,
             keyring_reloads,
+            process,
         })
     }
 
@@ -103,7 +113,9 @@ impl Metrics {
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        let _ = TextEncoder::new().encode(&families, &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }
 }

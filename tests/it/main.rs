@@ -10,6 +10,7 @@
 mod common;
 
 mod accounts;
+mod bench_reports;
 mod cli_demo;
 mod config;
 mod crypto_engines;
