@@ -5,7 +5,8 @@
 //!   process collector; Linux only, and it exports whole seconds), or from `/proc/<pid>/stat`
 //!   (Linux, clock ticks: 10 ms) when the server runs on the same machine.
 //! - The **crypto floor** is one SM2 verify plus one SM2 sign with the configured engine,
-//!   measured single-threaded on the client side in the same run (the loop of `bench crypto`).
+//!   measured single-threaded on the client side in the same run (the loop of `bench crypto`,
+//!   in thread CPU time so that it compares with the server's CPU time on a busy machine).
 
 use serde::Serialize;
 
@@ -190,13 +191,69 @@ impl CryptoFloor {
     }
 }
 
-/// Measures the floor with `bench crypto`'s loop: one thread, `seconds` each for sign and
-/// verify. Blocking.
+/// CPU time of the calling thread, where the platform has a per-thread clock.
+fn thread_cpu() -> Option<std::time::Duration> {
+    #[cfg(unix)]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        let nanos = u64::try_from(t.tv_nsec).ok()?;
+        Some(
+            std::time::Duration::from_secs(u64::try_from(t.tv_sec).ok()?)
+                + std::time::Duration::from_nanos(nanos),
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Microseconds of this thread's CPU per call of `op`, calling it for about `seconds` of wall
+/// time (at least once). CPU time rather than wall time, so a loaded machine, where this thread
+/// waits for a core, does not inflate the floor; wall time where there is no thread clock.
+fn cpu_us_per_op(seconds: f64, mut op: impl FnMut()) -> f64 {
+    let wall = std::time::Instant::now();
+    let cpu0 = thread_cpu();
+    let mut n = 0u64;
+    while n == 0 || wall.elapsed().as_secs_f64() < seconds {
+        op();
+        n += 1;
+    }
+    let used = match (cpu0, thread_cpu()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => wall.elapsed(),
+    };
+    used.as_secs_f64() * 1e6 / n as f64
+}
+
+/// Measures the floor like `bench crypto --threads 1` (a prepared key of the engine, the
+/// signing string of a real request), `seconds` each for sign and verify, counting this
+/// thread's CPU time. Blocking.
 pub fn measure_floor(kind: EngineKind, seconds: f64) -> Result<CryptoFloor, BenchError> {
-    let f = super::crypto::measure_engine(kind, 1, seconds)?;
-    Ok(CryptoFloor::from_rates(
-        &f.engine,
-        f.sign_per_sec,
-        f.verify_per_sec,
-    ))
+    use crate::crypto::signing_string::request_signing_string;
+    use crate::crypto::{SecretKey, DEFAULT_SIGNER_ID};
+    let engine = kind.engine();
+    let sk = SecretKey::generate();
+    let signer = engine.signer(&sk, DEFAULT_SIGNER_ID)?;
+    let verifier = engine.verifier(&sk.public_key(), DEFAULT_SIGNER_ID)?;
+    let msg = request_signing_string(
+        "POST",
+        b"/v1/pension/account",
+        "1661776967",
+        "5f270f2ff52b0c67dd47cd5c3ee17e91",
+        br#"{"user_true_name":"\u5f20\u4e09","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#,
+    );
+    let sig = signer.sign(&msg)?;
+    let sign_us = cpu_us_per_op(seconds, || {
+        let _ = std::hint::black_box(signer.sign(std::hint::black_box(&msg)));
+    });
+    let verify_us = cpu_us_per_op(seconds, || {
+        let _ = std::hint::black_box(verifier.verify(std::hint::black_box(&msg), &sig));
+    });
+    Ok(CryptoFloor {
+        engine: kind.name().to_string(),
+        sign_us,
+        verify_us,
+        floor_us: sign_us + verify_us,
+    })
 }

@@ -201,7 +201,7 @@ fn percentile_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError
                 if pct < 99.0 {
                     format!("{pct:.0}%")
                 } else {
-                    let digits = (-(100.0 - pct).log10()).ceil().max(0.0) as usize;
+                    let digits = (-(100.0 - pct).log10() - 1e-6).ceil().max(0.0) as usize;
                     format!("{pct:.digits$}%")
                 }
             })
