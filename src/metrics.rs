@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-    TextEncoder,
+    Registry, TextEncoder,
 };
 
 use crate::keyring::KeyRing;
@@ -40,6 +39,10 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     /// Rows per audit batch written by the group-commit writer.
     pub audit_batch_rows: Histogram,
+    /// The process collector's own registry (Linux): `process_cpu_seconds_total`,
+    /// `process_resident_memory_bytes`, … under their standard names, without the `gateway_`
+    /// prefix. `process_cpu_seconds_total` counts whole seconds (the crate truncates).
+    process: Registry,
 }
 
 const CRYPTO_BUCKETS: &[f64] = &[
@@ -146,6 +149,11 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(audit_batch_rows.clone()))?;
+        let process = Registry::new();
+        #[cfg(target_os = "linux")]
+        process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Self {
             registry,
             requests,
@@ -160,6 +168,7 @@ impl Metrics {
             tls_not_after,
             tls_reloads,
             audit_batch_rows,
+            process,
         })
     }
 
@@ -215,7 +224,9 @@ impl Metrics {
     /// The text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        let _ = TextEncoder::new().encode(&families, &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }
 }

@@ -3,18 +3,23 @@
 //! connections with C concurrent workers, and finally verifies every response signature (on
 //! every core, after the clock stops, so verification does not slow the sender). It talks only
 //! to the URL it is given and stops by itself after N requests or `max_seconds`.
+//!
+//! Phases: crypto floor (client side, single thread, server idle) → pre-signing → warm-up (sent,
+//! not counted) → server CPU reading → measured phase → server CPU reading → verification.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::cpu::{CryptoFloor, ServerCpu, ServerCpuSource};
+use super::latency::{self, Percentiles};
 use super::BenchError;
 use crate::accounts::demo::DEMO_PEOPLE;
 use crate::client::WechatClient;
-use crate::crypto::nonce;
+use crate::crypto::{nonce, EngineKind};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -29,17 +34,26 @@ pub struct HttpBenchOptions {
     pub max_seconds: u64,
     /// Print progress to stderr.
     pub progress: bool,
-    /// Request `i` carries `Request-ID: <prefix><i>` (so its audit row can be found).
+    /// Request `i` of the measured phase carries `Request-ID: <prefix><i>` (so its audit row
+    /// can be found); warm-up request `i` carries `<prefix>warmup-<i>`.
     pub request_id_prefix: String,
     /// PEM CA trusted for an `https://` URL besides the platform's roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Requests sent before the measured phase and not counted (also unique, also pre-signed).
+    pub warmup: usize,
+    /// Where to read the server's CPU time around the measured phase (`None`: not reported).
+    pub server_cpu: Option<ServerCpuSource>,
+    /// Engine and seconds per operation for the client-side crypto floor (`None`: skipped).
+    pub floor: Option<(EngineKind, f64)>,
 }
 
 /// The figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct HttpBenchReport {
-    /// Requests sent.
+    /// Requests sent in the measured phase.
     pub requests: u64,
+    /// Warm-up requests sent before it (not counted anywhere else).
+    pub warmup_requests: u64,
     /// Seconds spent pre-signing (not part of the rate).
     pub presign_seconds: f64,
     /// Seconds of sending.
@@ -52,6 +66,8 @@ pub struct HttpBenchReport {
     pub p90_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
     /// Maximum.
     pub max_ms: f64,
     /// Responses by HTTP status.
@@ -60,8 +76,35 @@ pub struct HttpBenchReport {
     pub transport_errors: u64,
     /// Responses whose WxIns signature did not verify.
     pub bad_signatures: u64,
-    /// Request-IDs of the requests that got no response or a status other than 200, sorted.
+    /// Request-IDs of the measured requests that got no response or a status other than 200,
+    /// sorted by request index.
     pub failed_request_ids: Vec<String>,
+    /// The client-side crypto floor of one request (one verify + one sign).
+    pub crypto_floor: Option<CryptoFloor>,
+    /// The server's CPU over the measured phase.
+    pub server_cpu: Option<ServerCpu>,
+    /// Why the server's CPU is missing although a source was given.
+    pub server_cpu_error: Option<String>,
+    /// Server CPU per request ÷ crypto floor.
+    pub floor_ratio: Option<f64>,
+    /// Answers completed in each second of the measured phase.
+    pub per_second: Vec<u64>,
+    /// Every answer's latency, microseconds (for the HTML report).
+    #[serde(skip)]
+    pub latencies: hdrhistogram::Histogram<u64>,
+}
+
+impl HttpBenchReport {
+    /// The latency percentiles.
+    pub fn percentiles(&self) -> Percentiles {
+        Percentiles {
+            p50_ms: self.p50_ms,
+            p90_ms: self.p90_ms,
+            p99_ms: self.p99_ms,
+            p999_ms: self.p999_ms,
+            max_ms: self.max_ms,
+        }
+    }
 }
 
 struct Presigned {
@@ -110,46 +153,56 @@ fn presign(client: &WechatClient, path: &str, n: usize) -> Vec<Presigned> {
     })
 }
 
-/// Runs the load. Must be called inside an actix (tokio) runtime.
-pub async fn run(
-    opts: &HttpBenchOptions,
-    client: Arc<WechatClient>,
-) -> Result<HttpBenchReport, BenchError> {
-    let uri: actix_web::http::Uri = opts.url.parse().map_err(BenchError::Url)?;
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let t0 = Instant::now();
-    let requests = Arc::new(presign(&client, &path, opts.requests));
-    let presign_seconds = t0.elapsed().as_secs_f64();
-    if opts.progress {
-        eprintln!(
-            "pre-signed {} unique requests in {presign_seconds:.2} s",
-            requests.len()
-        );
-    }
+/// What one phase of sending recorded.
+struct Phase {
+    answers: Vec<Answer>,
+    latencies: hdrhistogram::Histogram<u64>,
+    per_second: Vec<u64>,
+    transport_errors: u64,
+    /// Indexes of the requests that got no response.
+    no_answer: Vec<usize>,
+    seconds: f64,
+}
+
+/// The HTTP client of one worker (one keep-alive connection), HTTPS with `tls`.
+fn http_client(tls: &Arc<rustls::ClientConfig>) -> awc::Client {
+    crate::tls::client::http_client_with(Arc::clone(tls), Duration::from_secs(10))
+}
+
+/// Sends `requests` over the workers' connections until done or `deadline`.
+async fn send_phase(
+    clients: &[awc::Client],
+    url: &str,
+    id_prefix: &str,
+    requests: Arc<[Presigned]>,
+    deadline: Instant,
+    progress: bool,
+) -> Result<Phase, BenchError> {
     let next = Arc::new(AtomicUsize::new(0));
     let answers = Arc::new(Mutex::new(Vec::with_capacity(requests.len())));
     let hist = Arc::new(Mutex::new(hdrhistogram::Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
+    let seconds_cap = deadline.saturating_duration_since(Instant::now()).as_secs() as usize;
+    let per_second: Arc<Vec<AtomicU64>> =
+        Arc::new((0..seconds_cap + 2).map(|_| AtomicU64::new(0)).collect());
     let transport_errors = Arc::new(AtomicUsize::new(0));
     let no_answer = Arc::new(Mutex::new(Vec::new()));
-    let deadline = Instant::now() + Duration::from_secs(opts.max_seconds);
     let started = Instant::now();
     let mut workers = Vec::new();
-    let tls = crate::tls::client::client_config(opts.ca_file.as_deref())?;
-    for _ in 0..opts.concurrency.max(1) {
-        let (requests, next, answers, hist, errs, url) = (
+    for http in clients {
+        let (requests, next, answers, hist, per_second, errs, url, http) = (
             Arc::clone(&requests),
             Arc::clone(&next),
             Arc::clone(&answers),
             Arc::clone(&hist),
+            Arc::clone(&per_second),
             Arc::clone(&transport_errors),
-            opts.url.clone(),
+            url.to_string(),
+            http.clone(),
         );
-        let (no_answer, prefix) = (Arc::clone(&no_answer), opts.request_id_prefix.clone());
-        let tls = Arc::clone(&tls);
+        let (no_answer, prefix) = (Arc::clone(&no_answer), id_prefix.to_string());
         workers.push(actix_web::rt::spawn(async move {
-            let http = crate::tls::client::http_client_with(tls, Duration::from_secs(10));
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(req) = requests.get(i) else { break };
@@ -176,6 +229,10 @@ pub async fn run(
                         let micros = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                         if let Ok(mut h) = hist.lock() {
                             let _ = h.record(micros.max(1));
+                        }
+                        let second = started.elapsed().as_secs() as usize;
+                        if let Some(c) = per_second.get(second) {
+                            c.fetch_add(1, Ordering::Relaxed);
                         }
                         let headers = r
                             .headers()
@@ -204,7 +261,7 @@ pub async fn run(
             }
         }));
     }
-    if opts.progress {
+    if progress {
         let (next, total) = (Arc::clone(&next), requests.len());
         actix_web::rt::spawn(async move {
             loop {
@@ -221,40 +278,170 @@ pub async fn run(
         let _ = w.await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    if opts.progress {
+    if progress {
         eprintln!(
             "\r  sent {} requests",
             next.load(Ordering::Relaxed).min(requests.len())
         );
     }
     let answers = std::mem::take(&mut *answers.lock().map_err(|_| BenchError::Poisoned)?);
-    let bad_signatures = verify_all(&client, &answers);
+    let latencies = hist.lock().map_err(|_| BenchError::Poisoned)?.clone();
+    let mut per_second: Vec<u64> = per_second
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .collect();
+    per_second.truncate(seconds.ceil() as usize);
+    let no_answer = std::mem::take(&mut *no_answer.lock().map_err(|_| BenchError::Poisoned)?);
+    Ok(Phase {
+        answers,
+        latencies,
+        per_second,
+        transport_errors: transport_errors.load(Ordering::Relaxed) as u64,
+        no_answer,
+        seconds,
+    })
+}
+
+/// Runs the load. Must be called inside an actix (tokio) runtime.
+pub async fn run(
+    opts: &HttpBenchOptions,
+    client: Arc<WechatClient>,
+) -> Result<HttpBenchReport, BenchError> {
+    let uri: actix_web::http::Uri = opts.url.parse().map_err(BenchError::Url)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    // The floor first, while the server is idle and before pre-signing takes every core.
+    let crypto_floor = match opts.floor {
+        Some((kind, secs)) => {
+            if opts.progress {
+                eprintln!(
+                    "crypto floor: {} sign + verify, 1 thread, {secs} s each",
+                    kind.name()
+                );
+            }
+            let f =
+                actix_web::rt::task::spawn_blocking(move || super::cpu::measure_floor(kind, secs))
+                    .await
+                    .map_err(|_| BenchError::Poisoned)??;
+            Some(f)
+        }
+        None => None,
+    };
+    let t0 = Instant::now();
+    let mut presigned = presign(&client, &path, opts.warmup + opts.requests);
+    let presign_seconds = t0.elapsed().as_secs_f64();
+    if opts.progress {
+        eprintln!(
+            "pre-signed {} unique requests in {presign_seconds:.2} s",
+            presigned.len()
+        );
+    }
+    let measured: Arc<[Presigned]> = presigned.split_off(opts.warmup.min(presigned.len())).into();
+    let warmup: Arc<[Presigned]> = presigned.into();
+    let tls = crate::tls::client::client_config(opts.ca_file.as_deref())?;
+    let clients: Vec<awc::Client> = (0..opts.concurrency.max(1))
+        .map(|_| http_client(&tls))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(opts.max_seconds);
+    let mut warmup_requests = 0;
+    if !warmup.is_empty() {
+        if opts.progress {
+            eprintln!("warm-up: {} requests (not counted)", warmup.len());
+        }
+        let w = send_phase(
+            &clients,
+            &opts.url,
+            &format!("{}warmup-", opts.request_id_prefix),
+            warmup,
+            deadline,
+            opts.progress,
+        )
+        .await?;
+        warmup_requests = w.answers.len() as u64 + w.transport_errors;
+    }
+    let scraper = http_client(&tls);
+    let cpu_before = match &opts.server_cpu {
+        Some(src) => Some(src.read(&scraper).await),
+        None => None,
+    };
+    let phase = send_phase(
+        &clients,
+        &opts.url,
+        &opts.request_id_prefix,
+        measured,
+        deadline,
+        opts.progress,
+    )
+    .await?;
+    let (server_cpu, server_cpu_error) = match (&opts.server_cpu, cpu_before) {
+        (Some(src), Some(Ok(before))) => match src.read(&scraper).await {
+            Ok(after) => match super::cpu::cpu_per_request(
+                before,
+                after,
+                phase.answers.len() as u64,
+                src.resolution_seconds(),
+            ) {
+                Some((per_request_us, uncertainty_us)) => (
+                    Some(ServerCpu {
+                        source: src.describe(),
+                        cpu_seconds: after - before,
+                        per_request_us,
+                        uncertainty_us,
+                    }),
+                    None,
+                ),
+                None => (
+                    None,
+                    Some("no answers, or the server's CPU counter went backwards".to_string()),
+                ),
+            },
+            Err(e) => (None, Some(e.to_string())),
+        },
+        (_, Some(Err(e))) => (None, Some(e.to_string())),
+        _ => (None, None),
+    };
+    let floor_ratio = match (&server_cpu, &crypto_floor) {
+        (Some(c), Some(f)) if f.floor_us > 0.0 => Some(c.per_request_us / f.floor_us),
+        _ => None,
+    };
+    let bad_signatures = verify_all(&client, &phase.answers);
     let mut by_status = BTreeMap::new();
-    for a in &answers {
+    for a in &phase.answers {
         *by_status.entry(a.status).or_insert(0u64) += 1;
     }
-    let mut failed = std::mem::take(&mut *no_answer.lock().map_err(|_| BenchError::Poisoned)?);
-    failed.extend(answers.iter().filter(|a| a.status != 200).map(|a| a.index));
+    let mut failed = phase.no_answer.clone();
+    failed.extend(
+        phase
+            .answers
+            .iter()
+            .filter(|a| a.status != 200)
+            .map(|a| a.index),
+    );
     failed.sort_unstable();
-    let h = hist.lock().map_err(|_| BenchError::Poisoned)?;
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    let sent = answers.len() as u64 + transport_errors.load(Ordering::Relaxed) as u64;
+    let p = latency::percentiles(&phase.latencies);
     Ok(HttpBenchReport {
-        requests: sent,
+        requests: phase.answers.len() as u64 + phase.transport_errors,
+        warmup_requests,
         presign_seconds,
-        seconds,
-        req_per_sec: answers.len() as f64 / seconds,
-        p50_ms: ms(0.50),
-        p90_ms: ms(0.90),
-        p99_ms: ms(0.99),
-        max_ms: h.max() as f64 / 1000.0,
+        seconds: phase.seconds,
+        req_per_sec: phase.answers.len() as f64 / phase.seconds,
+        p50_ms: p.p50_ms,
+        p90_ms: p.p90_ms,
+        p99_ms: p.p99_ms,
+        p999_ms: p.p999_ms,
+        max_ms: p.max_ms,
         by_status,
-        transport_errors: transport_errors.load(Ordering::Relaxed) as u64,
+        transport_errors: phase.transport_errors,
         bad_signatures,
         failed_request_ids: failed
             .into_iter()
             .map(|i| format!("{}{i}", opts.request_id_prefix))
             .collect(),
+        crypto_floor,
+        server_cpu,
+        server_cpu_error,
+        floor_ratio,
+        per_second: phase.per_second,
+        latencies: phase.latencies,
     })
 }
 

@@ -1,9 +1,14 @@
 //! Measurement tools for the performance team: `bench crypto` (engine throughput with OpenSSL
 //! as the same-run baseline) and `bench http` (a bounded load generator with pre-signed unique
-//! requests and verified responses). Figures are reported as ratios against a baseline.
+//! requests and verified responses, with the server's CPU per request against the crypto floor
+//! and an optional self-contained HTML report). Figures are reported as ratios against a
+//! baseline.
 
+pub mod cpu;
 pub mod crypto;
 pub mod http;
+pub mod latency;
+pub mod report;
 
 /// Why a measurement could not run.
 #[derive(Debug, thiserror::Error)]
@@ -26,4 +31,34 @@ pub enum BenchError {
     /// The outbound TLS configuration (`--ca-file`) was refused.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The server's `/metrics` could not be read.
+    #[error("server CPU: {url}: {reason}")]
+    Scrape {
+        /// The metrics URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The exposition has no `process_cpu_seconds_total`.
+    #[error("server CPU: {0} has no process_cpu_seconds_total (a gateway without the process collector, or not on Linux)")]
+    NoCpuMetric(String),
+    /// `/proc/<pid>/stat` could not be read.
+    #[error("server CPU: /proc/{pid}/stat: {reason}")]
+    ProcStat {
+        /// The process.
+        pid: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A chart of the HTML report could not be drawn.
+    #[error("report chart: {0}")]
+    Chart(String),
+    /// The HTML report could not be written.
+    #[error("report {path}: {source}")]
+    Report {
+        /// The report's path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }

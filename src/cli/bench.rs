@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::Subcommand;
+use pension_gateway::bench::cpu::ServerCpuSource;
 use pension_gateway::config::Settings;
 use pension_gateway::crypto::EngineKind;
 
@@ -53,6 +55,12 @@ pub enum BenchCommand {
         /// PEM CA trusted for an `https://` URL besides the platform's roots (default: `tls.ca_file`).
         #[arg(long)]
         ca_file: Option<PathBuf>,
+        /// Server CPU, CPU per request and the ratio to the crypto floor.
+        #[command(flatten)]
+        cpu: HttpCpuArgs,
+        /// Write a self-contained HTML report (charts inline, nothing loaded from elsewhere).
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
 }
 
@@ -104,6 +112,65 @@ fn print_round(round: &pension_gateway::bench::crypto::Round) {
         "(ratios: engine per CPU second where the thread CPU time is readable, else per core of \
          wall-clock time, ÷ OpenSSL, which counts per user CPU second)"
     );
+}
+
+/// `bench http`: warm-up, the server's CPU and the crypto floor.
+#[derive(clap::Args)]
+pub struct HttpCpuArgs {
+    /// Unique requests sent before the measured phase and not counted.
+    #[arg(long, default_value_t = 1_000)]
+    warmup: usize,
+    /// The server's ops `/metrics`, read before and after the measured phase for
+    /// `process_cpu_seconds_total` (default: the host of `--url` and the port of
+    /// `server.ops_listen`). The counter has whole-second steps: prefer `--server-pid` for short
+    /// runs.
+    #[arg(long, value_name = "URL")]
+    metrics_url: Option<String>,
+    /// Read the server's CPU from `/proc/<PID>/stat` instead (Linux, same machine; 10 ms steps).
+    #[arg(long, value_name = "PID", conflicts_with = "metrics_url")]
+    server_pid: Option<u32>,
+    /// Do not read the server's CPU.
+    #[arg(long, conflicts_with_all = ["metrics_url", "server_pid"])]
+    no_server_cpu: bool,
+    /// Engine for the crypto floor (default: `keys.engine`, the server's configured engine).
+    #[arg(long)]
+    engine: Option<EngineKind>,
+    /// Seconds each for the single-thread sign and verify loops of the crypto floor (0: skip).
+    #[arg(long, default_value_t = 1.0)]
+    floor_seconds: f64,
+}
+
+impl HttpCpuArgs {
+    /// Where to read the server's CPU, and whether the user named it (then a failure is one).
+    fn source(
+        &self,
+        url: &str,
+        settings: &Settings,
+    ) -> anyhow::Result<Option<(ServerCpuSource, bool)>> {
+        if self.no_server_cpu {
+            return Ok(None);
+        }
+        if let Some(pid) = self.server_pid {
+            return Ok(Some((ServerCpuSource::Pid(pid), true)));
+        }
+        if let Some(m) = &self.metrics_url {
+            return Ok(Some((ServerCpuSource::Metrics(m.clone()), true)));
+        }
+        let Some(ops) = settings.ops_listen()? else {
+            return Ok(None);
+        };
+        let uri: actix_web::http::Uri = url.parse().context("--url")?;
+        let host = uri.host().unwrap_or("127.0.0.1");
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        Ok(Some((
+            ServerCpuSource::Metrics(format!("http://{host}:{}/metrics", ops.port())),
+            false,
+        )))
+    }
 }
 
 /// Runs a `bench` command.
@@ -183,8 +250,12 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             output,
             request_id_prefix,
             ca_file,
+            cpu,
+            report,
         } => {
             let client = super::client::wechat_client(&keys_dir, settings)?;
+            let source = cpu.source(&url, settings)?;
+            let engine = cpu.engine.unwrap_or(settings.keys.engine);
             let opts = bench::http::HttpBenchOptions {
                 url,
                 concurrency,
@@ -193,20 +264,24 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 progress: output != "json",
                 request_id_prefix,
                 ca_file: ca_file.or_else(|| settings.tls.ca_file.clone()),
+                warmup: cpu.warmup,
+                server_cpu: source.as_ref().map(|(s, _)| s.clone()),
+                floor: (cpu.floor_seconds > 0.0).then_some((engine, cpu.floor_seconds)),
             };
             let r = bench::http::run(&opts, std::sync::Arc::new(client)).await?;
             if output == "json" {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("requests {}  in {:.2} s  → {:.0} req/s  (pre-signing took {:.2} s, not counted)", r.requests, r.seconds, r.req_per_sec, r.presign_seconds);
-                println!(
-                    "latency ms  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-                    r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
-                );
-                println!(
-                    "status {:?}  transport errors {}  bad signatures {}",
-                    r.by_status, r.transport_errors, r.bad_signatures
-                );
+                print!("{}", bench::report::text_summary(&r));
+            }
+            if let Some(path) = &report {
+                let args: Vec<String> = std::env::args().collect();
+                let command = shlex::try_join(args.iter().map(String::as_str))
+                    .unwrap_or_else(|_| args.join(" "));
+                bench::report::write_html(path, &r, &command)?;
+                if output != "json" {
+                    println!("report    {}", path.display());
+                }
             }
             if r.bad_signatures > 0 || r.transport_errors > 0 {
                 anyhow::bail!(
@@ -214,6 +289,9 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                     r.bad_signatures,
                     r.transport_errors
                 );
+            }
+            if let (Some((_, true)), Some(e)) = (&source, &r.server_cpu_error) {
+                anyhow::bail!("{e}");
             }
         }
     }

@@ -239,12 +239,9 @@ async fn write_mysql(
     let c = match conn {
         Some(c) => c,
         None => {
-            let c = connect
-                .establish()
-                .await
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("audit writer cannot connect to MySQL: {e}"))
-                })?;
+            let c = connect.establish().await.map_err(|e| {
+                StoreError::Unavailable(format!("audit writer cannot connect to MySQL: {e}"))
+            })?;
             conn.insert(c)
         }
     };

@@ -408,6 +408,8 @@ fn bench(port: u16, keys: &Path, prefix: &str) -> Run {
         .args(["--requests", &PER_RUN.to_string()])
         .args(["--max-seconds", "120", "--output", "json"])
         .args(["--request-id-prefix", prefix])
+        // Load only: no warm-up, no crypto floor, no server-CPU reading between the runs.
+        .args(["--warmup", "0", "--floor-seconds", "0", "--no-server-cpu"])
         .arg("--keys-dir")
         .arg(keys)
         .env_remove("GATEWAY_CONFIG")

@@ -12,6 +12,7 @@ mod common;
 mod accounts;
 mod audit_batch;
 mod audit_kill;
+mod bench_reports;
 mod cli_demo;
 mod config;
 mod crypto_engines;
