@@ -47,10 +47,6 @@ pub enum ReplayError {
 }
 
 /// Where nonces are remembered.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per process, never moved around: the size difference costs nothing"
-)]
 pub enum ReplayGuard {
     /// One process.
     Memory(MemoryReplayStore),

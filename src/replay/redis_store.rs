@@ -88,6 +88,10 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, ReplayError> {
     Ok(bytes.to_vec())
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per process, built once and never moved around"
+)]
 enum Client {
     Single(redis::Client),
     Cluster(redis::cluster::ClusterClient),
