@@ -605,9 +605,11 @@ fn spawn_manifest_watch(
     }
     let tls_files = tls.as_ref().map(|t| t.watched_files()).unwrap_or_default();
     let tls_stamps = move || tls_files.iter().map(|p| file_stamp(p)).collect::<Vec<_>>();
+    // The baseline is taken now, right after the files were loaded, not when the task first
+    // runs: a change made before the task is first polled must still count as a change.
+    let mut last = file_stamp(&manifest);
+    let mut last_tls = tls_stamps();
     actix_web::rt::spawn(async move {
-        let mut last = file_stamp(&manifest);
-        let mut last_tls = tls_stamps();
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval_secs));
         loop {
             tick.tick().await;
