@@ -4,12 +4,13 @@
 //! committed. Committing one row per statement made the database path most of a request's CPU
 //! (one pool checkout, one statement, one commit, and on SQLite a blocking-pool hop each). Here
 //! requests hand their row to a single writer, which takes every row waiting in the channel (up
-//! to [`MAX_BATCH`]) and inserts them as **one multi-row `INSERT`** — one statement, one commit.
+//! to [`MAX_BATCH`]) and writes them in **one transaction** — one commit for the batch (MySQL:
+//! one multi-row `INSERT`; SQLite: the prepared single-row `INSERT` once per row).
 //! There is no timer: while one batch is being written the next one gathers, so an idle gateway
 //! writes batches of one with no added latency, and a loaded one writes larger batches.
 //!
-//! Each request awaits the result of *its* batch: `Ok` only after the statement committed. A
-//! statement is atomic, so a failed batch leaves none of its rows and fails exactly its requests
+//! Each request awaits the result of *its* batch: `Ok` only after the batch committed. The batch
+//! is atomic, so a failed batch leaves none of its rows and fails exactly its requests
 //! (each answers the signed 503 of an unavailable audit log); other batches are unaffected.
 //! Rows are validated before they are queued, so one malformed row cannot fail its neighbours
 //! through a constraint.
@@ -168,13 +169,20 @@ fn write_sqlite(
             conn.insert(c)
         }
     };
+    // One transaction of single-row INSERTs, not one multi-row statement: a single-row INSERT
+    // is the same statement for every row, so SQLite prepares it once per connection (diesel's
+    // statement cache) where a multi-row INSERT of a new length is parsed and planned anew; the
+    // transaction keeps the batch atomic (one commit, all rows or none).
     use diesel::RunQueryDsl;
-    let rows: Vec<AuditRow<'_>> = batch.iter().map(|j| AuditRow::from(&j.row)).collect();
-    diesel::insert_into(qa::table)
-        .values(&rows)
-        .execute(c)
-        .map(|_| ())
-        .map_err(StoreError::from)
+    c.immediate_transaction(|c| {
+        for job in batch {
+            diesel::insert_into(qa::table)
+                .values(AuditRow::from(&job.row))
+                .execute(c)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })
+    .map_err(StoreError::from)
 }
 
 fn run_mysql(

@@ -43,6 +43,10 @@ macro_rules! db_run {
                 .await?;
                 let $conn: &mut diesel_async::AsyncMysqlConnection = &mut *obj;
                 let res: Result<_, super::StoreError> = $body;
+                if res.is_err() {
+                    // The link may be broken or mid-statement: never hand it out again.
+                    drop(diesel_async::pooled_connection::deadpool::Object::take(obj));
+                }
                 res.map_err(|e| inner.scrub(e))
             }
             super::pool::Pools::Sqlite(pool) => {

@@ -36,6 +36,7 @@ mod keyring_admin;
 mod limits_and_replay;
 mod log_scan;
 mod multi_instance;
+mod mysql_pool;
 mod mysql_privileges;
 mod mysql_tls;
 mod openapi;

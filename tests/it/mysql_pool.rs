@@ -1,0 +1,128 @@
+//! The MySQL pool hands out a connection without a `SELECT 1` round trip when it was used less
+//! than a second ago, checks one idle for longer, and never hands out again a connection whose
+//! statement failed. The server side is played by `KILL CONNECTION USER`, which closes every
+//! connection of the store's own account. Needs `TEST_MYSQL_URL` (an account that may create
+//! users); unset: a note and no test.
+
+use crate::common;
+
+use std::time::Duration;
+
+use pension_gateway::store::{testing, Store, StoreError, StoreOptions};
+
+struct DropUser {
+    admin_url: String,
+    user: String,
+}
+
+impl Drop for DropUser {
+    fn drop(&mut self) {
+        let (url, user) = (self.admin_url.clone(), self.user.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(testing::mysql_exec(
+                &url,
+                None,
+                &format!(
+                    "DROP USER IF EXISTS '{user}'@'127.0.0.1'; DROP USER IF EXISTS '{user}'@'localhost';"
+                ),
+            ))
+        })
+        .join();
+    }
+}
+
+fn as_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host_and_rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{user}:{password}@{host_and_rest}")
+}
+
+async fn lookup(store: &Store) -> Result<(), StoreError> {
+    store.find_account_by_digest(&[7u8; 32]).await.map(|a| {
+        assert!(a.is_none(), "the test database has no accounts");
+    })
+}
+
+#[actix_web::test]
+async fn broken_connections_are_dropped_and_idle_ones_checked() {
+    let Some(db) = common::test_db(common::Db::Mysql).await else {
+        eprintln!("note: TEST_MYSQL_URL unset; MySQL pool test not run");
+        return;
+    };
+    let admin_url = db.url.clone().unwrap();
+    let db_name = admin_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let user = format!(
+        "pg_pool_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    let _cleanup = DropUser {
+        admin_url: admin_url.clone(),
+        user: user.clone(),
+    };
+    let mut sql = String::new();
+    for host in ["127.0.0.1", "localhost"] {
+        sql.push_str(&format!(
+            "CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'; \
+             GRANT SELECT ON `{db_name}`.* TO '{user}'@'{host}';"
+        ));
+    }
+    testing::mysql_exec(&admin_url, None, &sql)
+        .await
+        .expect("create the test account");
+    let kill = format!("KILL CONNECTION USER '{user}'");
+
+    // One pooled connection, so the connection killed is the one the next lookup gets.
+    let store = Store::open(
+        &as_user(&admin_url, &user, &password),
+        StoreOptions {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            create_if_missing: false,
+        },
+    )
+    .await
+    .expect("open as the test account");
+    lookup(&store).await.expect("first lookup");
+
+    // Killed right after use: handed out unchecked (no round trip for a connection used
+    // within the last second), so this one lookup fails — and the connection is dropped, so
+    // the next lookup opens a fresh one instead of failing again.
+    testing::mysql_exec(&admin_url, None, &kill)
+        .await
+        .expect("kill the store's connection");
+    let e = lookup(&store)
+        .await
+        .expect_err("a connection used < 1 s ago is not checked");
+    assert!(
+        matches!(e, StoreError::Unavailable(_) | StoreError::Query(_)),
+        "{e:?}"
+    );
+    for round in 0..3 {
+        lookup(&store)
+            .await
+            .unwrap_or_else(|e| panic!("lookup {round} after the failure: {e:?}"));
+    }
+
+    // Killed, then idle for longer than the check interval: the checkout's `SELECT 1` finds it
+    // dead and opens a fresh one; the caller sees no error.
+    testing::mysql_exec(&admin_url, None, &kill)
+        .await
+        .expect("kill the store's connection");
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    lookup(&store)
+        .await
+        .expect("an idle dead connection is replaced at checkout");
+    lookup(&store).await.expect("and the new one is kept");
+}
