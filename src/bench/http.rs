@@ -45,6 +45,11 @@ pub struct HttpBenchOptions {
     pub server_cpu: Option<ServerCpuSource>,
     /// Engine and seconds per operation for the client-side crypto floor (`None`: skipped).
     pub floor: Option<(EngineKind, f64)>,
+    /// Open-loop pacing of the measured phase: request i is due at start + i / rate, and its
+    /// latency counts from that due time, so a server (or client) that falls behind shows as
+    /// latency instead of silently lowering the offered rate. `None`: closed loop (each worker
+    /// sends its next request as soon as it has an answer).
+    pub rate: Option<f64>,
 }
 
 /// The figures.
@@ -60,6 +65,8 @@ pub struct HttpBenchReport {
     pub seconds: f64,
     /// Requests per second.
     pub req_per_sec: f64,
+    /// The offered rate of an open-loop run (`--rate`), requests per second.
+    pub offered_rate: Option<f64>,
     /// Latency percentiles, milliseconds.
     pub p50_ms: f64,
     /// 90th percentile.
@@ -177,6 +184,7 @@ async fn send_phase(
     requests: Arc<[Presigned]>,
     deadline: Instant,
     progress: bool,
+    rate: Option<f64>,
 ) -> Result<Phase, BenchError> {
     let next = Arc::new(AtomicUsize::new(0));
     let answers = Arc::new(Mutex::new(Vec::with_capacity(requests.len())));
@@ -206,10 +214,18 @@ async fn send_phase(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(req) = requests.get(i) else { break };
+                // Latency counts from the due time of an open-loop request, else from now.
+                let sent = match rate {
+                    Some(r) => {
+                        let due = started + Duration::from_secs_f64(i as f64 / r);
+                        actix_web::rt::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 if Instant::now() > deadline {
                     break;
                 }
-                let sent = Instant::now();
                 let resp = http
                     .post(url.as_str())
                     .insert_header(("Authorization", req.authorization.as_str()))
@@ -354,6 +370,7 @@ pub async fn run(
             warmup,
             deadline,
             opts.progress,
+            None,
         )
         .await?;
         warmup_requests = w.answers.len() as u64 + w.transport_errors;
@@ -370,6 +387,7 @@ pub async fn run(
         measured,
         deadline,
         opts.progress,
+        opts.rate.filter(|r| *r > 0.0),
     )
     .await?;
     let (server_cpu, server_cpu_error) = match (&opts.server_cpu, cpu_before) {
@@ -424,6 +442,7 @@ pub async fn run(
         presign_seconds,
         seconds: phase.seconds,
         req_per_sec: phase.answers.len() as f64 / phase.seconds,
+        offered_rate: opts.rate.filter(|r| *r > 0.0),
         p50_ms: p.p50_ms,
         p90_ms: p.p90_ms,
         p99_ms: p.p99_ms,

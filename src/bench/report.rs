@@ -28,7 +28,16 @@ pub fn summary_rows(r: &HttpBenchReport) -> Vec<(&'static str, String)> {
             ),
         ),
         ("duration", format!("{:.2} s", r.seconds)),
-        ("throughput", format!("{:.0} req/s", r.req_per_sec)),
+        (
+            "throughput",
+            match r.offered_rate {
+                Some(rate) => format!(
+                    "{:.0} req/s (open loop at {rate:.0} req/s offered; latency from each request's due time)",
+                    r.req_per_sec
+                ),
+                None => format!("{:.0} req/s", r.req_per_sec),
+            },
+        ),
         (
             "latency",
             format!(

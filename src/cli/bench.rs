@@ -58,6 +58,11 @@ pub enum BenchCommand {
         /// Server CPU, CPU per request and the ratio to the crypto floor.
         #[command(flatten)]
         cpu: HttpCpuArgs,
+        /// Open loop: offer this many requests per second in the measured phase (request i due at
+        /// start + i/RATE; latency counted from its due time). Default: closed loop, as fast as
+        /// the answers come back
+        #[arg(long, value_name = "REQ_PER_SEC")]
+        rate: Option<f64>,
         /// Write a self-contained HTML report (charts inline, nothing loaded from elsewhere).
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
@@ -251,6 +256,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             request_id_prefix,
             ca_file,
             cpu,
+            rate,
             report,
         } => {
             let client = super::client::wechat_client(&keys_dir, settings)?;
@@ -267,6 +273,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 warmup: cpu.warmup,
                 server_cpu: source.as_ref().map(|(s, _)| s.clone()),
                 floor: (cpu.floor_seconds > 0.0).then_some((engine, cpu.floor_seconds)),
+                rate,
             };
             let r = bench::http::run(&opts, std::sync::Arc::new(client)).await?;
             if output == "json" {

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use diesel::SqliteConnection;
 
+mod audit_sql;
 mod audit_writer;
 mod migrate;
 pub mod models;

@@ -334,7 +334,8 @@ pub(crate) fn session_from_tuple(t: SessionTuple) -> Result<BindingSession, Stor
 
 #[derive(Insertable)]
 #[diesel(table_name = query_audit)]
-// NULL, not DEFAULT, for `None`: SQLite then takes the rows of a batch as one multi-row INSERT.
+// NULL, not DEFAULT, for `None`: one INSERT text whatever the row holds (MySQL takes a batch as
+// one multi-row INSERT; SQLite prepares the single-row INSERT once).
 #[diesel(treat_none_as_default_value = false)]
 pub(crate) struct AuditRow<'a> {
     pub request_id: &'a str,

@@ -142,3 +142,18 @@ pub fn mysql_url_with_db(url: &str, db: &str) -> Result<String, StoreError> {
     check_name(db)?;
     with_db(url, db)
 }
+
+/// The compile-time options of the bundled SQLite (`PRAGMA compile_options`), e.g.
+/// `THREADSAFE=2`: tests check that the build settings of `.cargo/config.toml` took effect.
+pub fn sqlite_compile_options() -> Result<Vec<String>, StoreError> {
+    use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+    #[derive(QueryableByName)]
+    struct Opt {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        compile_options: String,
+    }
+    let mut conn = SqliteConnection::establish(":memory:")
+        .map_err(|e| StoreError::Unavailable(format!("cannot open in-memory SQLite: {e}")))?;
+    let rows: Vec<Opt> = diesel::sql_query("PRAGMA compile_options").load(&mut conn)?;
+    Ok(rows.into_iter().map(|o| o.compile_options).collect())
+}

@@ -216,6 +216,7 @@ fn synthetic_report() -> HttpBenchReport {
         presign_seconds: 0.4,
         seconds: 3.4,
         req_per_sec: 2_000.0,
+        offered_rate: None,
         p50_ms: p.p50_ms,
         p90_ms: p.p90_ms,
         p99_ms: p.p99_ms,
@@ -383,4 +384,91 @@ fn html_report_opens_in_headless_chromium() {
     });
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     assert!(png.len() > 20_000, "a page with charts, not a blank one");
+}
+
+/// `--rate`: the measured phase is paced (open loop). Request i is due at start + i/rate, so 400
+/// requests at 200/s cannot finish before 1.995 s however fast the server is; every answer is a
+/// verified 200 and the report names the offered rate.
+#[test]
+fn open_loop_rate_paces_the_measured_phase() {
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let token_file = tmp.path().join("admin.token");
+    std::fs::write(&token_file, "bench-admin-token\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let db = format!("sqlite://{}", tmp.path().join("bench.db").display());
+    let log = tmp.path().join("serve.log");
+    let mut server = Command::new(common::process::BIN)
+        .args(["serve", "--demo"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("GATEWAY_CONFIG")
+        .env("GATEWAY__DATABASE__URL", &db)
+        .env("GATEWAY__LOG__LEVEL", "warn")
+        .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEWAY__SERVER__OPS_LISTEN", "")
+        .env("GATEWAY__SERVER__ADMIN_LISTEN", "")
+        .env("GATEWAY__SERVER__ADMIN_TOKEN_FILE", &token_file)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while common::process::http_get(port, "/healthz").is_none() {
+        if let Some(st) = server.try_wait().unwrap() {
+            panic!(
+                "serve --demo exited ({st}): {}",
+                common::process::log_tail(&log, 20)
+            );
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "serve --demo did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = Command::new(common::process::BIN)
+        .args(["bench", "http", "--url"])
+        .arg(format!("http://127.0.0.1:{port}/v1/pension/account"))
+        .args([
+            "--rate",
+            "200",
+            "--requests",
+            "400",
+            "--warmup",
+            "20",
+            "--concurrency",
+            "8",
+        ])
+        .args([
+            "--no-server-cpu",
+            "--floor-seconds",
+            "0",
+            "--output",
+            "json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("GATEWAY_CONFIG")
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        out.status.success(),
+        "bench http failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["offered_rate"], 200.0, "{r}");
+    assert_eq!(r["by_status"]["200"], 400, "{r}");
+    assert_eq!(r["bad_signatures"], 0, "{r}");
+    let secs = r["seconds"].as_f64().unwrap();
+    assert!(
+        secs >= 1.99,
+        "400 requests at 200/s took only {secs} s: not paced"
+    );
+    assert!(secs < 30.0, "{secs} s");
 }

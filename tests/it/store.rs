@@ -750,3 +750,13 @@ fn debug_masks_personal_data() {
     let au = format!("{:?}", audit("r", "OK", Some(1)));
     assert!(!au.contains(&"01".repeat(8)), "{au}");
 }
+
+/// The bundled SQLite is built as `.cargo/config.toml` says: no per-call connection mutex
+/// (each connection is used by one thread at a time) and no global allocation statistics.
+#[test]
+fn sqlite_is_built_without_per_call_mutexes() {
+    let opts = pension_gateway::store::testing::sqlite_compile_options().unwrap();
+    for want in ["THREADSAFE=2", "DEFAULT_MEMSTATUS=0"] {
+        assert!(opts.iter().any(|o| o == want), "{want} not in {opts:?}");
+    }
+}
