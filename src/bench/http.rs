@@ -45,10 +45,9 @@ pub struct HttpBenchOptions {
     pub server_cpu: Option<ServerCpuSource>,
     /// Engine and seconds per operation for the client-side crypto floor (`None`: skipped).
     pub floor: Option<(EngineKind, f64)>,
-    /// Open-loop pacing of the measured phase: request i is due at start + i / rate, and its
-    /// latency counts from that due time, so a server (or client) that falls behind shows as
-    /// latency instead of silently lowering the offered rate. `None`: closed loop (each worker
-    /// sends its next request as soon as it has an answer).
+    /// Open-loop pacing of the measured phase: request i is due at start + i / rate and is sent
+    /// then (or as soon as a worker is free); how late each one left is reported as the schedule
+    /// lag. `None`: closed loop (each worker sends its next request as soon as it has an answer).
     pub rate: Option<f64>,
 }
 
@@ -67,6 +66,12 @@ pub struct HttpBenchReport {
     pub req_per_sec: f64,
     /// The offered rate of an open-loop run (`--rate`), requests per second.
     pub offered_rate: Option<f64>,
+    /// Open loop: how late requests left after their due time, 99th percentile and maximum,
+    /// milliseconds. Up to about 1 ms is the client's timer tick; more means the client (its
+    /// workers or its core) could not keep the rate, and the latencies then understate.
+    pub schedule_lag_p99_ms: Option<f64>,
+    /// Open loop: the largest schedule lag, milliseconds.
+    pub schedule_lag_max_ms: Option<f64>,
     /// Latency percentiles, milliseconds.
     pub p50_ms: f64,
     /// 90th percentile.
@@ -164,6 +169,8 @@ fn presign(client: &WechatClient, path: &str, n: usize) -> Vec<Presigned> {
 struct Phase {
     answers: Vec<Answer>,
     latencies: hdrhistogram::Histogram<u64>,
+    /// Open loop: each request's send time minus its due time, microseconds.
+    lag: hdrhistogram::Histogram<u64>,
     per_second: Vec<u64>,
     transport_errors: u64,
     /// Indexes of the requests that got no response.
@@ -191,6 +198,9 @@ async fn send_phase(
     let hist = Arc::new(Mutex::new(hdrhistogram::Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
+    let lag = Arc::new(Mutex::new(hdrhistogram::Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
     let seconds_cap = deadline.saturating_duration_since(Instant::now()).as_secs() as usize;
     let per_second: Arc<Vec<AtomicU64>> =
         Arc::new((0..seconds_cap + 2).map(|_| AtomicU64::new(0)).collect());
@@ -209,20 +219,24 @@ async fn send_phase(
             url.to_string(),
             http.clone(),
         );
-        let (no_answer, prefix) = (Arc::clone(&no_answer), id_prefix.to_string());
+        let (no_answer, prefix, lag) = (
+            Arc::clone(&no_answer),
+            id_prefix.to_string(),
+            Arc::clone(&lag),
+        );
         workers.push(actix_web::rt::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(req) = requests.get(i) else { break };
-                // Latency counts from the due time of an open-loop request, else from now.
-                let sent = match rate {
-                    Some(r) => {
-                        let due = started + Duration::from_secs_f64(i as f64 / r);
-                        actix_web::rt::time::sleep_until(due.into()).await;
-                        due
+                if let Some(r) = rate {
+                    let due = started + Duration::from_secs_f64(i as f64 / r);
+                    actix_web::rt::time::sleep_until(due.into()).await;
+                    let late = due.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                    if let Ok(mut h) = lag.lock() {
+                        let _ = h.record(late.max(1));
                     }
-                    None => Instant::now(),
-                };
+                }
+                let sent = Instant::now();
                 if Instant::now() > deadline {
                     break;
                 }
@@ -302,6 +316,7 @@ async fn send_phase(
     }
     let answers = std::mem::take(&mut *answers.lock().map_err(|_| BenchError::Poisoned)?);
     let latencies = hist.lock().map_err(|_| BenchError::Poisoned)?.clone();
+    let lag = lag.lock().map_err(|_| BenchError::Poisoned)?.clone();
     let mut per_second: Vec<u64> = per_second
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
@@ -311,6 +326,7 @@ async fn send_phase(
     Ok(Phase {
         answers,
         latencies,
+        lag,
         per_second,
         transport_errors: transport_errors.load(Ordering::Relaxed) as u64,
         no_answer,
@@ -443,6 +459,9 @@ pub async fn run(
         seconds: phase.seconds,
         req_per_sec: phase.answers.len() as f64 / phase.seconds,
         offered_rate: opts.rate.filter(|r| *r > 0.0),
+        schedule_lag_p99_ms: (!phase.lag.is_empty())
+            .then(|| phase.lag.value_at_quantile(0.99) as f64 / 1000.0),
+        schedule_lag_max_ms: (!phase.lag.is_empty()).then(|| phase.lag.max() as f64 / 1000.0),
         p50_ms: p.p50_ms,
         p90_ms: p.p90_ms,
         p99_ms: p.p99_ms,

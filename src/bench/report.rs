@@ -32,8 +32,10 @@ pub fn summary_rows(r: &HttpBenchReport) -> Vec<(&'static str, String)> {
             "throughput",
             match r.offered_rate {
                 Some(rate) => format!(
-                    "{:.0} req/s (open loop at {rate:.0} req/s offered; latency from each request's due time)",
-                    r.req_per_sec
+                    "{:.0} req/s (open loop at {rate:.0} req/s offered; sent late by p99 {:.2} ms, max {:.2} ms)",
+                    r.req_per_sec,
+                    r.schedule_lag_p99_ms.unwrap_or(0.0),
+                    r.schedule_lag_max_ms.unwrap_or(0.0)
                 ),
                 None => format!("{:.0} req/s", r.req_per_sec),
             },

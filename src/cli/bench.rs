@@ -59,8 +59,8 @@ pub enum BenchCommand {
         #[command(flatten)]
         cpu: HttpCpuArgs,
         /// Open loop: offer this many requests per second in the measured phase (request i due at
-        /// start + i/RATE; latency counted from its due time). Default: closed loop, as fast as
-        /// the answers come back
+        /// start + i/RATE; how late requests left is printed as the schedule lag). Default: closed
+        /// loop, as fast as the answers come back
         #[arg(long, value_name = "REQ_PER_SEC")]
         rate: Option<f64>,
         /// Write a self-contained HTML report (charts inline, nothing loaded from elsewhere).

@@ -217,6 +217,8 @@ fn synthetic_report() -> HttpBenchReport {
         seconds: 3.4,
         req_per_sec: 2_000.0,
         offered_rate: None,
+        schedule_lag_p99_ms: None,
+        schedule_lag_max_ms: None,
         p50_ms: p.p50_ms,
         p90_ms: p.p90_ms,
         p99_ms: p.p99_ms,
@@ -465,6 +467,7 @@ fn open_loop_rate_paces_the_measured_phase() {
     assert_eq!(r["offered_rate"], 200.0, "{r}");
     assert_eq!(r["by_status"]["200"], 400, "{r}");
     assert_eq!(r["bad_signatures"], 0, "{r}");
+    assert!(r["schedule_lag_max_ms"].as_f64().is_some(), "{r}");
     let secs = r["seconds"].as_f64().unwrap();
     assert!(
         secs >= 1.99,
