@@ -52,10 +52,8 @@ pub fn check_config(settings: &Settings) -> Result<String, StartError> {
     }
 
     // The certificate pair under the same checks as a start or a reload: parses, the key
-    // matches, valid now, the client CA readable (the metrics are a throw-away registry).
-    let scratch =
-        crate::metrics::Metrics::new().map_err(|e| StartError::Other(format!("metrics: {e}")))?;
-    match crate::tls::server::ServerTls::from_settings(&settings.tls, &scratch)? {
+    // matches, valid now, the client CA readable.
+    match crate::tls::server::ServerTls::check_settings(&settings.tls)? {
         Some(_) => summary.push_str(if settings.tls.client_ca_file.is_some() {
             ", tls on (certificate, key and client CA ok)"
         } else {

@@ -53,39 +53,13 @@ impl std::fmt::Debug for RedisTarget {
     }
 }
 
-/// Reads a PEM CA file for `replay.redis_ca_file` with the key ring's public-file rules (opened
-/// once without following links, checked on the handle, size-capped) and checks that it holds
-/// at least one certificate rustls accepts as a trust anchor. The error names the setting.
+/// Reads the PEM CA file of `replay.redis_ca_file` with the one CA reader,
+/// [`crate::tls::read_ca_file`] (public-file rules, every certificate valid now and usable as a
+/// trust anchor). The error names the setting.
 pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, ReplayError> {
-    let bad = |why: String| ReplayError::Config(format!("replay.redis_ca_file: {why}"));
-    let bytes =
-        crate::keyring::file_rules::open_checked(path, crate::keyring::KeyFileKind::PublicKey)
-            .map_err(|e| bad(e.to_string()))?;
-    use rustls::pki_types::pem::PemObject;
-    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            bad(format!(
-                "{}: not a PEM certificate file ({e})",
-                path.display()
-            ))
-        })?;
-    if certs.is_empty() {
-        return Err(bad(format!(
-            "{}: no PEM CERTIFICATE block found",
-            path.display()
-        )));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs {
-        roots.add(c).map_err(|e| {
-            bad(format!(
-                "{}: a certificate is not a usable CA ({e})",
-                path.display()
-            ))
-        })?;
-    }
-    Ok(bytes.to_vec())
+    crate::tls::read_ca_file(path, crate::tls::unix_now())
+        .map(|ca| ca.pem)
+        .map_err(|e| ReplayError::Config(format!("replay.redis_ca_file: {e}")))
 }
 
 #[expect(
@@ -153,7 +127,7 @@ impl RedisLink {
                 .map_err(|e| ReplayError::Config(format!("replay.redis_url: {e}")))?;
             let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
             if tls {
-                install_crypto_provider();
+                crate::tls::ensure_default_provider();
             }
             let client = if tls && target.ca_pem.is_some() {
                 redis::Client::build_with_tls(info, certs)
@@ -172,7 +146,7 @@ impl RedisLink {
                 .iter()
                 .any(|n| n.trim().to_ascii_lowercase().starts_with("rediss://"));
             if tls {
-                install_crypto_provider();
+                crate::tls::ensure_default_provider();
             }
             let mut b = redis::cluster::ClusterClientBuilder::new(
                 target.cluster_nodes.iter().map(|n| n.trim()),
@@ -294,14 +268,6 @@ impl RedisLink {
             )));
         }
         Ok(())
-    }
-}
-
-/// rustls needs one process-wide crypto provider; ring unless the process chose one already.
-fn install_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race with another installer is fine: a provider is installed either way.
-        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

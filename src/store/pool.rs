@@ -274,7 +274,9 @@ impl MysqlConnect {
                     path.display()
                 )));
             }
-            let pem = read_ca_file(path)?;
+            let pem = crate::tls::read_ca_file(path, crate::tls::unix_now())
+                .map_err(|e| StoreError::Config(format!("database.ca_file: {e}")))?
+                .pem;
             let mut with_ca = ssl
                 .take()
                 .unwrap_or_default()
@@ -318,7 +320,7 @@ impl MysqlConnect {
     /// Opens one connection and runs diesel-async's session setup on it.
     pub(crate) async fn establish(&self) -> diesel::ConnectionResult<AsyncMysqlConnection> {
         if self.tls() {
-            ensure_crypto_provider();
+            crate::tls::ensure_default_provider();
         }
         let conn = mysql_async::Conn::new(self.opts.clone())
             .await
@@ -350,48 +352,6 @@ fn is_loopback(host: &str) -> bool {
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Reads the PEM CA file once (public-file rules: no symbolic link, regular file, owned by the
-/// gateway's user or root, not writable by group or others, at most 64 KiB) and checks that it
-/// holds at least one certificate usable as a trust anchor.
-fn read_ca_file(path: &Path) -> Result<Vec<u8>, StoreError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let shown = path.display();
-    let bytes = crate::keyring::open_checked(path, crate::keyring::KeyFileKind::PublicKey)
-        .map_err(|e| StoreError::Config(format!("database.ca_file: {e}")))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&bytes) {
-        let cert = cert.map_err(|e| {
-            StoreError::Config(format!(
-                "database.ca_file `{shown}`: not a PEM certificate file ({e})"
-            ))
-        })?;
-        roots.add(cert).map_err(|e| {
-            StoreError::Config(format!(
-                "database.ca_file `{shown}`: a certificate cannot be used as a CA ({e})"
-            ))
-        })?;
-    }
-    if roots.is_empty() {
-        return Err(StoreError::Config(format!(
-            "database.ca_file `{shown}` holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
-        )));
-    }
-    Ok(bytes.to_vec())
-}
-
-/// rustls needs a process-wide crypto provider when more than one is compiled in; install
-/// `ring` unless something else already installed one.
-fn ensure_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Losing a race with another installer is fine: a provider is then installed.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-    });
 }
 
 pub(crate) fn mysql_pool(

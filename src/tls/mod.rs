@@ -173,7 +173,7 @@ pub fn parse_certificates(
     if certs.is_empty() {
         return Err(TlsError::Pem {
             path: path.display().to_string(),
-            reason: "holds no CERTIFICATE block".into(),
+            reason: "holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)".into(),
         });
     }
     Ok(certs)
@@ -243,10 +243,22 @@ pub fn check_chain(
     Ok(infos)
 }
 
-/// A root store from a CA file (public-file rules): every certificate must parse, be valid at
-/// `now` and be accepted as a trust anchor.
-pub fn read_ca_roots(path: &Path, now: i64) -> Result<rustls::RootCertStore, TlsError> {
-    let certs = read_certificates(path)?;
+/// A CA file read once under the public-file rules (`keyring::file_rules`): its PEM text, for
+/// the drivers that take PEM (MySQL, Redis), and the trust anchors parsed from the same bytes.
+pub struct CaFile {
+    /// The file's bytes as read.
+    pub pem: Vec<u8>,
+    /// Every certificate of the file as a trust anchor.
+    pub roots: rustls::RootCertStore,
+}
+
+/// Reads a CA file — the one reader of `tls.client_ca_file`, `tls.ca_file`, `database.ca_file`
+/// and `replay.redis_ca_file`: public-file rules, at least one PEM certificate, every one valid
+/// X.509 inside its validity at `now` (unix seconds) and accepted as a trust anchor. Callers
+/// prefix the error with their setting's name.
+pub fn read_ca_file(path: &Path, now: i64) -> Result<CaFile, TlsError> {
+    let pem = open_checked(path, KeyFileKind::PublicKey)?.to_vec();
+    let certs = parse_certificates(path, &pem)?;
     check_chain(path, &certs, now, false)?;
     let mut roots = rustls::RootCertStore::empty();
     for (i, c) in certs.into_iter().enumerate() {
@@ -255,7 +267,22 @@ pub fn read_ca_roots(path: &Path, now: i64) -> Result<rustls::RootCertStore, Tls
             reason: format!("certificate {i} is not usable as a trust anchor ({e})"),
         })?;
     }
-    Ok(roots)
+    Ok(CaFile { pem, roots })
+}
+
+/// The trust anchors of a CA file ([`read_ca_file`]).
+pub fn read_ca_roots(path: &Path, now: i64) -> Result<rustls::RootCertStore, TlsError> {
+    read_ca_file(path, now).map(|ca| ca.roots)
+}
+
+/// Installs rustls' `ring` provider as the process-wide default unless one is installed: the
+/// MySQL and Redis drivers build their TLS configurations from that default (the gateway's own
+/// configurations name [`provider`] explicitly). Idempotent; losing a race with another
+/// installer is fine, a provider is installed either way.
+pub fn ensure_default_provider() {
+    if CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 /// The current unix time in seconds.

@@ -27,6 +27,19 @@ pub struct LoadedPair {
     pub leaf: CertInfo,
 }
 
+/// The configured pair loaded and checked as at start (and the client CA file read), or `None`
+/// when `tls.cert_file`/`key_file` are not both set.
+fn load_checked(settings: &TlsSettings) -> Result<Option<LoadedPair>, TlsError> {
+    let (Some(cert_file), Some(key_file)) = (&settings.cert_file, &settings.key_file) else {
+        return Ok(None);
+    };
+    let pair = load_pair(cert_file, key_file, unix_now())?;
+    if let Some(ca) = &settings.client_ca_file {
+        read_ca_roots(ca, unix_now())?;
+    }
+    Ok(Some(pair))
+}
+
 /// Reads and validates a pair at `now` (unix seconds): the chain parses, is in order and every
 /// certificate is inside its validity; the key parses, is usable by rustls and its public key is
 /// the leaf's. Nothing of the key is logged or returned in an error.
@@ -91,6 +104,13 @@ impl std::fmt::Debug for ServerTls {
 }
 
 impl ServerTls {
+    /// The checks of a start, without serving and without touching metrics or logs (for
+    /// `serve --check-config`): the pair parses, the key matches, the chain is valid now and the
+    /// client CA file, when set, is readable. The leaf's details, or `None` when TLS is off.
+    pub fn check_settings(settings: &TlsSettings) -> Result<Option<CertInfo>, TlsError> {
+        Ok(load_checked(settings)?.map(|pair| pair.leaf))
+    }
+
     /// Loads the configured pair (refusing to start on any failed check), or `None` when
     /// `tls.cert_file` is not set. Publishes the not-after time.
     pub fn from_settings(
@@ -100,10 +120,9 @@ impl ServerTls {
         let (Some(cert_file), Some(key_file)) = (&settings.cert_file, &settings.key_file) else {
             return Ok(None);
         };
-        let pair = load_pair(cert_file, key_file, unix_now())?;
-        if let Some(ca) = &settings.client_ca_file {
-            read_ca_roots(ca, unix_now())?;
-        }
+        let Some(pair) = load_checked(settings)? else {
+            return Ok(None);
+        };
         metrics.tls_not_after.set(pair.leaf.not_after);
         for result in ["ok", "refused"] {
             metrics.tls_reloads.with_label_values(&[result]).inc_by(0);
