@@ -10,37 +10,6 @@ use std::time::Duration;
 
 use pension_gateway::store::{testing, Store, StoreError, StoreOptions};
 
-struct DropUser {
-    admin_url: String,
-    user: String,
-}
-
-impl Drop for DropUser {
-    fn drop(&mut self) {
-        let (url, user) = (self.admin_url.clone(), self.user.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(testing::mysql_exec(
-                &url,
-                None,
-                &format!(
-                    "DROP USER IF EXISTS '{user}'@'127.0.0.1'; DROP USER IF EXISTS '{user}'@'localhost';"
-                ),
-            ))
-        })
-        .join();
-    }
-}
-
-fn as_user(url: &str, user: &str, password: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let host_and_rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    format!("{scheme}://{user}:{password}@{host_and_rest}")
-}
-
 async fn lookup(store: &Store) -> Result<(), StoreError> {
     store.find_account_by_digest(&[7u8; 32]).await.map(|a| {
         assert!(a.is_none(), "the test database has no accounts");
@@ -54,38 +23,16 @@ async fn broken_connections_are_dropped_and_idle_ones_checked() {
         return;
     };
     let admin_url = db.url.clone().unwrap();
-    let db_name = admin_url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
-    let user = format!(
-        "pg_pool_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let password = uuid::Uuid::new_v4().simple().to_string();
-    let _cleanup = DropUser {
-        admin_url: admin_url.clone(),
-        user: user.clone(),
-    };
-    let mut sql = String::new();
-    for host in ["127.0.0.1", "localhost"] {
-        sql.push_str(&format!(
-            "CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'; \
-             GRANT SELECT ON `{db_name}`.* TO '{user}'@'{host}';"
-        ));
-    }
-    testing::mysql_exec(&admin_url, None, &sql)
-        .await
-        .expect("create the test account");
+    let (account, user_url) = common::temp_mysql_user(&admin_url, "pg_pool_", |db, who| {
+        format!("GRANT SELECT ON `{db}`.* TO {who};")
+    })
+    .await;
+    let user = account.user.clone();
     let kill = format!("KILL CONNECTION USER '{user}'");
 
     // One pooled connection, so the connection killed is the one the next lookup gets.
     let store = Store::open(
-        &as_user(&admin_url, &user, &password),
+        &user_url,
         StoreOptions {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(5),

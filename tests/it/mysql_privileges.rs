@@ -32,39 +32,6 @@ fn runtime_grants(db: &str, who: &str) -> String {
     )
 }
 
-/// Drops the test account (both host entries) when the test ends, even on a panic.
-struct DropUser {
-    admin_url: String,
-    user: String,
-}
-
-impl Drop for DropUser {
-    fn drop(&mut self) {
-        let (url, user) = (self.admin_url.clone(), self.user.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(testing::mysql_exec(
-                &url,
-                None,
-                &format!(
-                    "DROP USER IF EXISTS '{user}'@'127.0.0.1'; DROP USER IF EXISTS '{user}'@'localhost';"
-                ),
-            ))
-        })
-        .join();
-    }
-}
-
-/// `mysql://root@host:port/db?x` → `mysql://user:password@host:port/db?x`.
-fn as_user(url: &str, user: &str, password: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let host_and_rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    format!("{scheme}://{user}:{password}@{host_and_rest}")
-}
-
 async fn get<S: common::TestService<B>, B: actix_web::body::MessageBody>(
     svc: &S,
     uri: &str,
@@ -92,36 +59,14 @@ async fn the_runtime_account_serves_and_cannot_alter_or_delete() {
         return;
     };
     let admin_url = admin.url.clone().unwrap();
-    let db_name = admin_url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
     // Accounts and the demo session are written by the import account (here: the admin).
     let pepper = Zeroizing::new(hex::decode(DEMO_PEPPER_HEX).unwrap());
     demo::seed_demo(&AccountDirectory::new(admin.store.clone(), pepper), NOW)
         .await
         .unwrap();
 
-    let user = format!("pg_rt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let password = uuid::Uuid::new_v4().simple().to_string();
-    let _cleanup = DropUser {
-        admin_url: admin_url.clone(),
-        user: user.clone(),
-    };
-    let mut sql = String::new();
-    for host in ["127.0.0.1", "localhost"] {
-        let who = format!("'{user}'@'{host}'");
-        sql.push_str(&format!("CREATE USER {who} IDENTIFIED BY '{password}';"));
-        sql.push_str(&runtime_grants(&db_name, &who));
-    }
-    testing::mysql_exec(&admin_url, None, &sql)
-        .await
-        .expect("create the runtime account");
-    let runtime_url = as_user(&admin_url, &user, &password);
+    let (_cleanup, runtime_url) =
+        common::temp_mysql_user(&admin_url, "pg_rt_", runtime_grants).await;
 
     // Start as `serve` does: open, check the schema (current: nothing to apply, no DDL).
     let store = Store::open(

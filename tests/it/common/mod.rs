@@ -443,3 +443,77 @@ where
         signed_by,
     }
 }
+
+/// A MySQL account created by a test, dropped (at both hosts it is created for) when this goes
+/// out of scope.
+pub struct DropUser {
+    /// The admin URL that created it.
+    pub admin_url: String,
+    /// The account name.
+    pub user: String,
+}
+
+impl Drop for DropUser {
+    fn drop(&mut self) {
+        let (url, user) = (self.admin_url.clone(), self.user.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(pension_gateway::store::testing::mysql_exec(
+                &url,
+                None,
+                &format!(
+                    "DROP USER IF EXISTS '{user}'@'127.0.0.1'; DROP USER IF EXISTS '{user}'@'localhost';"
+                ),
+            ))
+        })
+        .join();
+    }
+}
+
+/// `url` with `user:password` in place of its credentials.
+pub fn as_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host_and_rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{user}:{password}@{host_and_rest}")
+}
+
+/// Creates a MySQL account `<prefix><random>` at `127.0.0.1` and `localhost`, with the grants
+/// that `grants(database, "'user'@'host'")` returns for the database of `admin_url`. Returns the
+/// guard that drops it (its `user` is the name) and the URL that logs in as it.
+pub async fn temp_mysql_user(
+    admin_url: &str,
+    prefix: &str,
+    grants: impl Fn(&str, &str) -> String,
+) -> (DropUser, String) {
+    let db_name = admin_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let user = format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    let guard = DropUser {
+        admin_url: admin_url.to_owned(),
+        user: user.clone(),
+    };
+    let mut sql = String::new();
+    for host in ["127.0.0.1", "localhost"] {
+        let who = format!("'{user}'@'{host}'");
+        sql.push_str(&format!("CREATE USER {who} IDENTIFIED BY '{password}';"));
+        sql.push_str(&grants(&db_name, &who));
+    }
+    pension_gateway::store::testing::mysql_exec(admin_url, None, &sql)
+        .await
+        .expect("create the test account");
+    let url = as_user(admin_url, &user, &password);
+    (guard, url)
+}
