@@ -88,6 +88,7 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
         create_if_missing: db.create_if_missing,
     };
     let store = Store::open_with_ca(&db.url, db.ca_file.as_deref(), opts).await?;
+    store.set_idle_check(std::time::Duration::from_millis(db.idle_check_ms));
     Ok(if db.group_commit {
         store
     } else {

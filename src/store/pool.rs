@@ -28,9 +28,10 @@ pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                               PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
-/// A pooled MySQL connection idle for this long is checked with `SELECT 1` before it is handed
-/// out; one used more recently is handed out as it is (a failure then drops it, see `db_run!`).
-pub(crate) const MYSQL_VERIFY_IDLE: Duration = Duration::from_secs(1);
+/// The default of `database.idle_check_ms`: a pooled MySQL connection idle for this long is
+/// checked with `SELECT 1` before it is handed out; one used more recently is handed out as it is
+/// (a failure then drops it, see `db_run!`).
+pub(crate) const MYSQL_VERIFY_IDLE_DEFAULT: Duration = Duration::from_secs(1);
 
 /// What `Store::open` understood of its URL.
 pub(crate) enum Target {
@@ -357,11 +358,12 @@ fn is_loopback(host: &str) -> bool {
 pub(crate) fn mysql_pool(
     connect: Arc<MysqlConnect>,
     max: usize,
+    idle_check_ms: Arc<AtomicU64>,
 ) -> Result<Pool<AsyncMysqlConnection>, StoreError> {
     let mut cfg = ManagerConfig::<AsyncMysqlConnection>::default();
     // No `SELECT 1` round trip on every checkout (it was a third of the statements the server
     // ran per request): a connection is verified only when it has been idle for
-    // `MYSQL_VERIFY_IDLE` (the pre-recycle hook below), and one whose statement failed is
+    // `idle_check_ms` (the pre-recycle hook below), and one whose statement failed is
     // dropped instead of returned (`db_run!`), so a link broken by a server restart or a network
     // cut is not handed out again.
     cfg.recycling_method = RecyclingMethod::Fast;
@@ -374,9 +376,10 @@ pub(crate) fn mysql_pool(
     Pool::builder(mgr)
         .max_size(max.max(1))
         .pre_recycle(Hook::async_fn(
-            |conn: &mut AsyncMysqlConnection, metrics| {
+            move |conn: &mut AsyncMysqlConnection, metrics| {
+                let idle = Duration::from_millis(idle_check_ms.load(Ordering::Relaxed));
                 Box::pin(async move {
-                    if metrics.last_used() < MYSQL_VERIFY_IDLE {
+                    if metrics.last_used() < idle {
                         return Ok(());
                     }
                     // Text protocol, one round trip; a failure discards the connection and the pool

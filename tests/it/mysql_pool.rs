@@ -1,6 +1,6 @@
-//! The MySQL pool hands out a connection without a `SELECT 1` round trip when it was used less
-//! than a second ago, checks one idle for longer, and never hands out again a connection whose
-//! statement failed. The server side is played by `KILL CONNECTION USER`, which closes every
+//! The MySQL pool hands out a connection without a `SELECT 1` round trip when it was used within
+//! `database.idle_check_ms`, checks one idle for longer (every one with 0), and never hands out
+//! again a connection whose statement failed. The server side is played by `KILL CONNECTION USER`, which closes every
 //! connection of the store's own account. Needs `TEST_MYSQL_URL` (an account that may create
 //! users); unset: a note and no test.
 
@@ -43,15 +43,17 @@ async fn broken_connections_are_dropped_and_idle_ones_checked() {
     .expect("open as the test account");
     lookup(&store).await.expect("first lookup");
 
-    // Killed right after use: handed out unchecked (no round trip for a connection used
-    // within the last second), so this one lookup fails — and the connection is dropped, so
-    // the next lookup opens a fresh one instead of failing again.
+    // Killed while "recently used" (an idle-check threshold of an hour, so however slow this
+    // machine is the connection counts as fresh): handed out unchecked, so this one lookup
+    // fails — and the connection is dropped, so the next lookup opens a fresh one instead of
+    // failing again.
+    store.set_idle_check(Duration::from_secs(3600));
     testing::mysql_exec(&admin_url, None, &kill)
         .await
         .expect("kill the store's connection");
     let e = lookup(&store)
         .await
-        .expect_err("a connection used < 1 s ago is not checked");
+        .expect_err("a recently used connection is not checked");
     assert!(
         matches!(e, StoreError::Unavailable(_) | StoreError::Query(_)),
         "{e:?}"
@@ -62,14 +64,27 @@ async fn broken_connections_are_dropped_and_idle_ones_checked() {
             .unwrap_or_else(|e| panic!("lookup {round} after the failure: {e:?}"));
     }
 
-    // Killed, then idle for longer than the check interval: the checkout's `SELECT 1` finds it
-    // dead and opens a fresh one; the caller sees no error.
+    // Killed, then idle for longer than the threshold: the checkout's `SELECT 1` finds it dead
+    // and opens a fresh one; the caller sees no error.
+    store.set_idle_check(Duration::from_millis(200));
     testing::mysql_exec(&admin_url, None, &kill)
         .await
         .expect("kill the store's connection");
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     lookup(&store)
         .await
         .expect("an idle dead connection is replaced at checkout");
     lookup(&store).await.expect("and the new one is kept");
+
+    // Threshold 0: every checkout is checked, so a connection killed right after use is
+    // replaced without an error too (deadpool's default behaviour, one round trip per query).
+    store.set_idle_check(Duration::ZERO);
+    for round in 0..3 {
+        testing::mysql_exec(&admin_url, None, &kill)
+            .await
+            .expect("kill the store's connection");
+        lookup(&store)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: a checked checkout failed: {e:?}"));
+    }
 }
