@@ -43,7 +43,7 @@ pub(super) async fn run(store: &Store) -> Result<Vec<String>, StoreError> {
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?
         }
-        Pools::Mysql(p) => {
+        Pools::Mysql(p, _) => {
             let obj =
                 pool::acquire_mysql(p, inner.acquire_timeout, inner.password.as_deref()).await?;
             // Taken out of the pool: the wrapper owns it and it is closed afterwards.

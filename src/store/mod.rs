@@ -35,7 +35,7 @@ macro_rules! db_run {
     ($store:expr, $conn:ident => $body:expr) => {{
         let inner = &$store.inner;
         match &inner.pools {
-            super::pool::Pools::Mysql(pool) => {
+            super::pool::Pools::Mysql(pool, _) => {
                 let mut obj = super::pool::acquire_mysql(
                     pool,
                     inner.acquire_timeout,
@@ -160,9 +160,6 @@ struct Inner {
     audit: Option<audit_writer::AuditWriter>,
     /// Inline point reads (SQLite file only; see `readers`).
     readers: Option<readers::SqliteReaders>,
-    /// MySQL: a pooled connection idle at least this many milliseconds is checked with
-    /// `SELECT 1` before it is handed out (`set_idle_check`; read by the pool's hook).
-    idle_check_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Inner {
@@ -235,14 +232,7 @@ impl Store {
                     password.as_deref(),
                     ca_file,
                 )?);
-                let idle_check_ms = Arc::new(std::sync::atomic::AtomicU64::new(
-                    pool::MYSQL_VERIFY_IDLE_DEFAULT.as_millis() as u64,
-                ));
-                let pools = Pools::Mysql(pool::mysql_pool(
-                    connect.clone(),
-                    opts.max_connections,
-                    idle_check_ms.clone(),
-                )?);
+                let pools = pool::mysql_pool(connect.clone(), opts.max_connections)?;
                 let audit = audit_writer::AuditWriter::start(audit_writer::WriterTarget::Mysql {
                     connect,
                     deadline: opts.acquire_timeout,
@@ -257,7 +247,6 @@ impl Store {
                     _keepalive: None,
                     audit: Some(audit),
                     readers: None,
-                    idle_check_ms,
                 }
             }
             Target::SqliteFile { path } => {
@@ -281,7 +270,6 @@ impl Store {
                         conn_str.to_owned(),
                         pool::SQLITE_PRAGMAS,
                     )),
-                    idle_check_ms: Arc::default(),
                 }
             }
             Target::SqliteMemory { uri } => {
@@ -297,7 +285,6 @@ impl Store {
                     _keepalive: Some(keepalive),
                     audit: None,
                     readers: None,
-                    idle_check_ms: Arc::default(),
                 }
             }
         };
@@ -323,10 +310,12 @@ impl Store {
     /// at every checkout, as deadpool does by default. A connection whose statement failed is
     /// dropped whatever this says. No effect on SQLite.
     pub fn set_idle_check(&self, idle: Duration) {
-        self.inner.idle_check_ms.store(
-            u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        if let Pools::Mysql(_, idle_check_ms) = &self.inner.pools {
+            idle_check_ms.store(
+                u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
     }
 
     /// This store with every statement through the pool, as before group commit: audit rows one

@@ -214,7 +214,9 @@ fn percent_decode(s: &str) -> String {
 /// The two pools; the enum is what [`db_run!`](super::db_run) matches on.
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Mysql(Pool<AsyncMysqlConnection>),
+    /// The pool and its idle-check threshold in milliseconds (`Store::set_idle_check`), read by
+    /// the pool's pre-recycle hook at every checkout.
+    Mysql(Pool<AsyncMysqlConnection>, Arc<AtomicU64>),
     Sqlite(Pool<SqliteConn>),
 }
 
@@ -355,11 +357,9 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-pub(crate) fn mysql_pool(
-    connect: Arc<MysqlConnect>,
-    max: usize,
-    idle_check_ms: Arc<AtomicU64>,
-) -> Result<Pool<AsyncMysqlConnection>, StoreError> {
+pub(crate) fn mysql_pool(connect: Arc<MysqlConnect>, max: usize) -> Result<Pools, StoreError> {
+    let idle_check_ms = Arc::new(AtomicU64::new(MYSQL_VERIFY_IDLE_DEFAULT.as_millis() as u64));
+    let threshold = Arc::clone(&idle_check_ms);
     let mut cfg = ManagerConfig::<AsyncMysqlConnection>::default();
     // No `SELECT 1` round trip on every checkout (it was a third of the statements the server
     // ran per request): a connection is verified only when it has been idle for
@@ -377,7 +377,7 @@ pub(crate) fn mysql_pool(
         .max_size(max.max(1))
         .pre_recycle(Hook::async_fn(
             move |conn: &mut AsyncMysqlConnection, metrics| {
-                let idle = Duration::from_millis(idle_check_ms.load(Ordering::Relaxed));
+                let idle = Duration::from_millis(threshold.load(Ordering::Relaxed));
                 Box::pin(async move {
                     if metrics.last_used() < idle {
                         return Ok(());
@@ -392,6 +392,7 @@ pub(crate) fn mysql_pool(
         ))
         .build()
         .map_err(|e| StoreError::Config(format!("cannot build MySQL pool: {e}")))
+        .map(|pool| Pools::Mysql(pool, idle_check_ms))
 }
 
 type SetupFuture<'a> = std::pin::Pin<
