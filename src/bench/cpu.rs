@@ -192,7 +192,7 @@ impl CryptoFloor {
 }
 
 /// CPU time of the calling thread, where the platform has a per-thread clock.
-fn thread_cpu() -> Option<std::time::Duration> {
+pub(crate) fn thread_cpu() -> Option<std::time::Duration> {
     #[cfg(unix)]
     {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
@@ -230,19 +230,12 @@ fn cpu_us_per_op(seconds: f64, mut op: impl FnMut()) -> f64 {
 /// signing string of a real request), `seconds` each for sign and verify, counting this
 /// thread's CPU time. Blocking.
 pub fn measure_floor(kind: EngineKind, seconds: f64) -> Result<CryptoFloor, BenchError> {
-    use crate::crypto::signing_string::request_signing_string;
     use crate::crypto::{SecretKey, DEFAULT_SIGNER_ID};
     let engine = kind.engine();
     let sk = SecretKey::generate();
     let signer = engine.signer(&sk, DEFAULT_SIGNER_ID)?;
     let verifier = engine.verifier(&sk.public_key(), DEFAULT_SIGNER_ID)?;
-    let msg = request_signing_string(
-        "POST",
-        b"/v1/pension/account",
-        "1661776967",
-        "5f270f2ff52b0c67dd47cd5c3ee17e91",
-        br#"{"user_true_name":"\u5f20\u4e09","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#,
-    );
+    let msg = super::sample_request_message();
     let sig = signer.sign(&msg)?;
     let sign_us = cpu_us_per_op(seconds, || {
         let _ = std::hint::black_box(signer.sign(std::hint::black_box(&msg)));

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::cpu::thread_cpu;
 use super::BenchError;
-use crate::crypto::signing_string::request_signing_string;
 use crate::crypto::{EngineKind, SecretKey, DEFAULT_SIGNER_ID};
 
 /// One engine's figures.
@@ -27,8 +27,8 @@ pub struct EngineFigures {
     pub sign_per_sec_per_core: f64,
     /// Per core (÷ threads).
     pub verify_per_sec_per_core: f64,
-    /// Signatures per CPU second of the measuring threads (Linux; `None` where the thread CPU
-    /// time cannot be read). `openssl speed` counts per user CPU second too, so this is the
+    /// Signatures per CPU second of the measuring threads (the thread CPU clock, as the
+    /// `bench http` floor reads it; `None` where there is none). `openssl speed` counts per user CPU second too, so this is the
     /// figure the ratios use: it does not drop when other processes share the cores.
     pub sign_per_cpu_sec: Option<f64>,
     /// Verifications per CPU second of the measuring threads (as `sign_per_cpu_sec`).
@@ -105,13 +105,6 @@ pub fn median(xs: &[f64]) -> Option<f64> {
     }
 }
 
-/// CPU time consumed so far by the calling thread, in nanoseconds (first field of
-/// `/proc/thread-self/schedstat`); `None` where that file does not exist.
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
 /// Runs `op` on `threads` threads for `secs`, returning (operations per wall-clock second,
 /// operations per CPU second of the threads when readable).
 fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> (f64, Option<f64>) {
@@ -121,14 +114,14 @@ fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> (f6
         .map(|_| {
             let (stop, op) = (Arc::clone(&stop), Arc::clone(&op));
             std::thread::spawn(move || {
-                let cpu_start = thread_cpu_ns();
+                let cpu_start = thread_cpu();
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     op();
                     n += 1;
                 }
                 let cpu = cpu_start
-                    .zip(thread_cpu_ns())
+                    .zip(thread_cpu())
                     .map(|(a, b)| b.saturating_sub(a));
                 (n, cpu)
             })
@@ -136,15 +129,15 @@ fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> (f6
         .collect();
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
-    let results: Vec<(u64, Option<u64>)> = handles
+    let results: Vec<(u64, Option<Duration>)> = handles
         .into_iter()
         .map(|h| h.join().unwrap_or((0, None)))
         .collect();
     let total: u64 = results.iter().map(|r| r.0).sum();
-    let cpu_ns: Option<u64> = results.iter().map(|r| r.1).sum();
-    let per_cpu_sec = cpu_ns
-        .filter(|&ns| ns > 0)
-        .map(|ns| total as f64 / (ns as f64 / 1e9));
+    let cpu: Option<Duration> = results.iter().map(|r| r.1).sum();
+    let per_cpu_sec = cpu
+        .filter(|d| !d.is_zero())
+        .map(|d| total as f64 / d.as_secs_f64());
     (total as f64 / started.elapsed().as_secs_f64(), per_cpu_sec)
 }
 
@@ -160,13 +153,7 @@ pub fn measure_engine(
         Arc::from(engine.signer(&sk, DEFAULT_SIGNER_ID)?);
     let verifier: Arc<dyn crate::crypto::PreparedVerifier> =
         Arc::from(engine.verifier(&sk.public_key(), DEFAULT_SIGNER_ID)?);
-    let msg = Arc::new(request_signing_string(
-        "POST",
-        b"/v1/pension/account",
-        "1661776967",
-        "5f270f2ff52b0c67dd47cd5c3ee17e91",
-        br#"{"user_true_name":"\u5f20\u4e09","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#,
-    ));
+    let msg = Arc::new(super::sample_request_message());
     let sig = signer.sign(&msg)?;
     let (s, m) = (Arc::clone(&signer), Arc::clone(&msg));
     let (sign, sign_cpu) = throughput(
@@ -275,13 +262,13 @@ mod tests {
     #[test]
     fn thread_cpu_time_grows_with_work() {
         // Linux only; elsewhere the figure is simply absent.
-        if let Some(a) = thread_cpu_ns() {
+        if let Some(a) = thread_cpu() {
             let mut x = 0u64;
             for i in 0..2_000_000u64 {
                 x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
             }
-            let b = thread_cpu_ns().unwrap_or(0);
-            assert!(b >= a, "{a} -> {b} ({x})");
+            let b = thread_cpu().unwrap_or_default();
+            assert!(b >= a, "{a:?} -> {b:?} ({x})");
         }
     }
 

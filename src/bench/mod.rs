@@ -10,6 +10,18 @@ pub mod http;
 pub mod latency;
 pub mod report;
 
+/// The signing string both engine measurements sign and verify (`bench crypto` and the crypto
+/// floor of `bench http`): a real account query's method, path, timestamp, nonce and body.
+pub(crate) fn sample_request_message() -> Vec<u8> {
+    crate::crypto::signing_string::request_signing_string(
+        "POST",
+        b"/v1/pension/account",
+        "1661776967",
+        "5f270f2ff52b0c67dd47cd5c3ee17e91",
+        br#"{"user_true_name":"\u5f20\u4e09","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#,
+    )
+}
+
 /// Why a measurement could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
