@@ -147,21 +147,36 @@ fn chart_err<E: std::fmt::Display>(e: E) -> BenchError {
     BenchError::Chart(e.to_string())
 }
 
-fn histogram_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError> {
-    let bins = latency::latency_bins(h, 48);
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// One chart as an SVG string: a white W×H canvas, `draw` on it, presented.
+fn svg_chart(draw: impl FnOnce(&Area<'_>) -> Result<(), BenchError>) -> Result<String, BenchError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_err)?;
+        draw(&root)?;
+        root.present().map_err(chart_err)?;
+    }
+    Ok(svg)
+}
+
+/// The frame every chart shares: margin and room for the axis labels.
+fn frame<'a, 'b>(root: &'a Area<'b>) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.margin(12).x_label_area_size(40).y_label_area_size(64);
+    b
+}
+
+fn histogram_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError> {
+    let bins = latency::latency_bins(h, 48);
+    svg_chart(|root| {
         let (lo, hi) = match (bins.first(), bins.last()) {
             (Some(a), Some(b)) => (a.lo_ms, b.hi_ms),
             _ => (0.001, 1.0),
         };
         let top = bins.iter().map(|b| b.count).max().unwrap_or(1).max(1);
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
+        let mut chart = frame(root)
             .build_cartesian_2d((lo..hi).log_scale(), 0u64..top + top / 10 + 1)
             .map_err(chart_err)?;
         chart
@@ -178,9 +193,8 @@ fn histogram_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError>
                 Rectangle::new([(b.lo_ms, 0), (b.hi_ms, b.count)], BLUE.mix(0.6).filled())
             }))
             .map_err(chart_err)?;
-        root.present().map_err(chart_err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 fn percentile_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError> {
@@ -191,14 +205,8 @@ fn percentile_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError
         .collect();
     let x_max = points.last().map_or(10.0, |p| p.0).max(10.0);
     let y_max = points.iter().map(|p| p.1).fold(0.0, f64::max).max(0.001) * 1.05;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
+    svg_chart(|root| {
+        let mut chart = frame(root)
             .build_cartesian_2d((1.0..x_max).log_scale(), 0.0..y_max)
             .map_err(chart_err)?;
         chart
@@ -221,23 +229,16 @@ fn percentile_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError
         chart
             .draw_series(LineSeries::new(points, RED.stroke_width(2)))
             .map_err(chart_err)?;
-        root.present().map_err(chart_err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 fn rate_svg(r: &HttpBenchReport) -> Result<String, BenchError> {
     let points = latency::rate_per_second(&r.per_second, r.seconds);
     let x_max = (r.seconds.ceil()).max(1.0);
     let y_max = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.1;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
+    svg_chart(|root| {
+        let mut chart = frame(root)
             .build_cartesian_2d(0.0..x_max, 0.0..y_max)
             .map_err(chart_err)?;
         chart
@@ -263,9 +264,8 @@ fn rate_svg(r: &HttpBenchReport) -> Result<String, BenchError> {
                 BLACK.mix(0.6).stroke_width(1),
             ))
             .map_err(chart_err)?;
-        root.present().map_err(chart_err)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:60em;color:#222}\
