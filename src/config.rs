@@ -467,7 +467,8 @@ pub struct DatabaseSettings {
 #[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountSettings {
-    /// Secret pepper for HMAC-SM3 digests of ID numbers (hex, at least 32 bytes).
+    /// Secret pepper for HMAC-SM3 digests of ID numbers (hex, at least 32 bytes). Required: the
+    /// empty default is refused outside the demo, whose pepper is public.
     pub id_pepper: String,
 }
 

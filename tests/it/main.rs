@@ -15,6 +15,7 @@ mod audit_kill;
 mod bench_reports;
 mod cli_demo;
 mod config;
+mod config_doc;
 mod crypto_engines;
 mod crypto_vectors;
 mod crypto_wire;
