@@ -17,7 +17,7 @@ mod cli;
 #[derive(Parser)]
 #[command(name = "pension-gateway", version, about)]
 struct Cli {
-    /// TOML config file (see README "Configuration"); `GATEWAY__SECTION__KEY` variables override it.
+    /// TOML config file (docs/configuration.md); `GATEWAY__SECTION__KEY` variables override it.
     #[arg(long, short, global = true, env = "GATEWAY_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
