@@ -50,6 +50,7 @@ mod partners_vectors;
 mod redis_scale;
 mod replay_edges;
 mod rotation;
+mod sdf_conformance;
 mod start_modes;
 mod store;
 mod tls;
