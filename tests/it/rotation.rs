@@ -366,11 +366,16 @@ async fn keys_commands_guard_versions_with_recent_traffic() {
     let resp = http
         .post(format!("http://{addr}/v1/pension/account"))
         .insert_header(("Authorization", signed.authorization))
+        .insert_header(("Request-ID", uuid::Uuid::new_v4().to_string()))
         .insert_header(("Content-Type", "application/json"))
         .send_body(&body[..])
         .await
         .unwrap();
     assert!(resp.headers().contains_key("WxIns-Signature"));
+    assert_ne!(
+        resp.headers().get("WxIns-Version").map(|v| v.as_bytes()),
+        None
+    );
 
     let (ok, out, err) = keys_cli(&cfg, &["list"]);
     assert!(ok, "{err}");
