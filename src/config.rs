@@ -30,6 +30,18 @@ pub use start_mode::{Invocation, StartMode, CONFIG_VAR};
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
+impl ConfigError {
+    /// `limits.scope = "global"` without a Redis replay store: the one statement of the rule,
+    /// used by `Settings::validate` and by the start-up for settings built in code.
+    pub fn global_limit_without_redis() -> Self {
+        ConfigError(
+            "limits.scope = \"global\" requires replay.store = \"redis\" (the count is kept in \
+             the replay store's Redis)"
+                .into(),
+        )
+    }
+}
+
 /// All settings.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -715,11 +727,7 @@ impl Settings {
     fn validate_redis(&self) -> Result<(), ConfigError> {
         let r = &self.replay;
         if self.limits.scope == LimitScope::Global && r.store != ReplayStoreKind::Redis {
-            return Err(ConfigError(
-                "limits.scope = \"global\" requires replay.store = \"redis\" (the count is kept \
-                 in the replay store's Redis)"
-                    .into(),
-            ));
+            return Err(ConfigError::global_limit_without_redis());
         }
         if r.store != ReplayStoreKind::Redis {
             return Ok(());

@@ -145,9 +145,9 @@ fn main() -> ExitCode {
             Some(Command::Client { command }) => cli::client::run(command, &settings)
                 .await
                 .map(|()| ExitCode::SUCCESS),
-            Some(Command::Keys { dir, command }) => {
-                cli::keys::run(command, dir, &settings).map(|()| ExitCode::SUCCESS)
-            }
+            Some(Command::Keys { dir, command }) => cli::keys::run(command, dir, &settings)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Some(Command::Bench { command }) => cli::bench::run(command, &settings)
                 .await
                 .map(|()| ExitCode::SUCCESS),

@@ -39,10 +39,94 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     /// Rows per audit batch written by the group-commit writer.
     pub audit_batch_rows: Histogram,
-    /// The process collector's own registry (Linux): `process_cpu_seconds_total`,
-    /// `process_resident_memory_bytes`, … under their standard names, without the `gateway_`
-    /// prefix. `process_cpu_seconds_total` counts whole seconds (the crate truncates).
+    /// Requests whose signature verified under a WeChat key version (`version` label; every
+    /// trusted version exported from its load at 0).
+    pub wechat_key_requests: IntCounterVec,
+    /// Responses signed under a bank key version (`version` label; every loaded version
+    /// exported from its load at 0).
+    pub bank_key_signatures: IntCounterVec,
+    /// Unix time a key version was last used (`role` = `wechat` / `bank`, `version`); 0: not
+    /// since this process started.
+    pub key_last_used: IntGaugeVec,
+    /// 1, labelled with what was built and how it runs: `version`, `commit`, `engine`,
+    /// `backend`.
+    pub build_info: IntGaugeVec,
+    /// The process collector's own registry (Linux): `process_resident_memory_bytes`,
+    /// `process_open_fds`, … under their standard names, without the `gateway_` prefix. Its
+    /// `process_cpu_seconds_total` (whole seconds: the crate truncates) is replaced by
+    /// [`ProcessCpu`]'s, to the kernel's clock tick.
     process: Registry,
+    /// [`ProcessCpu`] (Linux).
+    process_cpu: Option<Registry>,
+    /// Unix time the metrics were created (the process's start, for the per-version counts).
+    started_at: i64,
+}
+
+/// The `reason` labels of `gateway_verify_failures_total` on the WeChat channel, exported at 0
+/// from the start.
+pub const WECHAT_REASONS: &[&str] = &[
+    "header",
+    "timestamp",
+    "signature_encoding",
+    "unknown_version",
+    "signature",
+    "replay",
+    "replay_store",
+];
+
+/// The commit the binary was built from (`build.rs`: `git rev-parse`, or the
+/// `PENSION_GATEWAY_COMMIT` variable of the build, or `unknown`).
+pub const BUILD_COMMIT: &str = env!("PENSION_GATEWAY_COMMIT");
+
+/// `process_cpu_seconds_total` to the kernel's clock tick (`utime + stime` of `/proc/self/stat`
+/// over `CLK_TCK`, usually 1/100 s), where the `prometheus` crate's process collector truncates
+/// to whole seconds — a gateway using a tenth of a core showed a staircase with a step every 10 s.
+#[cfg(target_os = "linux")]
+struct ProcessCpu {
+    desc: prometheus::core::Desc,
+}
+
+#[cfg(target_os = "linux")]
+impl ProcessCpu {
+    const NAME: &'static str = "process_cpu_seconds_total";
+    const HELP: &'static str =
+        "Total user and system CPU time spent in seconds (to the kernel's clock tick)";
+
+    fn new() -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            desc: prometheus::core::Desc::new(
+                Self::NAME.into(),
+                Self::HELP.into(),
+                Vec::new(),
+                std::collections::HashMap::new(),
+            )?,
+        })
+    }
+
+    /// This process's CPU time, seconds.
+    fn seconds() -> Option<f64> {
+        let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+        let ticks = procfs::ticks_per_second();
+        (ticks > 0).then(|| (stat.utime + stat.stime) as f64 / ticks as f64)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl prometheus::core::Collector for ProcessCpu {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let Some(secs) = Self::seconds() else {
+            return Vec::new();
+        };
+        let Ok(counter) = prometheus::Counter::with_opts(Opts::new(Self::NAME, Self::HELP)) else {
+            return Vec::new();
+        };
+        counter.inc_by(secs);
+        prometheus::core::Collector::collect(&counter)
+    }
 }
 
 const CRYPTO_BUCKETS: &[f64] = &[
@@ -149,11 +233,55 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(audit_batch_rows.clone()))?;
+        let wechat_key_requests = IntCounterVec::new(
+            Opts::new(
+                "wechat_key_requests_total",
+                "Requests whose signature verified under a WeChat key version",
+            ),
+            &["version"],
+        )?;
+        let bank_key_signatures = IntCounterVec::new(
+            Opts::new(
+                "bank_key_signatures_total",
+                "Responses signed under a bank key version",
+            ),
+            &["version"],
+        )?;
+        let key_last_used = IntGaugeVec::new(
+            Opts::new(
+                "key_last_used_seconds",
+                "Unix time a key version was last used by this process (0: not since start)",
+            ),
+            &["role", "version"],
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "1, labelled with the gateway's version, commit, signing engine and database backend",
+            ),
+            &["version", "commit", "engine", "backend"],
+        )?;
+        registry.register(Box::new(wechat_key_requests.clone()))?;
+        registry.register(Box::new(bank_key_signatures.clone()))?;
+        registry.register(Box::new(key_last_used.clone()))?;
+        registry.register(Box::new(build_info.clone()))?;
+        for reason in WECHAT_REASONS {
+            verify_failures.with_label_values(&[reason]);
+        }
         let process = Registry::new();
         #[cfg(target_os = "linux")]
-        process.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        let process_cpu = {
+            process.register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))?;
+            // A registry of its own: the name collides with the process collector's, whose
+            // family is dropped at render.
+            let cpu = Registry::new();
+            cpu.register(Box::new(ProcessCpu::new()?))?;
+            Some(cpu)
+        };
+        #[cfg(not(target_os = "linux"))]
+        let process_cpu = None;
         Ok(Self {
             registry,
             requests,
@@ -168,7 +296,15 @@ impl Metrics {
             tls_not_after,
             tls_reloads,
             audit_batch_rows,
+            wechat_key_requests,
+            bank_key_signatures,
+            key_last_used,
+            build_info,
             process,
+            process_cpu,
+            started_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         })
     }
 
@@ -189,6 +325,75 @@ impl Metrics {
             self.key_versions
                 .with_label_values(&["wechat", &k.version.to_string(), "trusted"])
                 .set(1);
+        }
+        // Every loaded version is exported at 0 from its load, so the first request under a new
+        // version is an increase a rate or an alert can see.
+        for k in ring.bank_keys() {
+            let v = k.version.to_string();
+            self.bank_key_signatures.with_label_values(&[&v]);
+            self.key_last_used.with_label_values(&["bank", &v]);
+        }
+        for k in ring.trusted_wechat_keys() {
+            let v = k.version.to_string();
+            self.wechat_key_requests.with_label_values(&[&v]);
+            self.key_last_used.with_label_values(&["wechat", &v]);
+        }
+    }
+
+    /// Counts a request whose signature verified under WeChat key `version`, at `now` (unix
+    /// seconds).
+    pub fn record_wechat_key(&self, version: u32, now: i64) {
+        let v = version.to_string();
+        self.wechat_key_requests.with_label_values(&[&v]).inc();
+        self.key_last_used
+            .with_label_values(&["wechat", &v])
+            .set(now);
+    }
+
+    /// Counts a response signed under bank key `version`, at `now` (unix seconds).
+    pub fn record_bank_key(&self, version: u32, now: i64) {
+        let v = version.to_string();
+        self.bank_key_signatures.with_label_values(&[&v]).inc();
+        self.key_last_used.with_label_values(&["bank", &v]).set(now);
+    }
+
+    /// Traffic under key `version` of `role` (`wechat`, `bank`): the count since start and the
+    /// unix time of the last use (`None`: none since start).
+    pub fn key_traffic(&self, role: &str, version: u32) -> (u64, Option<i64>) {
+        let v = version.to_string();
+        let count = match role {
+            "wechat" => self.wechat_key_requests.with_label_values(&[&v]).get(),
+            _ => self.bank_key_signatures.with_label_values(&[&v]).get(),
+        };
+        let last = self.key_last_used.with_label_values(&[role, &v]).get();
+        (count, (last > 0).then_some(last))
+    }
+
+    /// Unix time these metrics started counting.
+    pub fn started_at(&self) -> i64 {
+        self.started_at
+    }
+
+    /// Publishes `gateway_build_info` (once, at start).
+    pub fn record_build_info(&self, engine: &str, backend: &str) {
+        self.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), BUILD_COMMIT, engine, backend])
+            .set(1);
+    }
+
+    /// Exports the answer series of `routes` at 0 (`200 OK`, `500` and `503 SYSTEM_ERROR`, and
+    /// the latency histogram), so a dashboard or an alert dividing by the request rate has a
+    /// series from the start instead of "no data".
+    pub fn export_routes(&self, routes: &[&str]) {
+        for route in routes {
+            for (status, code) in [
+                ("200", "OK"),
+                ("500", "SYSTEM_ERROR"),
+                ("503", "SYSTEM_ERROR"),
+            ] {
+                self.requests.with_label_values(&[route, status, code]);
+            }
+            self.request_duration.with_label_values(&[route]);
         }
     }
 
@@ -225,7 +430,14 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         let mut families = self.registry.gather();
-        families.extend(self.process.gather());
+        let precise_cpu = self.process_cpu.as_ref().map(Registry::gather);
+        families.extend(
+            self.process
+                .gather()
+                .into_iter()
+                .filter(|f| precise_cpu.is_none() || f.get_name() != "process_cpu_seconds_total"),
+        );
+        families.extend(precise_cpu.into_iter().flatten());
         let _ = TextEncoder::new().encode(&families, &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }

@@ -40,6 +40,17 @@ pub enum AccountsCommand {
         /// Output file.
         file: PathBuf,
     },
+    /// Write a new random ID pepper (32 bytes, hex) to a new file, mode 0600, as the line
+    /// `GATEWAY__ACCOUNTS__ID_PEPPER=<hex>` (a systemd `EnvironmentFile`). Never replaces a file:
+    /// a changed pepper orphans every digest already imported. Not printed unless `--print`.
+    GenPepper {
+        /// The file to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also print the pepper on standard output.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 pub const EXIT_REJECTED: u8 = 3;
@@ -71,6 +82,24 @@ pub async fn run(cmd: AccountsCommand, settings: &Settings) -> anyhow::Result<Ex
             import::write_sample_csv(out, rows, seed)
                 .with_context(|| format!("writing {}", file.display()))?;
             println!("wrote {rows} fictional accounts to {}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        AccountsCommand::GenPepper { out, print } => {
+            let pepper = pension_gateway::ops::secrets::new_pepper();
+            let line = zeroize::Zeroizing::new(format!(
+                "GATEWAY__ACCOUNTS__ID_PEPPER={}\n",
+                pepper.as_str()
+            ));
+            pension_gateway::ops::secrets::write_secret_file(&out, line.as_bytes(), false)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "ID pepper written to {} (mode 0600) as GATEWAY__ACCOUNTS__ID_PEPPER; every \
+                 instance needs the same one, and it must never change once accounts are imported",
+                out.display()
+            );
+            if print {
+                println!("{}", pepper.as_str());
+            }
             Ok(ExitCode::SUCCESS)
         }
         AccountsCommand::SeedDemo => {

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use pension_gateway::config::Settings;
+use pension_gateway::ops::key_guard::{self, GuardRefusal, KeyRole, TrafficFetchError};
+use pension_gateway::ops::traffic::KeyTraffic;
 
 use super::key_text;
 
@@ -35,10 +37,13 @@ pub enum KeysCommand {
         /// Bank key version.
         version: u32,
     },
-    /// Retire a bank key that is not active.
+    /// Retire a bank key that is not active (refused, without --force, when it signed within
+    /// the traffic window).
     Retire {
         /// Bank key version.
         version: u32,
+        #[command(flatten)]
+        guard: GuardArgs,
     },
     /// Trust a WeChat public key version.
     TrustWechat {
@@ -47,22 +52,122 @@ pub enum KeysCommand {
         /// Hex `04…`, PEM, or a file holding either.
         key: String,
     },
-    /// Stop trusting a WeChat key version (refused for the last trusted one).
+    /// Stop trusting a WeChat key version (refused for the last trusted one, and, without
+    /// --force, when requests arrived under it within the traffic window).
     UntrustWechat {
         /// WeChat key version.
         version: u32,
+        #[command(flatten)]
+        guard: GuardArgs,
     },
     /// Partner channel credentials (open-platform app secrets, callback salts, HMAC app tokens).
     #[command(subcommand)]
     Partner(PartnerCommand),
-    /// Sign `--percent` of responses with a staged bank key (0 ends the rollout).
+    /// Sign `--percent` of responses with a staged bank key (0 ends the rollout; refused,
+    /// without --force, for a version never exported with `keys export-public`).
     Rollout {
         /// Staged bank key version.
         version: u32,
         /// Share of responses, 0–100.
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         percent: u8,
+        #[command(flatten)]
+        guard: GuardArgs,
     },
+    /// Write a new random admin bearer token (32 random bytes, hex) to a file created with mode
+    /// 0600 — the file `server.admin_token_file` names. The token is not printed unless
+    /// `--print`. A running gateway picks a replaced token up at its next reload.
+    GenToken {
+        /// The token file to create (default: `server.admin_token_file`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing file (atomically) instead of refusing.
+        #[arg(long)]
+        replace: bool,
+        /// Also print the token on standard output.
+        #[arg(long)]
+        print: bool,
+    },
+}
+
+/// The guard of `untrust-wechat`, `retire` and `rollout` (docs/key-rotation.md, "Guards").
+#[derive(Args, Debug, Clone)]
+pub struct GuardArgs {
+    /// Go ahead even if the version carried traffic within the window, was never exported, or
+    /// the gateway's traffic could not be read.
+    #[arg(long)]
+    pub force: bool,
+    /// A version used within this many minutes counts as carrying traffic.
+    #[arg(
+        long,
+        default_value_t = 15,
+        env = "PENSION_GATEWAY_TRAFFIC_WINDOW_MINUTES"
+    )]
+    pub traffic_window_minutes: u64,
+}
+
+/// What the running gateway says about per-version traffic.
+enum Traffic {
+    /// No admin endpoint configured (`server.admin_listen` and `server.admin_token_file`).
+    NotConfigured,
+    /// Configured but not answering (or the token unreadable).
+    Unavailable(std::net::SocketAddr, TrafficFetchError),
+    /// The counts.
+    Seen(KeyTraffic),
+}
+
+async fn traffic(settings: &Settings) -> anyhow::Result<Traffic> {
+    let Some((addr, token_file)) = settings.admin_endpoint()? else {
+        return Ok(Traffic::NotConfigured);
+    };
+    Ok(match key_guard::fetch_traffic(addr, &token_file).await {
+        Ok(t) => Traffic::Seen(t),
+        Err(e) => Traffic::Unavailable(addr, e),
+    })
+}
+
+/// Refuses (unless `--force`) when `version` of `role` carried traffic within the window. With
+/// no admin endpoint configured there is nothing to ask: the command goes ahead and says so.
+async fn guard_traffic(
+    settings: &Settings,
+    guard: &GuardArgs,
+    role: KeyRole,
+    version: u32,
+) -> anyhow::Result<()> {
+    if guard.force {
+        return Ok(());
+    }
+    match traffic(settings).await? {
+        Traffic::NotConfigured => {
+            eprintln!(
+                "note: traffic not checked — no admin endpoint configured \
+                 (server.admin_listen and server.admin_token_file)"
+            );
+            Ok(())
+        }
+        Traffic::Unavailable(addr, cause) => {
+            Err(refused(GuardRefusal::TrafficUnknown { addr, cause }))
+        }
+        Traffic::Seen(t) => {
+            key_guard::check_recent(&t, role, version, guard.traffic_window_minutes)
+                .map_err(refused)?;
+            Ok(())
+        }
+    }
+}
+
+/// A guard's refusal as the command's error. (Its message is all the command prints; the awc
+/// errors a fetch failure carries are not `Send`, which `anyhow` needs for a source.)
+fn refused(e: GuardRefusal) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// "12 s ago" / "-" for a last-seen time.
+fn ago(now: i64, last: Option<i64>) -> String {
+    match last {
+        None => "-".into(),
+        Some(t) => format!("{} s ago", now.saturating_sub(t).max(0)),
+    }
 }
 
 /// `keys partner …`
@@ -99,7 +204,11 @@ fn channel_arg(s: &str) -> anyhow::Result<pension_gateway::partners::Channel> {
 }
 
 /// Runs a `keys` command against `dir` (default: `keys.dir`).
-pub fn run(cmd: KeysCommand, dir: Option<PathBuf>, settings: &Settings) -> anyhow::Result<()> {
+pub async fn run(
+    cmd: KeysCommand,
+    dir: Option<PathBuf>,
+    settings: &Settings,
+) -> anyhow::Result<()> {
     use pension_gateway::keyring::admin::KeyDir;
     let dir = KeyDir::new(
         dir.unwrap_or_else(|| settings.keys.dir.clone()),
@@ -128,16 +237,49 @@ pub fn run(cmd: KeysCommand, dir: Option<PathBuf>, settings: &Settings) -> anyho
             reload_hint();
         }
         KeysCommand::List => {
-            println!(
-                "{:<7} {:>7} {:<10} {:<17} signs",
-                "role", "version", "state", "fingerprint"
+            let listing = dir.list()?;
+            let traffic = traffic(settings).await?;
+            let seen = match &traffic {
+                Traffic::Seen(t) => Some(t),
+                _ => None,
+            };
+            print!(
+                "{:<7} {:>7} {:<10} {:<17} {:<6}",
+                "role", "version", "state", "fingerprint", "signs"
             );
-            for k in dir.list()? {
+            if seen.is_some() {
+                print!(" {:>9} last used", "count");
+            }
+            println!();
+            for k in listing {
                 let signs = k.signs_percent.map_or(String::new(), |p| format!("{p}%"));
-                println!(
-                    "{:<7} {:>7} {:<10} {:<17} {signs}",
+                print!(
+                    "{:<7} {:>7} {:<10} {:<17} {signs:<6}",
                     k.role, k.version, k.state, k.fingerprint
                 );
+                if let Some(t) = seen {
+                    let role = if k.role == "wechat" {
+                        KeyRole::Wechat
+                    } else {
+                        KeyRole::Bank
+                    };
+                    match key_guard::find(t, role, k.version) {
+                        Some(v) => print!(" {:>9} {}", v.count, ago(t.now, v.last_seen)),
+                        None => print!(" {:>9} -", "-"),
+                    }
+                }
+                println!();
+            }
+            match traffic {
+                Traffic::Seen(t) => println!(
+                    "count: requests verified (wechat) or responses signed (bank) by the gateway \
+                     at the admin endpoint since it started {} s ago",
+                    t.now.saturating_sub(t.since).max(0)
+                ),
+                Traffic::Unavailable(addr, e) => {
+                    println!("traffic: not available from http://{addr} ({e})")
+                }
+                Traffic::NotConfigured => {}
             }
         }
         KeysCommand::ExportPublic { version } => {
@@ -145,13 +287,37 @@ pub fn run(cmd: KeysCommand, dir: Option<PathBuf>, settings: &Settings) -> anyho
             println!("bank key version {version}");
             println!("hex: {}", pk.to_hex());
             print!("{}", pk.to_pem()?);
+            // `rollout` checks for this marker: a key WeChat never received cannot be verified.
+            if let Err(e) = key_guard::mark_exported(
+                dir.path(),
+                version,
+                &pk.fingerprint(),
+                chrono::Utc::now().timestamp(),
+            ) {
+                eprintln!(
+                    "warning: cannot record the export in {}: {e}",
+                    key_guard::export_marker(dir.path(), version).display()
+                );
+            }
         }
         KeysCommand::Activate { version } => {
             dir.activate(version)?;
             println!("bank key v{version} is active; the previous active key is retiring");
             reload_hint();
         }
-        KeysCommand::Retire { version } => {
+        KeysCommand::Retire { version, guard } => {
+            let listed = dir.list()?;
+            let state = listed
+                .iter()
+                .find(|k| k.role == "bank" && k.version == version)
+                .map(|k| k.state.clone());
+            if state.as_deref() == Some("retired") {
+                println!("bank key v{version} is already retired: nothing changed");
+                return Ok(());
+            }
+            if state.is_some() {
+                guard_traffic(settings, &guard, KeyRole::Bank, version).await?;
+            }
             dir.retire(version)?;
             println!("bank key v{version} retired");
             reload_hint();
@@ -161,7 +327,19 @@ pub fn run(cmd: KeysCommand, dir: Option<PathBuf>, settings: &Settings) -> anyho
             println!("WeChat key v{version} trusted");
             reload_hint();
         }
-        KeysCommand::UntrustWechat { version } => {
+        KeysCommand::UntrustWechat { version, guard } => {
+            let listed = dir.list()?;
+            let state = listed
+                .iter()
+                .find(|k| k.role == "wechat" && k.version == version)
+                .map(|k| k.state.clone());
+            if state.as_deref() == Some("untrusted") {
+                println!("WeChat key v{version} is already untrusted: nothing changed");
+                return Ok(());
+            }
+            if state.is_some() {
+                guard_traffic(settings, &guard, KeyRole::Wechat, version).await?;
+            }
             dir.untrust_wechat(version)?;
             println!("WeChat key v{version} no longer trusted");
             reload_hint();
@@ -217,10 +395,58 @@ pub fn run(cmd: KeysCommand, dir: Option<PathBuf>, settings: &Settings) -> anyho
                 );
             }
         }
-        KeysCommand::Rollout { version, percent } => {
+        KeysCommand::Rollout {
+            version,
+            percent,
+            guard,
+        } => {
+            let listed = dir.list()?;
+            // A rollout shows as a non-active bank key with a share of the responses.
+            let rolls = |k: &&pension_gateway::keyring::admin::KeyListing| {
+                k.role == "bank" && k.state != "active" && k.signs_percent.is_some()
+            };
+            let current = listed
+                .iter()
+                .filter(rolls)
+                .find(|k| k.version == version)
+                .and_then(|k| k.signs_percent);
+            let rolling = listed.iter().any(|k| rolls(&k));
+            if current == Some(percent) || (percent == 0 && !rolling) {
+                println!(
+                    "bank key v{version} already signs {percent}% of responses: nothing changed"
+                );
+                return Ok(());
+            }
+            if percent > 0 && !guard.force {
+                key_guard::check_exported(dir.path(), version).map_err(refused)?;
+            }
             dir.rollout(version, percent)?;
             println!("bank key v{version} now signs {percent}% of responses");
             reload_hint();
+        }
+        KeysCommand::GenToken {
+            out,
+            replace,
+            print,
+        } => {
+            let path = out
+                .or_else(|| settings.server.admin_token_file.clone())
+                .context("no token file: pass --out PATH or set server.admin_token_file")?;
+            let token = pension_gateway::ops::secrets::new_token();
+            pension_gateway::ops::secrets::write_secret_file(
+                &path,
+                format!("{}\n", token.as_str()).as_bytes(),
+                replace,
+            )
+            .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "admin token written to {} (mode 0600). A running gateway uses it after its \
+                 next reload (SIGHUP, the admin call, or the file watch).",
+                path.display()
+            );
+            if print {
+                println!("{}", token.as_str());
+            }
         }
     }
     Ok(())

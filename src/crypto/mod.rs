@@ -1,9 +1,9 @@
 //! The wire's cryptography: SM3, SM2-with-SM3 signatures behind one engine trait, key parsing,
-#![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 //! the request/response signing strings, the `Authorization` header codec and nonces.
 //!
 //! Everything here is a pure function over bytes: no I/O, no clock, no logging. Time and
-//! randomness are parameters so tests are exact (STYLE.md, conventions 2 and 3).
+//! randomness are parameters so tests are exact.
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod authorization;
 pub mod engine;

@@ -1,7 +1,12 @@
-//! The bearer token of the admin listener: read once at start-up from a file that only its
-//! owner may read (the key ring's secret-file rules), compared in constant time.
+//! The bearer token of the admin listener: read at start-up from a file that only its owner may
+//! read (the key ring's secret-file rules), read again by every reload (SIGHUP, the file watch,
+//! the admin call) so a replaced token file takes effect without a restart, compared in constant
+//! time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -13,7 +18,9 @@ use crate::keyring::KeyRingError;
 pub struct AdminToken {
     /// SHA-256 of the token: comparing digests keeps the comparison's time independent of
     /// where, and whether by length, a guess differs.
-    digest: Zeroizing<[u8; 32]>,
+    digest: ArcSwap<Zeroizing<[u8; 32]>>,
+    /// The file it was read from (`None`: built from bytes, nothing to reload).
+    path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AdminToken {
@@ -25,15 +32,43 @@ impl std::fmt::Debug for AdminToken {
 impl AdminToken {
     /// Reads the token file: one line of visible ASCII, mode 0600/0400, owned by us or root.
     pub fn from_file(path: &Path) -> Result<Self, KeyRingError> {
-        let text = crate::keyring::read_partner_secret(path)?;
-        Ok(Self::new(text.as_bytes()))
+        Ok(Self {
+            digest: ArcSwap::from_pointee(Self::read_digest(path)?),
+            path: Some(path.to_path_buf()),
+        })
     }
 
     /// A token from its bytes.
     pub fn new(token: &[u8]) -> Self {
         Self {
-            digest: Zeroizing::new(Sha256::digest(token).into()),
+            digest: ArcSwap::from_pointee(Zeroizing::new(Sha256::digest(token).into())),
+            path: None,
         }
+    }
+
+    /// The file the token is read from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Reads the token file again (same rules as at start-up) and swaps the new token in; on
+    /// any refusal the previous token stays in force. Returns whether the token changed. A token
+    /// built from bytes has nothing to reload (`Ok(false)`).
+    pub fn reload(&self) -> Result<bool, KeyRingError> {
+        let Some(path) = &self.path else {
+            return Ok(false);
+        };
+        let fresh = Self::read_digest(path)?;
+        let changed = !bool::from(fresh.ct_eq(self.digest.load().as_slice()));
+        if changed {
+            self.digest.store(Arc::new(fresh));
+        }
+        Ok(changed)
+    }
+
+    fn read_digest(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyRingError> {
+        let text = crate::keyring::read_partner_secret(path)?;
+        Ok(Zeroizing::new(Sha256::digest(text.as_bytes()).into()))
     }
 
     /// Whether an `Authorization` header value is `Bearer <this token>`, in constant time.
@@ -42,7 +77,7 @@ impl AdminToken {
             return false;
         };
         let presented: [u8; 32] = Sha256::digest(presented).into();
-        bool::from(presented.ct_eq(&*self.digest))
+        bool::from(presented.ct_eq(self.digest.load().as_slice()))
     }
 }
 

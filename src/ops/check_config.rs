@@ -111,9 +111,8 @@ fn sqlite_file_missing(settings: &Settings) -> Result<(), StartError> {
     if std::path::Path::new(path).is_file() {
         Ok(())
     } else {
-        Err(StartError::Other(format!(
-            "database.url names the SQLite file {path}, which does not exist (set \
-             database.create_if_missing = true to create it)"
-        )))
+        Err(StartError::SqliteFileMissing {
+            path: path.to_string(),
+        })
     }
 }

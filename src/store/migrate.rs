@@ -56,7 +56,7 @@ pub(super) async fn run(store: &Store) -> Result<Vec<String>, StoreError> {
     if applied.is_empty() {
         tracing::info!("database schema is current");
     } else {
-        tracing::info!(versions = ?applied, "database migrations applied");
+        tracing::info!(versions = %applied.join(" "), "database migrations applied");
     }
     Ok(applied)
 }

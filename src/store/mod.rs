@@ -76,6 +76,16 @@ pub enum Backend {
     Sqlite,
 }
 
+impl Backend {
+    /// `mysql` or `sqlite`, as in logs and `gateway_build_info{backend}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Mysql => "mysql",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
 /// Tuning for [`Store::open`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -292,7 +302,7 @@ impl Store {
             inner: Arc::new(inner),
         };
         store.ping().await?;
-        tracing::info!(backend = ?store.inner.backend, target = %store.inner.display, "database pool ready");
+        tracing::info!(backend = store.inner.backend.name(), target = %store.inner.display, "database pool ready");
         Ok(store)
     }
 

@@ -99,3 +99,79 @@ fn drain_defaults_and_bounds() {
     let err = Settings::load(None, Settings::default(), env("301")).unwrap_err();
     assert!(err.to_string().contains("server.drain_secs"), "{err}");
 }
+
+/// The drain driven in process: the stop signal is handed to `serve_state_until` as a channel
+/// (the `StopSignalWatch` trait), so the test says when the signals arrive. The drain is long
+/// (ten minutes); a second signal must end it, and `serve_state_until` must then return.
+#[test]
+fn drain_in_process_with_a_handed_in_stop_signal() {
+    use pension_gateway::server::signals::StopSignal;
+    use pension_gateway::server::{build_state, load_keys, serve_state_until, Listeners};
+
+    let public = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ops = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (port, ops_port) = (
+        public.local_addr().unwrap().port(),
+        ops.local_addr().unwrap().port(),
+    );
+    let (stop, signals) = tokio::sync::mpsc::unbounded_channel::<StopSignal>();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let keys = crate::common::Keys::new();
+    let mut s = crate::common::settings(&keys);
+    s.server.drain_secs = 600;
+    s.keys.watch_interval_secs = 0;
+    std::thread::spawn(move || {
+        let result = actix_web::rt::System::new().block_on(async move {
+            let store = pension_gateway::store::Store::open(
+                "sqlite::memory:",
+                pension_gateway::store::StoreOptions {
+                    max_connections: 2,
+                    acquire_timeout: Duration::from_secs(5),
+                    create_if_missing: true,
+                },
+            )
+            .await
+            .unwrap();
+            store.run_migrations().await.unwrap();
+            let ring = load_keys(&s).unwrap();
+            let clock = std::sync::Arc::new(pension_gateway::clock::SystemClock);
+            let state = build_state(&s, store, ring, clock).unwrap();
+            let listeners = Listeners {
+                public,
+                ops: Some(ops),
+                admin: None,
+            };
+            serve_state_until(&s, state, listeners, signals).await
+        });
+        let _ = done_tx.send(result.map_err(|e| e.to_string()));
+        drop(keys);
+    });
+    // Accepted connections queue until the servers run; this answers once they do.
+    let ready = http_get(ops_port, "/readyz").expect("ops listener answers");
+    assert_eq!(ready.0, 200, "{}", ready.1);
+
+    stop.send(StopSignal::Terminate).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        match http_get(ops_port, "/readyz") {
+            Some((503, body)) => break body,
+            Some((200, _)) if Instant::now() < deadline => std::thread::yield_now(),
+            other => panic!("readyz after the stop signal: {other:?}"),
+        }
+    };
+    assert!(body.contains("draining"), "{body}");
+    // Still serving during the drain.
+    assert_eq!(http_get(port, "/healthz").map(|(s, _)| s), Some(200));
+    assert!(
+        done.try_recv().is_err(),
+        "serve_state_until returned during the drain"
+    );
+
+    // The second signal ends the ten-minute drain now.
+    stop.send(StopSignal::Terminate).unwrap();
+    let result = done
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the second signal ends the drain and the servers stop");
+    assert_eq!(result, Ok(()));
+    assert!(http_get(port, "/healthz").is_none(), "listener closed");
+}

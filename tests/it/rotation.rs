@@ -288,3 +288,147 @@ async fn rotate_bank_and_wechat_keys_under_load_with_zero_failures() {
     // Nothing signed by bank v2 before WeChat could verify it, nothing by v1 after retirement:
     // every response verified under the version it named (checked per response above).
 }
+
+/// Runs `pension-gateway --config cfg keys …` (the operator's command); the exit status and
+/// both outputs.
+fn keys_cli(cfg: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(common::process::BIN)
+        .env_remove("GATEWAY_CONFIG")
+        .env_remove("PENSION_GATEWAY_TRAFFIC_WINDOW_MINUTES")
+        .arg("--config")
+        .arg(cfg)
+        .arg("keys")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The rotation guards against the running gateway: `keys list` shows each version's traffic
+/// from the admin endpoint, `untrust-wechat` of the version requests just arrived under is
+/// refused without `--force` (the typo that failed 21 requests), a repeated command says it was
+/// a no-op, and `rollout` refuses a bank key that was never exported.
+#[actix_web::test]
+async fn keys_commands_guard_versions_with_recent_traffic() {
+    let keys = Keys::new();
+    let token_dir = tempfile::tempdir().unwrap();
+    let token_file = admin_token_file(token_dir.path());
+    let (addr, admin) = start_server(keys.dir.path().to_path_buf(), token_file.clone());
+    let cfg = token_dir.path().join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nadmin_listen = \"{admin}\"\nadmin_token_file = \"{}\"\n\n\
+             [accounts]\nid_pepper = \"{}\"\n\n[keys]\ndir = \"{}\"\n",
+            token_file.display(),
+            common::process::random_pepper(),
+            keys.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let http = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    let started = Instant::now();
+    while http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    // WeChat v2 is trusted too, so untrusting v1 is not refused for being the last one.
+    let dir = KeyDir::new(keys.dir.path(), EngineKind::DEFAULT, ID);
+    let wechat2 = SecretKey::generate();
+    dir.trust_wechat(2, &wechat2.public_key().to_hex()).unwrap();
+    reload(&http, admin).await;
+    // One request under WeChat v1.
+    let client = keys.client(1, true);
+    let body = br#"{"user_true_name":"x","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#;
+    let signed = client
+        .sign_request(
+            "POST",
+            "/v1/pension/account",
+            body,
+            chrono::Utc::now().timestamp(),
+            &nonce::generate(),
+        )
+        .unwrap();
+    let resp = http
+        .post(format!("http://{addr}/v1/pension/account"))
+        .insert_header(("Authorization", signed.authorization))
+        .insert_header(("Request-ID", uuid::Uuid::new_v4().to_string()))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(&body[..])
+        .await
+        .unwrap();
+    assert!(resp.headers().contains_key("WxIns-Signature"));
+    assert_ne!(
+        resp.headers().get("WxIns-Version").map(|v| v.as_bytes()),
+        None
+    );
+
+    let (ok, out, err) = keys_cli(&cfg, &["list"]);
+    assert!(ok, "{err}");
+    let row = |role: &str, v: &str| {
+        out.lines()
+            .find(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.first() == Some(&role) && f.get(1) == Some(&v)
+            })
+            .unwrap_or_else(|| panic!("no {role} v{v} row:\n{out}"))
+            .to_string()
+    };
+    // role, version, state, fingerprint, (no share for WeChat keys), count, last used.
+    let count = |r: String| r.split_whitespace().nth(4).unwrap_or("").to_string();
+    assert_eq!(count(row("wechat", "1")), "1", "{out}");
+    assert!(row("wechat", "1").ends_with("s ago"), "{out}");
+    assert_eq!(count(row("wechat", "2")), "0", "{out}");
+
+    let (ok, _, err) = keys_cli(&cfg, &["untrust-wechat", "1"]);
+    assert!(!ok, "untrusting a version in use must be refused");
+    assert!(
+        err.contains("WeChat key v1 carried traffic") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(dir
+        .list()
+        .unwrap()
+        .iter()
+        .any(|k| k.role == "wechat" && k.version == 1 && k.state == "trusted"));
+    // A version without traffic goes through (and the window can be narrowed).
+    let (ok, out, err) = keys_cli(&cfg, &["untrust-wechat", "2"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("WeChat key v2 no longer trusted"), "{out}");
+    let (ok, out, _) = keys_cli(&cfg, &["untrust-wechat", "2"]);
+    assert!(
+        ok && out.contains("already untrusted: nothing changed"),
+        "{out}"
+    );
+    let (ok, _, err) = keys_cli(&cfg, &["trust-wechat", "2", &wechat2.public_key().to_hex()]);
+    assert!(ok, "{err}");
+    reload(&http, admin).await;
+    let (ok, out, err) = keys_cli(&cfg, &["untrust-wechat", "1", "--force"]);
+    assert!(ok && out.contains("no longer trusted"), "{out}{err}");
+
+    // Bank: a staged key never exported cannot be rolled out without --force.
+    let (ok, _, err) = keys_cli(&cfg, &["generate"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = keys_cli(&cfg, &["rollout", "2", "--percent", "10"]);
+    assert!(!ok && err.contains("never exported"), "{err}");
+    let (ok, _, err) = keys_cli(&cfg, &["export-public", "2"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = keys_cli(&cfg, &["rollout", "2", "--percent", "10"]);
+    assert!(ok && out.contains("signs 10%"), "{out}{err}");
+    let (ok, out, _) = keys_cli(&cfg, &["rollout", "2", "--percent", "10"]);
+    assert!(ok && out.contains("nothing changed"), "{out}");
+}

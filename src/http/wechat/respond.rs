@@ -39,7 +39,13 @@ pub fn signed(
     let (version, signature) = match signed {
         Some((v, Ok(sig))) => (v, sig),
         other => {
-            tracing::error!(request_id, error = ?other.map(|(_, r)| r.err()), "cannot sign response");
+            tracing::error!(
+                request_id,
+                error = other
+                    .and_then(|(_, r)| r.err())
+                    .map(tracing::field::display),
+                "cannot sign response"
+            );
             return HttpResponse::InternalServerError()
                 .content_type("application/json")
                 .body(
@@ -47,6 +53,9 @@ pub fn signed(
                 );
         }
     };
+    state
+        .metrics()
+        .record_bank_key(version, state.clock().now());
     let mut resp = HttpResponse::build(status);
     resp.content_type("application/json")
         .insert_header(("WxIns-Nonce", nonce))

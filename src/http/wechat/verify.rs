@@ -156,6 +156,7 @@ pub async fn verify(
             "signature",
         ));
     };
+    state.metrics().record_wechat_key(version, now);
     match state
         .replay()
         .check_and_record(&auth.nonce, now, settings.replay_window_secs)

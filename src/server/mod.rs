@@ -1,20 +1,26 @@
-//! Process start-up: settings → database → key ring → state → HTTP server, plus the demo
-//! preparation and key-ring reload on SIGHUP.
+//! Process start-up: settings → database → key ring → state → HTTP servers. The stop and reload
+//! signals are in [`signals`], the file polling in [`watch`], demo mode's chores in [`demo`].
 
-use std::path::Path;
+pub mod demo;
+pub mod signals;
+pub mod watch;
+
+pub use demo::prepare_demo_keys;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::{App, HttpServer};
 
-use crate::accounts::{demo, AccountDirectory};
+use crate::accounts::{demo as demo_accounts, AccountDirectory};
 use crate::clock::{Clock, SystemClock};
 use crate::config::LimitScope;
 use crate::config::{KeySettings, Settings};
 use crate::crypto::EngineKind;
-use crate::keyring::{load_keyring, KeyRingError, KeyRingHandle, Manifest};
+use crate::keyring::{load_keyring, KeyRingError, KeyRingHandle};
 use crate::limits::{ConcurrencyLimit, GlobalRateLimit, IdentityLimit, IdentityRateLimit};
 use crate::metrics::Metrics;
-use crate::ops::reload::reload_keys;
+use crate::ops::reload::{ReloadTrigger, Reloader};
 use crate::replay::{
     read_ca_file, MemoryReplayStore, RedisLink, RedisReplayStore, RedisTarget, ReplayError,
     ReplayGuard,
@@ -45,9 +51,54 @@ pub enum StartError {
          keys.allow_variable_time_signing = true to accept the risk (tests and comparisons only)"
     )]
     VariableTimeSigning(crate::crypto::EngineKind),
-    /// Anything else at start-up.
-    #[error("{0}")]
-    Other(String),
+    /// A file that must be UTF-8 text is not.
+    #[error("{}: not UTF-8 text", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Where the bytes stop being UTF-8.
+        source: std::str::Utf8Error,
+    },
+    /// The metrics registry refused a metric (a programming error: names collide).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The `[replay]` Redis settings cannot be used (the message names the setting).
+    #[error(transparent)]
+    Redis(crate::replay::ReplayError),
+    /// The Redis server's TLS certificate does not verify.
+    #[error(
+        "Redis TLS: the certificate of {redis} does not verify against {} ({source})",
+        match ca_file {
+            Some(p) => format!("the CA in replay.redis_ca_file ({})", p.display()),
+            None => "the system's root certificates (set replay.redis_ca_file to trust a private CA)".to_string(),
+        }
+    )]
+    RedisUntrusted {
+        /// The Redis server (or cluster) as described in logs.
+        redis: String,
+        /// `replay.redis_ca_file`, if set.
+        ca_file: Option<PathBuf>,
+        /// The refusal.
+        source: crate::replay::ReplayError,
+    },
+    /// An admin listener was handed in without `server.admin_token_file`.
+    #[error(
+        "an admin listener was handed in but server.admin_token_file is not set; the admin \
+         endpoints are never served without a token"
+    )]
+    AdminWithoutToken,
+    /// `database.url` names a SQLite file that does not exist and may not be created.
+    #[error(
+        "database.url names the SQLite file {path}, which does not exist (set \
+         database.create_if_missing = true to create it)"
+    )]
+    SqliteFileMissing {
+        /// The file named by `database.url`.
+        path: String,
+    },
+    /// The stop signals (SIGTERM, SIGINT, SIGQUIT) could not be registered.
+    #[error("cannot listen for stop signals: {0}")]
+    Signals(std::io::Error),
     /// The TLS certificate, key or CA file was refused.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
@@ -96,66 +147,6 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     })
 }
 
-/// In demo mode the published demo keys come out of git with whatever mode the checkout gave
-/// them (git keeps no modes): tighten secrets to 0600 and take group and other write off the
-/// manifest and public keys, so the same file rules apply as in production. Every file is
-/// changed through a handle opened without following links (`keyring::file_rules`).
-pub fn prepare_demo_keys(dir: &Path) -> Result<(), StartError> {
-    #[cfg(unix)]
-    {
-        use crate::keyring::file_rules::tighten_demo_file;
-        use crate::keyring::KeyFileKind;
-        let manifest_path = dir.join("keyring.toml");
-        let Some(bytes) = tighten_demo_file(&manifest_path, KeyFileKind::Manifest)? else {
-            // Missing or not a regular file: loading refuses it with the file's name.
-            return Ok(());
-        };
-        let text = std::str::from_utf8(&bytes).map_err(|_| {
-            StartError::Other(format!("{}: not UTF-8 text", manifest_path.display()))
-        })?;
-        let manifest = Manifest::parse(text)?;
-        if !manifest.demo {
-            return Ok(());
-        }
-        let mut files: Vec<(std::path::PathBuf, KeyFileKind)> = Vec::new();
-        files.extend(
-            manifest
-                .bank
-                .iter()
-                .map(|b| (dir.join(&b.private_key), KeyFileKind::Secret)),
-        );
-        files.extend(
-            manifest
-                .wechat
-                .iter()
-                .map(|w| (dir.join(&w.public_key), KeyFileKind::PublicKey)),
-        );
-        files.extend(
-            manifest
-                .partner
-                .iter()
-                .map(|p| (dir.join(&p.secret), KeyFileKind::Secret)),
-        );
-        // Files the manifest does not name but the demo client reads (`wechat-v1.key`, …).
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let path = e.path();
-                match path.extension().and_then(|x| x.to_str()) {
-                    Some("key" | "secret") => files.push((path, KeyFileKind::Secret)),
-                    Some("pub") => files.push((path, KeyFileKind::PublicKey)),
-                    _ => {}
-                }
-            }
-        }
-        for (path, kind) in files {
-            tighten_demo_file(&path, kind)?;
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
 /// The engine the bank's responses are signed with: a variable-time engine is refused unless
 /// `keys.allow_variable_time_signing` is set, and then a warning is logged.
 pub fn signing_engine(keys: &KeySettings) -> Result<EngineKind, StartError> {
@@ -192,7 +183,9 @@ pub fn build_state(
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
     let pepper = settings.id_pepper()?;
-    let metrics = Metrics::new().map_err(|e| StartError::Other(format!("metrics: {e}")))?;
+    let metrics = Metrics::new()?;
+    metrics.record_build_info(settings.keys.engine.name(), store.backend().name());
+    metrics.export_routes(&exported_routes(&settings.partners));
     metrics.record_keyring(&keyring.snapshot());
     metrics.record_staged_since(&keyring.staged_since());
     store.observe_audit_batches(metrics.audit_batch_rows.clone());
@@ -219,9 +212,10 @@ pub fn build_state(
             &settings.replay.key_prefix,
             settings.replay.fail_open,
         )),
+        // `Settings::validate` refuses this already; settings built in code meet the same rule.
         (LimitScope::Global, None) => {
-            return Err(StartError::Other(
-                "limits.scope = \"global\" requires replay.store = \"redis\"".into(),
+            return Err(StartError::Config(
+                crate::config::ConfigError::global_limit_without_redis(),
             ))
         }
         (LimitScope::Instance, _) => {
@@ -243,11 +237,32 @@ pub fn build_state(
     ))
 }
 
+/// The `route` labels of the answers this configuration can give: the WeChat channel and the
+/// enabled partner channels (exported at 0 from the start).
+fn exported_routes(p: &crate::config::PartnerSettings) -> Vec<&'static str> {
+    use crate::http::partners;
+    let mut routes = vec![crate::http::wechat::account_query::ROUTE];
+    if p.open_platform {
+        routes.extend([
+            partners::op_access_token::ROUTE,
+            partners::op_api_ticket::ROUTE,
+            partners::op_service::ROUTE,
+        ]);
+    }
+    if p.callback {
+        routes.push(partners::callback_receive::ROUTE);
+    }
+    if p.hmac {
+        routes.push(partners::hmac_account::ROUTE);
+    }
+    routes
+}
+
 /// The Redis connection `[replay]` describes (single node or Cluster, plain or TLS), with the CA
 /// file read and checked. Nothing is connected yet.
 pub fn redis_link(replay: &crate::config::ReplaySettings) -> Result<RedisLink, StartError> {
     let ca_pem = match &replay.redis_ca_file {
-        Some(path) => Some(read_ca_file(path).map_err(|e| StartError::Other(e.to_string()))?),
+        Some(path) => Some(read_ca_file(path).map_err(StartError::Redis)?),
         None => None,
     };
     RedisLink::new(&RedisTarget {
@@ -256,7 +271,7 @@ pub fn redis_link(replay: &crate::config::ReplaySettings) -> Result<RedisLink, S
         ca_pem,
         timeout: std::time::Duration::from_millis(replay.timeout_ms),
     })
-    .map_err(|e| StartError::Other(e.to_string()))
+    .map_err(StartError::Redis)
 }
 
 /// At start-up, one `PING` to the replay store's Redis. A TLS certificate that does not verify
@@ -272,18 +287,11 @@ pub async fn check_redis(settings: &Settings, replay: &ReplayGuard) -> Result<()
             tracing::info!(redis = %link.description(), tls = link.is_tls(), "Redis answers");
             Ok(())
         }
-        Err(ReplayError::Untrusted(cause)) => {
-            let trust = match &settings.replay.redis_ca_file {
-                Some(p) => format!("the CA in replay.redis_ca_file ({})", p.display()),
-                None => "the system's root certificates (set replay.redis_ca_file to trust a \
-                         private CA)"
-                    .to_string(),
-            };
-            Err(StartError::Other(format!(
-                "Redis TLS: the certificate of {} does not verify against {trust}: {cause}",
-                link.description()
-            )))
-        }
+        Err(source @ ReplayError::Untrusted(_)) => Err(StartError::RedisUntrusted {
+            redis: link.description().to_string(),
+            ca_file: settings.replay.redis_ca_file.clone(),
+            source,
+        }),
         Err(e) => {
             tracing::warn!(redis = %link.description(), error = %e, "Redis does not answer at start-up; requests needing it fail until it does");
             Ok(())
@@ -325,19 +333,19 @@ impl Listeners {
 /// preparation included).
 pub async fn prepare(settings: &Settings) -> Result<AppState, StartError> {
     if settings.server.demo {
-        prepare_demo_keys(&settings.keys.dir)?;
+        demo::prepare_demo_keys(&settings.keys.dir)?;
     }
     let store = open_store(settings).await?;
     let applied = store.run_migrations().await?;
     if !applied.is_empty() {
-        tracing::info!(?applied, "database migrations applied");
+        tracing::info!(applied = %applied.join(" "), "database migrations applied");
     }
     let keyring = load_keys(settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = build_state(settings, store, keyring, Arc::clone(&clock))?;
     check_redis(settings, state.replay()).await?;
     if settings.server.demo {
-        let n = demo::seed_demo(state.accounts(), clock.now()).await?;
+        let n = demo_accounts::seed_demo(state.accounts(), clock.now()).await?;
         tracing::info!(accounts = n, "demo accounts seeded");
     }
     Ok(state)
@@ -360,31 +368,45 @@ pub async fn serve(mut settings: Settings, listeners: Listeners) -> Result<(), S
 }
 
 /// Serves an already built `state` on `listeners` until SIGTERM/SIGINT: the listeners'
-/// deadlines, key-ring reload on SIGHUP and on manifest change, the demo banner.
+/// deadlines, reload on SIGHUP and on a file change, the demo banner.
 pub async fn serve_state(
     settings: &Settings,
     state: AppState,
     listeners: Listeners,
 ) -> Result<(), StartError> {
+    let signals = signals::UnixStopSignals::register().map_err(StartError::Signals)?;
+    serve_state_until(settings, state, listeners, signals).await
+}
+
+/// [`serve_state`] with the stop signals taken from `signals` instead of the process's own: a
+/// test hands in a channel and drives the drain in process.
+pub async fn serve_state_until<S: signals::StopSignalWatch>(
+    settings: &Settings,
+    state: AppState,
+    listeners: Listeners,
+    stop: S,
+) -> Result<(), StartError> {
     let token = match (&listeners.admin, &settings.server.admin_token_file) {
         (Some(_), Some(path)) => Some(Arc::new(crate::ops::AdminToken::from_file(path)?)),
-        // A bound admin socket that nobody serves would leave reload calls hanging.
-        (Some(_), None) => {
-            return Err(StartError::Other(
-                "an admin listener was handed in but server.admin_token_file is not set; the                  reload endpoint is never served without a token"
-                    .into(),
-            ))
-        }
+        // A bound admin socket that nobody serves would leave admin calls hanging.
+        (Some(_), None) => return Err(StartError::AdminWithoutToken),
         (None, _) => None,
     };
     let tls = crate::tls::server::ServerTls::from_settings(&settings.tls, state.metrics())?;
-    spawn_sighup_reload(state.clone(), tls.clone());
-    spawn_manifest_watch(
+    let reloader = Arc::new(Reloader::new(
         state.clone(),
         settings.keys.dir.join("keyring.toml"),
-        settings.keys.watch_interval_secs,
         tls.clone(),
-    );
+        token,
+    ));
+    let on_hup = Arc::clone(&reloader);
+    signals::spawn_sighup(move || {
+        on_hup.reload_all(ReloadTrigger::Signal);
+    });
+    let on_tick = Arc::clone(&reloader);
+    watch::spawn_poll(settings.keys.watch_interval_secs, move || {
+        on_tick.poll();
+    });
     let shutdown = settings.server.shutdown_timeout_secs;
     let header_deadline = std::time::Duration::from_millis(settings.server.header_timeout_ms);
     let listen = listeners.public.local_addr()?;
@@ -428,19 +450,12 @@ pub async fn serve_state(
         );
         tracing::info!(%addr, "ops listener (/readyz, /metrics, /healthz)");
     }
-    if let (Some(l), Some(token)) = (listeners.admin, token) {
+    if let Some(l) = listeners.admin {
         let addr = l.local_addr()?;
-        let st = state.clone();
-        let admin_tls = tls.clone();
         servers.push(
             HttpServer::new(move || {
-                let (st, token) = (st.clone(), Arc::clone(&token));
-                let mut app = App::new();
-                if let Some(t) = &admin_tls {
-                    // The admin reload call reloads the certificate too.
-                    app = app.app_data(actix_web::web::Data::from(Arc::clone(t)));
-                }
-                app.configure(move |cfg| crate::ops::configure_admin(cfg, st, token))
+                let reloader = Arc::clone(&reloader);
+                App::new().configure(move |cfg| crate::ops::configure_admin(cfg, reloader))
             })
             .workers(1)
             .client_request_timeout(header_deadline)
@@ -459,212 +474,15 @@ pub async fn serve_state(
         "pension-gateway listening"
     );
     if settings.server.demo {
-        print_demo_banner(settings, listen, tls.is_some());
+        demo::print_demo_banner(settings, listen, tls.is_some());
     }
-    spawn_stop_on_signal(
-        state.clone(),
-        servers.iter().map(|s| s.handle()).collect(),
-        std::time::Duration::from_secs(settings.server.drain_secs),
-    );
+    let handles = servers.iter().map(|s| s.handle()).collect();
+    let drain = std::time::Duration::from_secs(settings.server.drain_secs);
+    let drainer = state.clone();
+    actix_web::rt::spawn(async move {
+        signals::stop_on_signal(stop, drainer.readiness(), handles, drain).await;
+    });
     futures_util::future::try_join_all(servers).await?;
     tracing::info!("pension-gateway stopped");
     Ok(())
-}
-
-/// How the process was asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopSignal {
-    /// SIGTERM (or Ctrl-C where there are no Unix signals): drain, then stop gracefully.
-    Terminate,
-    /// SIGINT or SIGQUIT: stop at once, in-flight requests are cut.
-    Interrupt,
-}
-
-/// The stop signals, registered once so that a second signal during the drain is not lost.
-struct StopSignals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    quit: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    fn register() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Self {
-                term: signal(SignalKind::terminate())?,
-                int: signal(SignalKind::interrupt())?,
-                quit: signal(SignalKind::quit())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    async fn next(&mut self) -> StopSignal {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.term.recv() => StopSignal::Terminate,
-                _ = self.int.recv() => StopSignal::Interrupt,
-                _ = self.quit.recv() => StopSignal::Interrupt,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            StopSignal::Terminate
-        }
-    }
-}
-
-/// Stops the servers behind `handles` on a signal. SIGTERM: first `drain` — `/readyz` answers
-/// 503 `draining` so the load balancer's health check takes the instance out, while every
-/// request that still arrives is served — then the listeners close and in-flight requests get
-/// `server.shutdown_timeout_secs` to finish. A second signal ends the drain early. SIGINT and
-/// SIGQUIT stop at once (the interactive Ctrl-C).
-fn spawn_stop_on_signal(
-    state: AppState,
-    handles: Vec<actix_web::dev::ServerHandle>,
-    drain: std::time::Duration,
-) {
-    let mut signals = match StopSignals::register() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(cause = %e, "cannot listen for stop signals; the process must be killed");
-            return;
-        }
-    };
-    actix_web::rt::spawn(async move {
-        let how = signals.next().await;
-        let graceful = how == StopSignal::Terminate;
-        if graceful && !drain.is_zero() {
-            state.readiness().start_draining();
-            tracing::info!(
-                drain_secs = drain.as_secs(),
-                "SIGTERM: draining (/readyz answers 503, requests are still served)"
-            );
-            tokio::select! {
-                () = tokio::time::sleep(drain) => {}
-                _ = signals.next() => tracing::info!("second signal: drain ended early"),
-            }
-        }
-        tracing::info!(
-            graceful,
-            "stopping: listeners closed, in-flight requests finish within shutdown_timeout_secs"
-        );
-        futures_util::future::join_all(handles.iter().map(|h| h.stop(graceful))).await;
-    });
-}
-
-/// The served certificate, when the public listener speaks TLS.
-type Tls = Option<Arc<crate::tls::server::ServerTls>>;
-
-fn spawn_sighup_reload(state: AppState, tls: Tls) {
-    #[cfg(unix)]
-    actix_web::rt::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; key ring reload by signal disabled");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            let _ = reload_keys(&state);
-            if let Some(t) = &tls {
-                let _ = t.reload();
-            }
-        }
-    });
-    #[cfg(not(unix))]
-    let _ = (state, tls);
-}
-
-/// A file's modification time, size and inode: a change (also a rename over it) shows.
-fn file_stamp(p: &Path) -> Option<(Option<std::time::SystemTime>, u64, u64)> {
-    let m = std::fs::metadata(p).ok()?;
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let ino = 0;
-    Some((m.modified().ok(), m.len(), ino))
-}
-
-/// Polls the manifest (and the TLS certificate and key files) for a change of modification
-/// time, size or inode; a change triggers the matching reload.
-fn spawn_manifest_watch(
-    state: AppState,
-    manifest: std::path::PathBuf,
-    interval_secs: u64,
-    tls: Tls,
-) {
-    if interval_secs == 0 {
-        return;
-    }
-    let tls_files = tls.as_ref().map(|t| t.watched_files()).unwrap_or_default();
-    let tls_stamps = move || tls_files.iter().map(|p| file_stamp(p)).collect::<Vec<_>>();
-    // The baseline is taken now, right after the files were loaded, not when the task first
-    // runs: a change made before the task is first polled must still count as a change.
-    let mut last = file_stamp(&manifest);
-    let mut last_tls = tls_stamps();
-    actix_web::rt::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval_secs));
-        loop {
-            tick.tick().await;
-            let now = file_stamp(&manifest);
-            if now != last {
-                last = now;
-                tracing::info!(manifest = %manifest.display(), "key manifest changed; reloading");
-                let _ = reload_keys(&state);
-            }
-            if let Some(t) = &tls {
-                let now_tls = tls_stamps();
-                if now_tls != last_tls {
-                    last_tls = now_tls;
-                    tracing::info!("TLS certificate or key file changed; reloading");
-                    let _ = t.reload();
-                }
-            }
-        }
-    });
-}
-
-fn print_demo_banner(settings: &Settings, listen: std::net::SocketAddr, tls: bool) {
-    let scheme = if tls { "https" } else { "http" };
-    let url = format!("{scheme}://{listen}{}", settings.wechat.route);
-    let p = &demo::DEMO_PEOPLE[0];
-    // Under `cargo run` the newcomer types cargo commands; an installed binary is run by name.
-    let run = if std::env::var_os("CARGO").is_some() {
-        "cargo run --release --"
-    } else {
-        "pension-gateway"
-    };
-    println!();
-    println!("  pension-gateway is running in DEMO mode (published demo keys, demo accounts).");
-    println!("  Send a query signed with the demo WeChat key, in another terminal:");
-    println!();
-    println!(
-        "    {run} client query --url {url} --name {} --id-number {}",
-        p.name, p.id_number
-    );
-    println!();
-    println!(
-        "  Other demo people: {}",
-        demo::DEMO_PEOPLE
-            .iter()
-            .skip(1)
-            .map(|p| format!("{} {} (status {})", p.name, p.id_number, p.status))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if settings.partners.open_platform || settings.partners.callback || settings.partners.hmac {
-        println!(
-            "  Partner channels (docs/partner-channels.md): {run} client open-platform|callback|hmac --name {} --id-number {}",
-            p.name, p.id_number
-        );
-    }
-    println!();
 }
