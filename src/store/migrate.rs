@@ -102,11 +102,13 @@ pub(super) async fn pending(store: &Store) -> Result<Vec<String>, StoreError> {
         }
     };
     let all: Vec<String> = match &inner.pools {
-        Pools::Sqlite(_) => MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
-            .map_err(|e| StoreError::Migration(e.to_string()))?
-            .iter()
-            .map(|m| m.name().version().to_string())
-            .collect(),
+        Pools::Sqlite(_) => {
+            MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                .map_err(|e| StoreError::Migration(e.to_string()))?
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect()
+        }
         Pools::Mysql(..) => MigrationSource::<diesel::mysql::Mysql>::migrations(&MYSQL_MIGRATIONS)
             .map_err(|e| StoreError::Migration(e.to_string()))?
             .iter()

@@ -337,7 +337,9 @@ impl Store {
     /// The embedded migrations of this backend not yet applied, oldest first, found with one
     /// `SELECT` and no DDL (for `database.migrate_on_start = false`).
     pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
-        migrate::pending(self).await.map_err(|e| self.inner.scrub(e))
+        migrate::pending(self)
+            .await
+            .map_err(|e| self.inner.scrub(e))
     }
 
     /// Applies the embedded migrations of this backend (`migrations/mysql` or

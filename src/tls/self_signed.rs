@@ -51,10 +51,7 @@ fn random_serial() -> SerialNumber {
 }
 
 /// The validity window: from one hour before `now` (unix seconds) for `days` days.
-fn window(
-    now: i64,
-    days: u32,
-) -> Result<(time::OffsetDateTime, time::OffsetDateTime), TlsError> {
+fn window(now: i64, days: u32) -> Result<(time::OffsetDateTime, time::OffsetDateTime), TlsError> {
     let start = time::OffsetDateTime::from_unix_timestamp(now - 3600)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     Ok((start, start + time::Duration::days(i64::from(days.max(1)))))

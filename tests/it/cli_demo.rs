@@ -443,7 +443,14 @@ fn tls_self_signed_with_a_ca_dir_reuses_the_ca() {
         let o = Command::new(BIN)
             .current_dir(tmp.path())
             .env_clear()
-            .args(["tls", "self-signed", "--ca-dir", "ca", "--host", "localhost"])
+            .args([
+                "tls",
+                "self-signed",
+                "--ca-dir",
+                "ca",
+                "--host",
+                "localhost",
+            ])
             .args(["--out", out])
             .output()
             .unwrap();
@@ -481,8 +488,8 @@ fn tls_self_signed_with_a_ca_dir_reuses_the_ca() {
     .build()
     .unwrap();
     for out in ["one", "two"] {
-        let leaf = CertificateDer::from_pem_slice(read(&format!("{out}/cert.pem")).as_bytes())
-            .unwrap();
+        let leaf =
+            CertificateDer::from_pem_slice(read(&format!("{out}/cert.pem")).as_bytes()).unwrap();
         verifier
             .verify_server_cert(
                 &leaf,

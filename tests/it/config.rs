@@ -404,7 +404,10 @@ fn two_listeners_on_one_address_are_refused_naming_both() {
     assert!(with(&[("GATEWAY__SERVER__ADMIN_LISTEN", "127.0.0.1:8080")]).is_ok());
     let err = with(&[
         ("GATEWAY__SERVER__ADMIN_LISTEN", "127.0.0.1:8080"),
-        ("GATEWAY__SERVER__ADMIN_TOKEN_FILE", "/etc/pension-gateway/admin-token"),
+        (
+            "GATEWAY__SERVER__ADMIN_TOKEN_FILE",
+            "/etc/pension-gateway/admin-token",
+        ),
     ])
     .unwrap_err()
     .to_string();
@@ -423,8 +426,11 @@ fn key_commands_load_without_business_secrets_but_still_refuse_unknown_keys() {
     use pension_gateway::config::StartMode;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.toml");
-    std::fs::write(&path, "[keys]\ndir = \"/srv/keys\"\n[database]\nurl = \"mysql://db/x\"\n")
-        .unwrap();
+    std::fs::write(
+        &path,
+        "[keys]\ndir = \"/srv/keys\"\n[database]\nurl = \"mysql://db/x\"\n",
+    )
+    .unwrap();
     let s = Settings::load_keys_for(StartMode::Production, Some(&path), Vec::new()).unwrap();
     assert_eq!(s.keys.dir, std::path::Path::new("/srv/keys"));
     assert!(

@@ -541,14 +541,16 @@ fn docs_use_the_example_paths_one_service_user_and_the_real_alert_names() {
         .iter()
         .map(|d| (d.to_string(), read(d)))
         .collect();
-    for f in ["deploy/pension-gateway.service", "deploy/prometheus/alerts.yml"] {
+    for f in [
+        "deploy/pension-gateway.service",
+        "deploy/prometheus/alerts.yml",
+    ] {
         sources.push((f.to_owned(), read(f)));
     }
     for (doc, text) in &sources {
         for p in etc_paths(text) {
-            let known = example.contains(&p)
-                || unit.contains(&p)
-                || p.starts_with(&format!("{keys_dir}/"));
+            let known =
+                example.contains(&p) || unit.contains(&p) || p.starts_with(&format!("{keys_dir}/"));
             if !known {
                 faults.push(format!(
                     "{doc}: {p} is in neither deploy/gateway.example.toml nor the unit"
@@ -573,7 +575,9 @@ fn docs_use_the_example_paths_one_service_user_and_the_real_alert_names() {
                 && w.starts_with("Gateway")
                 && w["Gateway".len()..].starts_with(|c: char| c.is_ascii_uppercase());
             if is_alert && !alerts.contains(w) {
-                faults.push(format!("{doc}: alert {w} is not in deploy/prometheus/alerts.yml"));
+                faults.push(format!(
+                    "{doc}: alert {w} is not in deploy/prometheus/alerts.yml"
+                ));
             }
         }
     }

@@ -208,7 +208,9 @@ fn key_commands_need_only_the_key_settings_and_their_hints_carry_the_invocation(
     let (code, out, err) = keys_cmd(&["keys", "--config", cfg, "generate"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
-        out.contains(&format!("pension-gateway --config {cfg} keys export-public 2")),
+        out.contains(&format!(
+            "pension-gateway --config {cfg} keys export-public 2"
+        )),
         "{out}"
     );
     assert!(
@@ -241,7 +243,10 @@ fn a_mistyped_key_directory_is_an_error_naming_the_setting_and_keys_init() {
     let cfg = keys_only_config(tmp.path(), &tmp.path().join("missing"));
     let (code, _, err) = keys_cmd(&["--config", cfg.to_str().unwrap(), "keys", "generate"]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("(keys.dir)") && err.contains("keys init"), "{err}");
+    assert!(
+        err.contains("(keys.dir)") && err.contains("keys init"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -261,7 +266,9 @@ fn keys_list_shows_the_refusal_a_reload_would_give() {
         .find(|k| k.role == "bank" && k.version == 2)
         .unwrap();
     assert!(
-        row.refusal.as_deref().is_some_and(|r| r.contains("bank-v2.key")),
+        row.refusal
+            .as_deref()
+            .is_some_and(|r| r.contains("bank-v2.key")),
         "{row:?}"
     );
     let (code, out, err) = keys_cmd(&["keys", "--dir", dir.path().to_str().unwrap(), "list"]);
