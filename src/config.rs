@@ -473,6 +473,11 @@ pub struct DatabaseSettings {
     /// `SELECT 1` before it is handed out (default 1000; 0 checks at every checkout). A
     /// connection whose statement failed is dropped either way.
     pub idle_check_ms: u64,
+    /// Apply pending migrations when `serve` starts (default true). False: `serve` issues no
+    /// DDL at all — it checks with one `SELECT` that the schema is current and refuses to start
+    /// otherwise, naming `db migrate` — so the runtime account needs no `CREATE`/`ALTER`;
+    /// migrations are then run by `pension-gateway db migrate` with the migration account.
+    pub migrate_on_start: bool,
 }
 
 /// `[accounts]`
@@ -546,6 +551,7 @@ impl Default for DatabaseSettings {
             group_commit: true,
             ca_file: None,
             idle_check_ms: 1000,
+            migrate_on_start: true,
         }
     }
 }
@@ -583,9 +589,9 @@ impl Settings {
         s
     }
 
-    /// Loads `path` (if given) over `base`, then applies `GATEWAY__*` variables from `env`,
-    /// then validates. Each layer overrides the one before, key by key.
-    pub fn load(
+    /// The layers of [`Settings::load`] without the cross-field validation: unknown keys and
+    /// wrong types are still refused.
+    fn load_unvalidated(
         path: Option<&std::path::Path>,
         base: Settings,
         env: impl IntoIterator<Item = (String, String)>,
@@ -599,7 +605,17 @@ impl Settings {
             })?;
             figment = figment.merge(Toml::file_exact(p));
         }
-        let settings: Settings = figment.merge(overrides).extract().map_err(figment_error)?;
+        figment.merge(overrides).extract().map_err(figment_error)
+    }
+
+    /// Loads `path` (if given) over `base`, then applies `GATEWAY__*` variables from `env`,
+    /// then validates. Each layer overrides the one before, key by key.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        base: Settings,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let settings = Self::load_unvalidated(path, base, env)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -632,6 +648,46 @@ impl Settings {
         }
     }
 
+    /// The settings a `keys …` command needs, in `mode`: the whole file is read (unknown keys
+    /// and wrong types are still refused) but only what key administration touches is checked —
+    /// `keys.*`, `wechat.signer_id` and the admin endpoint. Business secrets such as
+    /// `accounts.id_pepper` and the database are neither needed nor checked, so the key
+    /// administrator does not have to be able to read them.
+    pub fn load_keys_for(
+        mode: StartMode,
+        path: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let base = match mode {
+            StartMode::Demo => Self::demo(),
+            StartMode::Production => Self::default(),
+        };
+        let mut s = Self::load_unvalidated(path, base, env)?;
+        if mode == StartMode::Demo {
+            s.server.demo = true;
+        }
+        s.validate_key_admin()?;
+        Ok(s)
+    }
+
+    /// The checks of [`Settings::validate`] on what key administration uses.
+    fn validate_key_admin(&self) -> Result<(), ConfigError> {
+        if self.wechat.signer_id.is_empty() || self.wechat.signer_id.len() > 1024 {
+            return Err(ConfigError("wechat.signer_id must be 1–1024 bytes".into()));
+        }
+        if self.keys.dir.as_os_str().is_empty() {
+            return Err(ConfigError("keys.dir must be a directory path".into()));
+        }
+        if let Some(addr) = self.admin_listen()? {
+            if !addr.ip().is_loopback() {
+                return Err(ConfigError(
+                    "server.admin_listen must be a loopback address (127.0.0.1 or ::1)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks cross-field rules; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.partners.validate()?;
@@ -661,17 +717,9 @@ impl Settings {
                 crate::replay::REPLAY_MARGIN_SECS
             )));
         }
-        if w.signer_id.is_empty() || w.signer_id.len() > 1024 {
-            return Err(ConfigError("wechat.signer_id must be 1–1024 bytes".into()));
-        }
-        if let Some(addr) = self.admin_listen()? {
-            if !addr.ip().is_loopback() {
-                return Err(ConfigError(
-                    "server.admin_listen must be a loopback address (127.0.0.1 or ::1)".into(),
-                ));
-            }
-        }
+        self.validate_key_admin()?;
         self.ops_listen()?;
+        self.validate_distinct_listeners()?;
         if self.server.drain_secs > 300 {
             return Err(ConfigError(format!(
                 "server.drain_secs must be 0–300 seconds, got {}",
@@ -761,6 +809,47 @@ impl Settings {
                      rediss:// URL"
                         .into(),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The listeners this configuration binds, each with the setting that names it: the public
+    /// one always, the ops one unless disabled, the admin one when it has its token file.
+    pub fn listeners(&self) -> Result<Vec<(&'static str, SocketAddr)>, ConfigError> {
+        let mut out = vec![("server.listen", self.server.listen)];
+        if let Some(a) = self.ops_listen()? {
+            out.push(("server.ops_listen", a));
+        }
+        if self.server.admin_token_file.is_some() {
+            if let Some(a) = self.admin_listen()? {
+                out.push(("server.admin_listen", a));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Two listeners on one address would fail at bind time with a bare "address in use" (or,
+    /// with `SO_REUSEPORT`, share the port silently): refused here, naming both settings. An
+    /// unspecified address (`0.0.0.0`, `::`) overlaps the addresses it covers on its port;
+    /// port 0 asks the system for a free port and never clashes.
+    fn validate_distinct_listeners(&self) -> Result<(), ConfigError> {
+        let all = self.listeners()?;
+        for (i, (a_name, a)) in all.iter().enumerate() {
+            for (b_name, b) in &all[i + 1..] {
+                // `0.0.0.0` covers IPv4; `::` covers IPv6 and, dual-stack, IPv4 too.
+                let covers = |x: &SocketAddr, y: &SocketAddr| {
+                    x.ip().is_unspecified() && (x.is_ipv6() || y.is_ipv4())
+                };
+                let overlap = a.port() == b.port()
+                    && a.port() != 0
+                    && (a.ip() == b.ip() || covers(a, b) || covers(b, a));
+                if overlap {
+                    return Err(ConfigError(format!(
+                        "{a_name} ({a}) and {b_name} ({b}) would listen on the same address; \
+                         give each listener its own port"
+                    )));
+                }
             }
         }
         Ok(())
@@ -901,6 +990,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("group_commit", &self.group_commit)
             .field("ca_file", &self.ca_file)
             .field("idle_check_ms", &self.idle_check_ms)
+            .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }
 }

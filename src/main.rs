@@ -2,8 +2,10 @@
 //! configuration at all, for the demo), `db migrate`, `accounts seed-demo`, `accounts import`,
 //! `accounts gen-csv`, `client query`, `keys …`, `tls self-signed`.
 //!
-//! Exit codes: 0 success; 1 error; 2 bad configuration (also what `serve --check-config`
-//! refuses); 3 `accounts import` finished but rejected some rows.
+//! Exit codes: 0 success; 1 error; 2 bad configuration, or none where one is required (also
+//! what `serve --check-config` refuses); 3 `accounts import` finished but rejected some rows;
+//! 4 `client query`/`call` got a verified answer that is not HTTP 200; 5 a signature did not
+//! verify (`client query`/`call`/`verify`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +22,11 @@ struct Cli {
     /// TOML config file (docs/configuration.md); `GATEWAY__SECTION__KEY` variables override it.
     #[arg(long, short, global = true, env = "GATEWAY_CONFIG")]
     config: Option<PathBuf>,
+    /// Run on the demo: published demo keys, public demo pepper, embedded SQLite. Never in
+    /// production. Commands that touch bank data or keys refuse to run without either this or a
+    /// configuration.
+    #[arg(long, global = true)]
+    demo: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -28,9 +35,6 @@ struct Cli {
 enum Command {
     /// Serve the gateway.
     Serve {
-        /// Demo mode: published demo keys, embedded SQLite, demo accounts. Never in production.
-        #[arg(long)]
-        demo: bool,
         /// Check the configuration and the files it names (key ring, admin token file), print a
         /// one-line summary and exit: 0 when `serve` would accept them, 2 otherwise. Binds
         /// nothing and connects to no database.
@@ -79,11 +83,47 @@ fn environment() -> Vec<(String, String)> {
         .collect()
 }
 
+impl Command {
+    /// Whether the command reads or writes bank data or keys, so that it must be given a
+    /// configuration or `--demo` (`config::StartMode` decides). Exhaustive on purpose: a new
+    /// command must be classified here.
+    fn touches_bank_data(&self) -> bool {
+        match self {
+            Command::Accounts {
+                command: cli::accounts::AccountsCommand::GenCsv { .. },
+            } => false,
+            Command::Db { .. } | Command::Accounts { .. } | Command::Keys { .. } => true,
+            Command::Serve { .. }
+            | Command::Bench { .. }
+            | Command::Client { .. }
+            | Command::Tls { .. } => false,
+        }
+    }
+}
+
+/// The command's words as typed (`db migrate`, `keys list`), for messages.
+fn command_words(matches: &clap::ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        words.push(name.to_owned());
+        m = sub;
+    }
+    words.join(" ")
+}
+
 /// The start mode (see `config::StartMode`) and the settings of this run.
-fn settings(cli: &Cli) -> Result<Settings, ConfigError> {
+fn settings(cli: &Cli, words: &str) -> Result<Settings, ConfigError> {
     let invocation = match &cli.command {
+        None if cli.demo => Invocation::Serve { demo: true },
         None => Invocation::Bare,
-        Some(Command::Serve { demo, .. }) => Invocation::Serve { demo: *demo },
+        Some(Command::Serve { .. }) => Invocation::Serve { demo: cli.demo },
+        Some(c) if c.touches_bank_data() => Invocation::BankData {
+            command: words.to_owned(),
+            demo: cli.demo,
+            // `keys --dir DIR` names everything a key command touches.
+            target_given: matches!(c, Command::Keys { dir: Some(_), .. }),
+        },
         Some(_) => Invocation::Other,
     };
     let env = environment();
@@ -92,15 +132,26 @@ fn settings(cli: &Cli) -> Result<Settings, ConfigError> {
         cli.config.as_deref(),
         env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     )?;
-    Settings::load_for(mode, cli.config.as_deref(), env)
+    if matches!(cli.command, Some(Command::Keys { .. })) {
+        // Key commands load only what they touch: the key directory, engine, signer ID and
+        // admin endpoint — not the pepper or the database.
+        Settings::load_keys_for(mode, cli.config.as_deref(), env)
+    } else {
+        Settings::load_for(mode, cli.config.as_deref(), env)
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let words = command_words(&matches);
     // No command and no configuration is the newcomer's `cargo run --release`: demo mode. The
     // client acts as WeChat and defaults to the demo keys too. With any configuration, `serve`
-    // must be named.
-    let settings = match settings(&cli) {
+    // must be named; a command on bank data or keys needs a configuration or `--demo`.
+    let settings = match settings(&cli, &words) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -142,12 +193,17 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Some(Command::Accounts { command }) => cli::accounts::run(command, &settings).await,
-            Some(Command::Client { command }) => cli::client::run(command, &settings)
-                .await
-                .map(|()| ExitCode::SUCCESS),
-            Some(Command::Keys { dir, command }) => cli::keys::run(command, dir, &settings)
-                .await
-                .map(|()| ExitCode::SUCCESS),
+            Some(Command::Client { command }) => cli::client::run(command, &settings).await,
+            Some(Command::Keys { dir, command }) => {
+                let how = cli::Invoked {
+                    config: cli.config.clone(),
+                    demo: cli.demo,
+                    dir,
+                };
+                cli::keys::run(command, &how, &settings)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+            }
             Some(Command::Bench { command }) => cli::bench::run(command, &settings)
                 .await
                 .map(|()| ExitCode::SUCCESS),

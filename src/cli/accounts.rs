@@ -193,6 +193,10 @@ async fn import(
     if dry_run {
         println!("valid: {}", report.valid);
     } else {
+        println!(
+            "database: {}",
+            pension_gateway::config::redact_url(&settings.database.url)
+        );
         println!("inserted: {}", report.inserted);
         println!("updated: {}", report.updated);
     }

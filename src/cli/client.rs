@@ -2,6 +2,7 @@
 //! self-test tools `sign` / `verify`.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -9,6 +10,14 @@ use pension_gateway::client::WechatClient;
 use pension_gateway::config::Settings;
 use pension_gateway::crypto::signing_string::display_signing_string;
 use pension_gateway::crypto::{nonce, PublicKey, SecretKey};
+
+/// Exit code of `client query`/`call` when the answer's signature verified but its HTTP status
+/// was not 200 (a signed error such as 412 `INVALID_USER_INFO`).
+pub const EXIT_NOT_200: u8 = 4;
+
+/// Exit code of `client query`/`call`/`verify` when a signature did not verify (whatever the
+/// HTTP status): the answer must not be trusted.
+pub const EXIT_UNVERIFIED: u8 = 5;
 
 #[derive(Subcommand)]
 pub enum ClientCommand {
@@ -154,7 +163,7 @@ async fn call(
     dir: PathBuf,
     settings: &Settings,
     http: awc::Client,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     use pension_gateway::keyring::{read_key_text, BankKeyState, KeyFileKind, WechatKeyState};
     let kd = pension_gateway::keyring::admin::KeyDir::new(
         &dir,
@@ -187,21 +196,53 @@ async fn call(
         &wechat,
         settings.wechat.signer_id.as_bytes(),
     )?;
-    let verified = exchange(&http, &client, url, body, false).await?;
-    println!("response signature: VERIFIED (WeChat key version {verified})");
-    Ok(())
+    let answer = exchange(&http, &client, url, body, false).await?;
+    Ok(answer.report("WeChat"))
+}
+
+/// What came back from one signed exchange.
+struct Answer {
+    /// The HTTP status.
+    status: u16,
+    /// The key version that signed the answer, or why its signature did not verify.
+    verified: anyhow::Result<u32>,
+}
+
+impl Answer {
+    /// Prints the verdict on the signature and turns the answer into the exit code: 0 for a
+    /// verified 200, [`EXIT_UNVERIFIED`] for any answer whose signature failed, [`EXIT_NOT_200`]
+    /// for a verified answer of another status.
+    fn report(self, signer: &str) -> ExitCode {
+        match self.verified {
+            Err(e) => {
+                println!("response signature: NOT VERIFIED ({e:#})");
+                eprintln!("error: the answer's signature did not verify; do not trust it");
+                ExitCode::from(EXIT_UNVERIFIED)
+            }
+            Ok(v) => {
+                println!("response signature: VERIFIED ({signer} key version {v})");
+                if self.status == 200 {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("error: HTTP {} (the signed answer is above)", self.status);
+                    ExitCode::from(EXIT_NOT_200)
+                }
+            }
+        }
+    }
 }
 
 /// Signs `body` as a POST to `url` with `client`, sends it, prints the status, Request-ID and
 /// body, and verifies the signed answer: the one send-and-verify path of `client query` and
-/// `client call`. Returns the key version that signed the answer.
+/// `client call`. Returns the status and the verdict on the answer's signature; an error only
+/// when there was no answer.
 async fn exchange(
     http: &awc::Client,
     client: &WechatClient,
     url: &str,
     body: Vec<u8>,
     verbose: bool,
-) -> anyhow::Result<u32> {
+) -> anyhow::Result<Answer> {
     let uri: actix_web::http::Uri = url.parse().context("--url is not a URL")?;
     let pq = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let signed = client.sign_request(
@@ -241,13 +282,17 @@ async fn exchange(
         Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
         Err(_) => println!("{}", String::from_utf8_lossy(&resp_body)),
     }
-    client
+    let verified = client
         .verify_response(
             |n| headers.get(n).and_then(|v| v.to_str().ok()),
             &resp_body,
             chrono::Utc::now().timestamp(),
         )
-        .map_err(|e| anyhow::anyhow!("response signature: NOT VERIFIED ({e})"))
+        .map_err(anyhow::Error::from);
+    Ok(Answer {
+        status: resp.status().as_u16(),
+        verified,
+    })
 }
 
 /// The WeChat-side client from a key directory's `wechat-v<N>.key` (highest N) and `bank-v<N>.pub`.
@@ -299,8 +344,9 @@ pub(crate) fn outbound_http(
     ))
 }
 
-/// Runs a `client` command.
-pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
+/// Runs a `client` command. Exit codes (README "Exit codes"): 0 a verified 200 (or a tool that
+/// succeeded), 1 no answer or bad input, [`EXIT_NOT_200`], [`EXIT_UNVERIFIED`].
+pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<ExitCode> {
     let id = settings.wechat.signer_id.as_bytes();
     let (url, query, keys_dir, verbose, ca_file) = match cmd {
         ClientCommand::Query {
@@ -329,10 +375,20 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
             .await;
         }
         ClientCommand::OpenPlatform(args) => {
-            return super::partners::open_platform(args, settings).await
+            return super::partners::open_platform(args, settings)
+                .await
+                .map(|()| ExitCode::SUCCESS)
         }
-        ClientCommand::Callback(args) => return super::partners::callback(args, settings).await,
-        ClientCommand::Hmac(args) => return super::partners::hmac(args, settings).await,
+        ClientCommand::Callback(args) => {
+            return super::partners::callback(args, settings)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
+        ClientCommand::Hmac(args) => {
+            return super::partners::hmac(args, settings)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
         ClientCommand::Sign { msg, key, version } => {
             let text = zeroize::Zeroizing::new(super::key_text(&key)?);
             let sk = SecretKey::parse(&text).context("--key")?;
@@ -364,7 +420,7 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
                 };
                 println!("Authorization: {}", auth.to_header_value());
             }
-            return Ok(());
+            return Ok(ExitCode::SUCCESS);
         }
         ClientCommand::Verify {
             msg,
@@ -384,15 +440,17 @@ pub async fn run(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> 
             return match v.verify(&bytes, &sig) {
                 Ok(()) => {
                     println!("signature: VERIFIED");
-                    Ok(())
+                    Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => Err(anyhow::anyhow!("signature: NOT VERIFIED ({e})")),
+                Err(e) => {
+                    println!("signature: NOT VERIFIED ({e})");
+                    Ok(ExitCode::from(EXIT_UNVERIFIED))
+                }
             };
         }
     };
     let client = wechat_client(&keys_dir, settings)?;
     let http = outbound_http(ca_file.as_deref(), settings)?;
-    let verified = exchange(&http, &client, &url, query.json(None).into_bytes(), verbose).await?;
-    println!("response signature: VERIFIED (bank key version {verified})");
-    Ok(())
+    let answer = exchange(&http, &client, &url, query.json(None).into_bytes(), verbose).await?;
+    Ok(answer.report("bank"))
 }

@@ -18,8 +18,9 @@ pub async fn run(cmd: DbCommand, settings: &Settings) -> anyhow::Result<()> {
             let store = open_store(settings).await?;
             let applied = store.run_migrations().await?;
             println!(
-                "applied {} migration(s): {}",
+                "applied {} migration(s) to {}: {}",
                 applied.len(),
+                pension_gateway::config::redact_url(&settings.database.url),
                 applied.join(", ")
             );
             Ok(())

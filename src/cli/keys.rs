@@ -203,21 +203,65 @@ fn channel_arg(s: &str) -> anyhow::Result<pension_gateway::partners::Channel> {
         .with_context(|| format!("unknown channel `{s}`: open-platform, callback or hmac"))
 }
 
-/// Runs a `keys` command against `dir` (default: `keys.dir`).
+/// The reload advice printed after a change: the configured admin address and token file when
+/// the admin listener is on, else the signal; and the manifest watcher if it runs.
+fn reload_advice(settings: &Settings) -> String {
+    let mut s = String::from("validated and written. Reload the gateway: `kill -HUP <pid>` (or `systemctl reload pension-gateway`)");
+    if let (Ok(Some(addr)), Some(token)) =
+        (settings.admin_listen(), &settings.server.admin_token_file)
+    {
+        s.push_str(&format!(
+            ", or `curl -fsS -X POST -H \"Authorization: Bearer $(cat {})\" http://{addr}/admin/keyring/reload`",
+            super::shell_word(&token.display().to_string())
+        ));
+    }
+    if settings.keys.watch_interval_secs > 0 {
+        s.push_str(&format!(
+            "; a running gateway also notices the manifest change by itself within {} s (keys.watch_interval_secs)",
+            settings.keys.watch_interval_secs
+        ));
+    }
+    s
+}
+
+/// Who must own the key directory, said once after a command that wrote files.
+fn ownership_note(dir: &std::path::Path) -> Option<String> {
+    let owner = pension_gateway::keyring::admin::owner_of(dir).ok()?;
+    Some(format!(
+        "files written owned by {owner}, the key directory's owner: the gateway must run as that user"
+    ))
+}
+
+/// Runs a `keys` command against `--dir` (default: `keys.dir`). `how` is how the command was
+/// invoked; the commands it prints as next steps carry the same `--config` and `--dir`.
 pub async fn run(
     cmd: KeysCommand,
-    dir: Option<PathBuf>,
+    how: &super::Invoked,
     settings: &Settings,
 ) -> anyhow::Result<()> {
     use pension_gateway::keyring::admin::KeyDir;
+    let (path, setting) = match &how.dir {
+        Some(d) => (d.clone(), "--dir"),
+        None => (settings.keys.dir.clone(), "keys.dir"),
+    };
     let dir = KeyDir::new(
-        dir.unwrap_or_else(|| settings.keys.dir.clone()),
+        path,
         settings.keys.engine,
         settings.wechat.signer_id.as_bytes(),
     );
+    let keys = how.keys();
+    if !matches!(cmd, KeysCommand::Init { .. }) && !dir.is_initialised() {
+        anyhow::bail!(
+            "{} ({setting}) has no keyring.toml: not a key directory. Check {setting}, or create \
+             the key set with `{keys} init --wechat-key <WeChat public key>`",
+            dir.path().display()
+        );
+    }
     let reload_hint = || {
-        println!("validated and written. Reload the gateway: `kill -HUP <pid>`, or `curl -X POST -H \"Authorization: Bearer <admin token>\" http://{}/admin/keyring/reload` (it also notices the manifest change by itself).",
-            if settings.server.admin_listen.is_empty() { "<admin_listen>" } else { &settings.server.admin_listen });
+        println!("{}", reload_advice(settings));
+        if let Some(n) = ownership_note(dir.path()) {
+            println!("{n}");
+        }
     };
     match cmd {
         KeysCommand::Init {
@@ -229,11 +273,14 @@ pub async fn run(
                 "initialised {}: bank v1 active, WeChat v{wechat_version} trusted",
                 dir.path().display()
             );
-            println!("send WeChat the bank public key: pension-gateway keys export-public 1");
+            if let Some(n) = ownership_note(dir.path()) {
+                println!("{n}");
+            }
+            println!("send WeChat the bank public key: {keys} export-public 1");
         }
         KeysCommand::Generate => {
             let v = dir.generate()?;
-            println!("bank key v{v} generated as staged; export it to WeChat with: pension-gateway keys export-public {v}");
+            println!("bank key v{v} generated as staged; export it to WeChat with: {keys} export-public {v}");
             reload_hint();
         }
         KeysCommand::List => {
@@ -251,11 +298,16 @@ pub async fn run(
                 print!(" {:>9} last used", "count");
             }
             println!();
-            for k in listing {
+            for k in &listing {
                 let signs = k.signs_percent.map_or(String::new(), |p| format!("{p}%"));
+                let fingerprint = if k.refusal.is_some() {
+                    "REFUSED"
+                } else {
+                    k.fingerprint.as_str()
+                };
                 print!(
                     "{:<7} {:>7} {:<10} {:<17} {signs:<6}",
-                    k.role, k.version, k.state, k.fingerprint
+                    k.role, k.version, k.state, fingerprint
                 );
                 if let Some(t) = seen {
                     let role = if k.role == "wechat" {
@@ -280,6 +332,14 @@ pub async fn run(
                     println!("traffic: not available from http://{addr} ({e})")
                 }
                 Traffic::NotConfigured => {}
+            }
+            for k in &listing {
+                if let Some(r) = &k.refusal {
+                    println!("{} v{}: {r}", k.role, k.version);
+                }
+            }
+            if let Err(e) = dir.check_reload() {
+                anyhow::bail!("a reload would refuse this key set: {e}");
             }
         }
         KeysCommand::ExportPublic { version } => {

@@ -8,7 +8,7 @@ pub mod keys;
 pub mod partners;
 pub mod tls;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -33,6 +33,54 @@ pub fn init_logging(settings: &Settings, quiet_batches: bool) {
         builder.json().flatten_event(true).init();
     } else {
         builder.compact().init();
+    }
+}
+
+/// How the command was invoked, so that the commands it prints as next steps can be pasted
+/// back as they are: with the same `--config` (or `--demo`) and `--dir`.
+pub struct Invoked {
+    /// `--config` (or `GATEWAY_CONFIG`).
+    pub config: Option<PathBuf>,
+    /// `--demo`.
+    pub demo: bool,
+    /// `keys --dir`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Invoked {
+    /// `pension-gateway [--config FILE | --demo]`.
+    pub fn program(&self) -> String {
+        let mut s = String::from("pension-gateway");
+        if let Some(c) = &self.config {
+            s.push_str(" --config ");
+            s.push_str(&shell_word(&c.display().to_string()));
+        } else if self.demo {
+            s.push_str(" --demo");
+        }
+        s
+    }
+
+    /// `pension-gateway [--config FILE] keys [--dir DIR]`: the prefix of a follow-up key command.
+    pub fn keys(&self) -> String {
+        let mut s = self.program();
+        s.push_str(" keys");
+        if let Some(d) = &self.dir {
+            s.push_str(" --dir ");
+            s.push_str(&shell_word(&d.display().to_string()));
+        }
+        s
+    }
+}
+
+/// `w` as one shell word: as it is when it holds only safe characters, else single-quoted.
+pub fn shell_word(w: &str) -> String {
+    let safe = !w.is_empty()
+        && w.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@,%".contains(&b));
+    if safe {
+        w.to_owned()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
     }
 }
 

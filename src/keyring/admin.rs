@@ -5,6 +5,11 @@
 //! then writes — key files first (created 0600), the manifest last, each through a temporary
 //! file and `rename`, so a running gateway that reloads at any moment sees the old set or the
 //! new one, never half of either.
+//!
+//! Ownership (docs/key-rotation.md "Who runs the key commands"): the key directory belongs to
+//! the user the gateway runs as, and the key commands run as that user. Run as root instead,
+//! they give every file they write to the key directory's owner (and group), with the modes
+//! the gateway requires, so the service can read what root wrote.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,8 +40,11 @@ pub struct KeyListing {
     pub version: u32,
     /// Lifecycle state (`staged`, `active`, …, `trusted`, `untrusted`).
     pub state: String,
-    /// Fingerprint of the public key (`-` when the file cannot be read).
+    /// Fingerprint of the public key ([`PublicKey::fingerprint`]: the first 8 bytes of
+    /// SM3(04‖x‖y), hex), or `-` when the file cannot be used (then `refusal` says why).
     pub fingerprint: String,
+    /// Why the key's file cannot be used, as a reload would say it; `None` when it loads.
+    pub refusal: Option<String>,
     /// Share of responses this key signs, percent (bank keys).
     pub signs_percent: Option<u8>,
 }
@@ -56,13 +64,29 @@ impl KeyDir {
         &self.dir
     }
 
-    /// Reads the manifest (an absent one is an empty manifest, for a fresh directory).
+    /// Whether the directory holds a manifest (`keys init` has run).
+    pub fn is_initialised(&self) -> bool {
+        self.dir.join("keyring.toml").exists()
+    }
+
+    /// Reads the manifest. An absent one is an error naming the directory and `keys init`: a
+    /// mistyped directory must not look like an empty key ring.
     pub fn manifest(&self) -> Result<Manifest, KeyRingError> {
         let path = self.dir.join("keyring.toml");
         match read_optional(&path, KeyFileKind::Manifest)? {
             Some(bytes) => Manifest::parse(&utf8(&path, &bytes)?),
-            None => Ok(Manifest::default()),
+            None => Err(KeyRingError::Invalid(format!(
+                "{} has no keyring.toml: not a key directory (create one with `keys init`)",
+                self.dir.display()
+            ))),
         }
+    }
+
+    /// Whether the key set on disk loads as a reload would load it: `Ok(())`, or the refusal
+    /// the server would log and answer with.
+    pub fn check_reload(&self) -> Result<(), KeyRingError> {
+        let m = self.manifest()?;
+        build_keyring(&self.dir, &m, self.engine, &self.signer_id, m.demo).map(|_| ())
     }
 
     /// Validates `next` as the server would load it, then writes it atomically.
@@ -81,7 +105,15 @@ impl KeyDir {
                 self.dir.display()
             )));
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| KeyRingError::Io {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            // Only the gateway's user reads a key directory.
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(&self.dir).map_err(|e| KeyRingError::Io {
             path: self.dir.display().to_string(),
             cause: e.to_string(),
         })?;
@@ -278,10 +310,12 @@ impl KeyDir {
         let m = self.manifest()?;
         let mut out = Vec::new();
         for b in &m.bank {
-            let fingerprint = self
-                .export_public(b.version)
-                .map(|k| k.fingerprint())
-                .unwrap_or_else(|_| "-".into());
+            // A retired key is not loaded by a reload: its file may be archived or destroyed.
+            let (fingerprint, refusal) = match self.export_public(b.version) {
+                Ok(k) => (k.fingerprint(), None),
+                Err(_) if b.state == BankKeyState::Retired => ("-".into(), None),
+                Err(e) => ("-".into(), Some(e.to_string())),
+            };
             let rollout = m
                 .rollout
                 .filter(|r| r.version == b.version)
@@ -296,14 +330,22 @@ impl KeyDir {
                 version: b.version,
                 state: state_name(b.state),
                 fingerprint,
+                refusal,
                 signs_percent,
             });
         }
         for w in &m.wechat {
-            let fingerprint = read_key_text(&self.dir.join(&w.public_key), KeyFileKind::PublicKey)
-                .ok()
-                .and_then(|t| PublicKey::parse(&t).ok())
-                .map_or_else(|| "-".into(), |k| k.fingerprint());
+            let key = read_key_text(&self.dir.join(&w.public_key), KeyFileKind::PublicKey)
+                .and_then(|t| {
+                    PublicKey::parse(&t).map_err(|e| {
+                        KeyRingError::Invalid(format!("WeChat key v{}: {e}", w.version))
+                    })
+                });
+            let (fingerprint, refusal) = match key {
+                Ok(k) => (k.fingerprint(), None),
+                Err(_) if w.state == WechatKeyState::Untrusted => ("-".into(), None),
+                Err(e) => ("-".into(), Some(e.to_string())),
+            };
             let state = match w.state {
                 WechatKeyState::Trusted => "trusted",
                 WechatKeyState::Untrusted => "untrusted",
@@ -313,11 +355,26 @@ impl KeyDir {
                 version: w.version,
                 state: state.into(),
                 fingerprint,
+                refusal,
                 signs_percent: None,
             });
         }
         Ok(out)
     }
+}
+
+/// The refusal of a start on a key directory without `keyring.toml`: names `setting` (the
+/// setting or option that chose the directory) and the command that creates a key set, instead
+/// of a bare "No such file or directory". `Ok` when the manifest is there.
+pub fn require_manifest(dir: &Path, setting: &str) -> Result<(), KeyRingError> {
+    if dir.join("keyring.toml").exists() {
+        return Ok(());
+    }
+    Err(KeyRingError::Invalid(format!(
+        "{} ({setting}) has no keyring.toml; create the key set with `pension-gateway --config \
+         <file> keys init --wechat-key <WeChat public key>` (docs/key-rotation.md)",
+        dir.display()
+    )))
 }
 
 /// One row of `keys partner list` (never the secret itself).
@@ -440,8 +497,11 @@ fn state_name(s: BankKeyState) -> String {
     format!("{s:?}").to_lowercase()
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and `rename`.
-/// Private files are created with mode 0600 from the start (never briefly readable).
+/// Writes `bytes` to `path` through a temporary file in the same directory and `rename`
+/// (`tempfile`'s `persist`), then syncs the directory so the rename survives a crash. Private
+/// files are created with mode 0600 from the start (never briefly readable), the others 0644.
+/// Run as root, the file is given to the directory's owner and group before it is renamed into
+/// place, so the gateway (which runs as that owner) can read it.
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), KeyRingError> {
     let io = |e: std::io::Error| KeyRingError::Io {
         path: path.display().to_string(),
@@ -454,19 +514,75 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), KeyR
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if private { 0o600 } else { 0o644 });
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(if private {
+            0o600
+        } else {
+            0o644
+        }));
     }
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = opts.open(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut tmp = builder.tempfile_in(dir).map_err(io)?;
+    #[cfg(unix)]
+    give_to_directory_owner(tmp.as_file(), dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
     Ok(())
+}
+
+/// When this process is root and the directory belongs to someone else, hands `file` to the
+/// directory's owner and group: root writes on the service user's behalf, never files the
+/// service cannot read. As any other user the file is already the caller's.
+#[cfg(unix)]
+fn give_to_directory_owner(file: &std::fs::File, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(dir)?;
+    if meta.uid() == 0 && meta.gid() == 0 {
+        return Ok(());
+    }
+    rustix::fs::fchown(
+        file,
+        Some(rustix::fs::Uid::from_raw(meta.uid())),
+        Some(rustix::fs::Gid::from_raw(meta.gid())),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// The owner of `path` (a file or the key directory), as `name (uid N)` when the user database
+/// names it, else `uid N`.
+#[cfg(unix)]
+pub fn owner_of(path: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(describe_user(std::fs::metadata(path)?.uid()))
+}
+
+/// `name (uid N)` from `/etc/passwd`, or `uid N` when it has no such line (users known only
+/// to NSS services such as LDAP are shown by number).
+pub fn describe_user(uid: u32) -> String {
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
+        t.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let id: u32 = f.nth(1)?.parse().ok()?;
+            (id == uid).then(|| name.to_owned())
+        })
+    });
+    match name {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
 }

@@ -52,8 +52,12 @@ pub enum FileRule {
     NotRegular(&'static str),
     /// Owned by a user that is neither the gateway's effective user nor root.
     #[error(
-        "is owned by uid {owner}; a key-ring file must be owned by the gateway's user \
-         (uid {euid}) or root"
+        "is owned by {}, but this process runs as {}; a key-ring file must be owned by the \
+         user the gateway runs as, or root — run the gateway and the `keys` commands as {} \
+         (e.g. `sudo -u <that user> pension-gateway keys …`), or as root",
+        super::admin::describe_user(*.owner),
+        super::admin::describe_user(*.euid),
+        super::admin::describe_user(*.owner)
     )]
     Owner {
         /// The file's owner.
@@ -162,7 +166,14 @@ fn check_handle(path: &Path, file: &File, kind: KeyFileKind) -> Result<u64, KeyR
         use std::os::unix::fs::MetadataExt;
         let euid = rustix::process::geteuid().as_raw();
         let owner = meta.uid();
-        if owner != euid && owner != 0 {
+        // Root (running `keys` on the service's behalf) also accepts files of the key
+        // directory's owner: that user could replace any file in it anyway.
+        let dir_owner = || {
+            path.parent()
+                .and_then(|d| std::fs::metadata(d).ok())
+                .map(|m| m.uid())
+        };
+        if owner != euid && owner != 0 && !(euid == 0 && dir_owner() == Some(owner)) {
             return Err(refused(path, FileRule::Owner { owner, euid }));
         }
         let mode = meta.mode() & 0o7777;

@@ -50,6 +50,12 @@ pub fn check_config(settings: &Settings) -> Result<String, StartError> {
         }
         ReplayStoreKind::Memory => summary.push_str(", replay memory (one instance only)"),
     }
+    // Whether the per-identity limit is per instance or for the fleet changes what it means.
+    let _ = write!(
+        summary,
+        ", limits.scope {} ({}/min per ID number)",
+        settings.limits.scope, settings.limits.per_identity_per_minute
+    );
 
     // The certificate pair under the same checks as a start or a reload: parses, the key
     // matches, valid now, the client CA readable.
@@ -69,6 +75,7 @@ pub fn check_config(settings: &Settings) -> Result<String, StartError> {
         return Ok(summary);
     }
     let engine = signing_engine(&settings.keys)?;
+    crate::keyring::admin::require_manifest(&settings.keys.dir, "keys.dir")?;
     let ring = load_keyring(
         &settings.keys.dir,
         engine,

@@ -170,6 +170,7 @@ pub fn load_keys(settings: &Settings) -> Result<Arc<KeyRingHandle>, StartError> 
     let engine = signing_engine(&settings.keys)?;
     let id = settings.wechat.signer_id.clone().into_bytes();
     let demo = settings.server.demo;
+    crate::keyring::admin::require_manifest(&dir, "keys.dir")?;
     let ring = load_keyring(&dir, engine, &id, demo)?;
     let loader = Box::new(move || load_keyring(&dir, engine, &id, demo));
     Ok(Arc::new(KeyRingHandle::new(ring, loader)))
@@ -316,13 +317,22 @@ impl Listeners {
     /// Binds the listeners the settings name. The admin listener is bound only when an admin
     /// token file is configured: an admin endpoint never runs without authentication.
     pub fn bind(settings: &Settings) -> Result<Self, StartError> {
-        let public = std::net::TcpListener::bind(settings.server.listen)?;
+        // A busy port names the listener (the setting) that wanted it.
+        let bind = |setting: &str, addr: std::net::SocketAddr| {
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                StartError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr} ({setting}): {e}"),
+                ))
+            })
+        };
+        let public = bind("server.listen", settings.server.listen)?;
         let ops = match settings.ops_listen()? {
-            Some(addr) => Some(std::net::TcpListener::bind(addr)?),
+            Some(addr) => Some(bind("server.ops_listen", addr)?),
             None => None,
         };
         let admin = match settings.admin_endpoint()? {
-            Some((addr, _token_file)) => Some(std::net::TcpListener::bind(addr)?),
+            Some((addr, _token_file)) => Some(bind("server.admin_listen", addr)?),
             None => None,
         };
         Ok(Self { public, ops, admin })
@@ -336,9 +346,21 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartError> {
         demo::prepare_demo_keys(&settings.keys.dir)?;
     }
     let store = open_store(settings).await?;
-    let applied = store.run_migrations().await?;
-    if !applied.is_empty() {
-        tracing::info!(applied = %applied.join(" "), "database migrations applied");
+    if settings.database.migrate_on_start {
+        let applied = store.run_migrations().await?;
+        if !applied.is_empty() {
+            tracing::info!(applied = %applied.join(" "), "database migrations applied");
+        }
+    } else {
+        // No DDL from the runtime account: a schema that is behind is the operator's to migrate.
+        let pending = store.pending_migrations().await?;
+        if !pending.is_empty() {
+            return Err(StartError::Config(crate::config::ConfigError(format!(
+                "database.migrate_on_start is false and the schema lacks migration(s) {}; run \
+                 `pension-gateway --config <file> db migrate` with the migration account first",
+                pending.join(", ")
+            ))));
+        }
     }
     let keyring = load_keys(settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -61,6 +61,65 @@ pub(super) async fn run(store: &Store) -> Result<Vec<String>, StoreError> {
     Ok(applied)
 }
 
+/// The embedded migrations of this backend not yet recorded as applied, oldest first. Reads
+/// `__diesel_schema_migrations` with one `SELECT` and issues no DDL (a missing bookkeeping table
+/// means every migration is pending), so a runtime account without `CREATE` can ask.
+pub(super) async fn pending(store: &Store) -> Result<Vec<String>, StoreError> {
+    use diesel::migration::MigrationSource;
+    let inner = &store.inner;
+    let applied: Vec<String> = match &inner.pools {
+        Pools::Sqlite(p) => {
+            let mut conn = pool::acquire_sqlite(p, inner.acquire_timeout).await?;
+            conn.spawn_blocking(|c| {
+                Ok(
+                    diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+                        .load::<AppliedVersion>(c)
+                        .unwrap_or_default(),
+                )
+            })
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?
+            .into_iter()
+            .map(|r| r.version)
+            .collect()
+        }
+        Pools::Mysql(p, _) => {
+            let obj =
+                pool::acquire_mysql(p, inner.acquire_timeout, inner.password.as_deref()).await?;
+            let conn: AsyncMysqlConnection = Object::take(obj);
+            tokio::task::spawn_blocking(move || {
+                let mut w: AsyncConnectionWrapper<AsyncMysqlConnection> =
+                    AsyncConnectionWrapper::from(conn);
+                diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+                    .load::<AppliedVersion>(&mut w)
+                    .unwrap_or_default()
+            })
+            .await
+            .map_err(|e| StoreError::Migration(format!("schema check failed: {e}")))?
+            .into_iter()
+            .map(|r| r.version)
+            .collect()
+        }
+    };
+    let all: Vec<String> = match &inner.pools {
+        Pools::Sqlite(_) => {
+            MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                .map_err(|e| StoreError::Migration(e.to_string()))?
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect()
+        }
+        Pools::Mysql(..) => MigrationSource::<diesel::mysql::Mysql>::migrations(&MYSQL_MIGRATIONS)
+            .map_err(|e| StoreError::Migration(e.to_string()))?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect(),
+    };
+    let mut pending: Vec<String> = all.into_iter().filter(|v| !applied.contains(v)).collect();
+    pending.sort();
+    Ok(pending)
+}
+
 /// A row of diesel's bookkeeping table.
 #[derive(diesel::QueryableByName)]
 struct AppliedVersion {

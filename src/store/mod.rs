@@ -344,6 +344,14 @@ impl Store {
         self.inner.backend
     }
 
+    /// The embedded migrations of this backend not yet applied, oldest first, found with one
+    /// `SELECT` and no DDL (for `database.migrate_on_start = false`).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        migrate::pending(self)
+            .await
+            .map_err(|e| self.inner.scrub(e))
+    }
+
     /// Applies the embedded migrations of this backend (`migrations/mysql` or
     /// `migrations/sqlite`) that are not yet applied; returns the versions applied, oldest first
     /// (empty when the schema is current). On MySQL a named lock (`GET_LOCK`) keeps several

@@ -123,7 +123,8 @@ fn demo_server_answers_the_printed_command() {
         "{text}"
     );
 
-    // A signed error is verified too, and the client still exits 0 (the signature is what it checks).
+    // A signed error is verified too, and the client exits 4: a script can tell a verified
+    // non-200 from success.
     let mut bad = args.clone();
     let name_at = bad.iter().position(|a| *a == "--name").unwrap() + 1;
     bad[name_at] = "张四";
@@ -137,6 +138,32 @@ fn demo_server_answers_the_printed_command() {
         text.contains("INVALID_USER_INFO") && text.contains("VERIFIED"),
         "{text}"
     );
+    assert_eq!(out.status.code(), Some(4), "{text}");
+
+    // An answer whose signature does not verify (the client trusts another bank key): exit 5,
+    // whatever the status.
+    let wrong = tmp.path().join("wrong-keys");
+    std::fs::create_dir(&wrong).unwrap();
+    let demo_keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys/demo");
+    std::fs::copy(demo_keys.join("wechat-v1.key"), wrong.join("wechat-v1.key")).unwrap();
+    std::fs::write(
+        wrong.join("bank-v1.pub"),
+        pension_gateway::crypto::SecretKey::generate()
+            .public_key()
+            .to_hex(),
+    )
+    .unwrap();
+    let mut unverified = args.clone();
+    let wrong_dir = wrong.to_str().unwrap().to_owned();
+    unverified.extend(["--keys-dir", wrong_dir.as_str()]);
+    let out = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(&unverified)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NOT VERIFIED"), "{text}");
+    assert_eq!(out.status.code(), Some(5), "{text}");
 
     // The listeners: readiness and metrics on the ops port only; the admin reload only with
     // its bearer token; the public /healthz says "ok" and nothing else.
@@ -297,7 +324,7 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let keys_cmd = |args: &[&str]| {
-        // No configuration at all: the demo's defaults, with the test's key directory.
+        // `--dir` names the key directory: no configuration needed.
         let out = Command::new(BIN)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .arg("keys")
@@ -401,4 +428,76 @@ fn bare_run_outside_the_repository_uses_the_built_in_demo_ring() {
         );
     }
     drop(server);
+}
+
+/// `tls self-signed --ca-dir`: the first run creates the CA there, the next reuses it, and both
+/// server certificates chain to the one `ca.pem` clients trust — a rotation can be rehearsed.
+#[test]
+fn tls_self_signed_with_a_ca_dir_reuses_the_ca() {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |out: &str| {
+        let o = Command::new(BIN)
+            .current_dir(tmp.path())
+            .env_clear()
+            .args([
+                "tls",
+                "self-signed",
+                "--ca-dir",
+                "ca",
+                "--host",
+                "localhost",
+            ])
+            .args(["--out", out])
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, text) = run("one");
+    assert!(ok && text.contains("created the test CA"), "{text}");
+    let (ok, text) = run("two");
+    assert!(ok && text.contains("reused the test CA"), "{text}");
+    let (ok, text) = run("ca");
+    assert!(!ok && text.contains("--ca-dir and --out"), "{text}");
+
+    let read = |p: &str| std::fs::read_to_string(tmp.path().join(p)).unwrap();
+    let ca = read("ca/ca.pem");
+    assert_eq!(ca, read("one/ca.pem"));
+    assert_eq!(ca, read("two/ca.pem"));
+    assert_ne!(read("one/cert.pem"), read("two/cert.pem"));
+    let mode = std::fs::metadata(tmp.path().join("ca/ca-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    for out in ["one", "two"] {
+        let leaf =
+            CertificateDer::from_pem_slice(read(&format!("{out}/cert.pem")).as_bytes()).unwrap();
+        verifier
+            .verify_server_cert(
+                &leaf,
+                &[],
+                &ServerName::try_from("localhost").unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+            .unwrap_or_else(|e| panic!("{out}/cert.pem does not chain to ca/ca.pem: {e}"));
+    }
 }

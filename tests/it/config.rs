@@ -371,3 +371,80 @@ fn admin_endpoint_needs_a_token_file() {
         Some("127.0.0.1:9100")
     );
 }
+
+#[test]
+fn two_listeners_on_one_address_are_refused_naming_both() {
+    let base = || {
+        env(&[
+            ("GATEWAY__ACCOUNTS__ID_PEPPER", PEPPER),
+            ("GATEWAY__SERVER__LISTEN", "127.0.0.1:8080"),
+        ])
+    };
+    let with = |extra: &[(&str, &str)]| {
+        let mut e = base();
+        e.extend(env(extra));
+        Settings::load(None, Settings::default(), e)
+    };
+    let err = with(&[("GATEWAY__SERVER__OPS_LISTEN", "127.0.0.1:8080")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.listen") && err.contains("server.ops_listen"),
+        "{err}"
+    );
+    // An unspecified address overlaps every address of its port.
+    let err = with(&[
+        ("GATEWAY__SERVER__LISTEN", "0.0.0.0:9100"),
+        ("GATEWAY__SERVER__OPS_LISTEN", "127.0.0.1:9100"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("same address"), "{err}");
+    // The admin listener counts only when it runs (it needs its token file).
+    assert!(with(&[("GATEWAY__SERVER__ADMIN_LISTEN", "127.0.0.1:8080")]).is_ok());
+    let err = with(&[
+        ("GATEWAY__SERVER__ADMIN_LISTEN", "127.0.0.1:8080"),
+        (
+            "GATEWAY__SERVER__ADMIN_TOKEN_FILE",
+            "/etc/pension-gateway/admin-token",
+        ),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("server.admin_listen"), "{err}");
+    // Distinct ports, and port 0 (the system picks), are fine.
+    assert!(with(&[("GATEWAY__SERVER__OPS_LISTEN", "127.0.0.1:9101")]).is_ok());
+    assert!(with(&[
+        ("GATEWAY__SERVER__LISTEN", "127.0.0.1:0"),
+        ("GATEWAY__SERVER__OPS_LISTEN", "127.0.0.1:0"),
+    ])
+    .is_ok());
+}
+
+#[test]
+fn key_commands_load_without_business_secrets_but_still_refuse_unknown_keys() {
+    use pension_gateway::config::StartMode;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        "[keys]\ndir = \"/srv/keys\"\n[database]\nurl = \"mysql://db/x\"\n",
+    )
+    .unwrap();
+    let s = Settings::load_keys_for(StartMode::Production, Some(&path), Vec::new()).unwrap();
+    assert_eq!(s.keys.dir, std::path::Path::new("/srv/keys"));
+    assert!(
+        Settings::load_for(StartMode::Production, Some(&path), Vec::new()).is_err(),
+        "the full load still needs the pepper"
+    );
+    std::fs::write(&path, "[keys]\ndirr = \"/srv/keys\"\n").unwrap();
+    let err = Settings::load_keys_for(StartMode::Production, Some(&path), Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dirr"), "{err}");
+    std::fs::write(&path, "[server]\nadmin_listen = \"10.0.0.1:9090\"\n").unwrap();
+    let err = Settings::load_keys_for(StartMode::Production, Some(&path), Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.admin_listen"), "{err}");
+}

@@ -396,6 +396,7 @@ fn check_config_accepts_the_example_and_names_what_it_checked() {
         )),
         "{out}"
     );
+    assert!(out.contains(", limits.scope "), "{out}");
     assert!(
         !out.contains(PEPPER) && !out.contains("a-long-random"),
         "{out}"
@@ -441,6 +442,17 @@ fn check_config_refuses_with_exit_2_naming_the_fault() {
     assert!(err.contains("names no database"), "{err}");
     assert!(!err.contains("secret"), "password printed: {err}");
 
+    // Two listeners on one address.
+    let (code, _, err) = run(
+        &args,
+        &[pepper, ("GATEWAY__SERVER__OPS_LISTEN", "127.0.0.1:8080")],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("server.listen") && err.contains("server.ops_listen"),
+        "{err}"
+    );
+
     // A missing SQLite file.
     let (code, _, err) = run(
         &args,
@@ -455,4 +467,185 @@ fn check_config_refuses_with_exit_2_naming_the_fault() {
     // And the good one still passes: each refusal above came from its own fault.
     let (code, _, err) = run(&args, &[pepper]);
     assert_eq!(code, Some(0), "{err}");
+}
+
+/// The documents an operator copies commands and paths from.
+const COPIED_DOCS: &[&str] = &[
+    "README.md",
+    "docs/deploy.md",
+    "docs/key-rotation.md",
+    "docs/tls.md",
+    "docs/accounts-import.md",
+    "docs/partner-channels.md",
+    "docs/mysql.md",
+    "docs/fleet.md",
+    "docs/performance.md",
+];
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo_file(path)).unwrap()
+}
+
+/// Every `/etc/pension-gateway/…` path in `text`, without a trailing `/`, `.` or `.new` (the
+/// staging name of a file being replaced).
+fn etc_paths(text: &str) -> Vec<String> {
+    const PREFIX: &str = "/etc/pension-gateway/";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(PREFIX) {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "._/-".contains(c)))
+            .unwrap_or(tail.len());
+        let mut p = tail[..end].trim_end_matches(['/', '.']);
+        p = p.strip_suffix(".new").unwrap_or(p);
+        if p.len() + 1 > PREFIX.len() {
+            out.push(p.to_owned());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// The word after each occurrence of `marker` in `text` (up to a space, `:`, backquote or `)`).
+fn words_after<'a>(text: &'a str, marker: &str) -> Vec<&'a str> {
+    text.match_indices(marker)
+        .map(|(i, _)| {
+            let tail = &text[i + marker.len()..];
+            let end = tail
+                .find(|c: char| c.is_whitespace() || ":`)\"'".contains(c))
+                .unwrap_or(tail.len());
+            &tail[..end]
+        })
+        .collect()
+}
+
+#[test]
+fn docs_use_the_example_paths_one_service_user_and_the_real_alert_names() {
+    let example = read("deploy/gateway.example.toml");
+    let unit = read("deploy/pension-gateway.service");
+    let settings: toml::Table = example.parse().unwrap();
+    let keys_dir = settings["keys"]["dir"].as_str().unwrap().to_owned();
+    let token = settings["server"]["admin_token_file"].as_str().unwrap();
+    assert!(token.starts_with("/etc/pension-gateway/"), "{token}");
+    let user = words_after(&unit, "\nUser=")[0].to_owned();
+    let group = words_after(&unit, "\nGroup=")[0].to_owned();
+    let alerts: BTreeSet<String> = words_after(&read("deploy/prometheus/alerts.yml"), "alert: ")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert!(alerts.len() >= 10, "{alerts:?}");
+
+    let mut faults = Vec::new();
+    let mut sources: Vec<(String, String)> = COPIED_DOCS
+        .iter()
+        .map(|d| (d.to_string(), read(d)))
+        .collect();
+    for f in [
+        "deploy/pension-gateway.service",
+        "deploy/prometheus/alerts.yml",
+    ] {
+        sources.push((f.to_owned(), read(f)));
+    }
+    for (doc, text) in &sources {
+        for p in etc_paths(text) {
+            let known =
+                example.contains(&p) || unit.contains(&p) || p.starts_with(&format!("{keys_dir}/"));
+            if !known {
+                faults.push(format!(
+                    "{doc}: {p} is in neither deploy/gateway.example.toml nor the unit"
+                ));
+            }
+        }
+        for u in words_after(text, "sudo -u ") {
+            if u != user {
+                faults.push(format!("{doc}: `sudo -u {u}`; the service user is {user}"));
+            }
+        }
+        for (marker, want) in [(" -o ", &user), ("chown ", &user), (" -g ", &group)] {
+            for u in words_after(text, marker) {
+                let u = u.split(':').next().unwrap_or(u);
+                if !(u == want.as_str() || u == "root" || u.starts_with(['<', '$'])) {
+                    faults.push(format!("{doc}: `{marker}{u}`; the service's is {want}"));
+                }
+            }
+        }
+        for w in text.split(|c: char| !c.is_ascii_alphanumeric()) {
+            let is_alert = w.len() > "Gateway".len()
+                && w.starts_with("Gateway")
+                && w["Gateway".len()..].starts_with(|c: char| c.is_ascii_uppercase());
+            if is_alert && !alerts.contains(w) {
+                faults.push(format!(
+                    "{doc}: alert {w} is not in deploy/prometheus/alerts.yml"
+                ));
+            }
+        }
+    }
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
+}
+
+/// `pension-gateway [options] (db|accounts|keys)` in `line`: the options before the command and
+/// the command's first word after it, for each occurrence.
+fn bank_commands(line: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (i, _) in line.match_indices("pension-gateway ") {
+        let words: Vec<&str> = line[i + "pension-gateway ".len()..]
+            .split_whitespace()
+            .collect();
+        let mut k = 0;
+        let mut opts = Vec::new();
+        while k < words.len() && words[k].starts_with('-') {
+            opts.push(words[k]);
+            if matches!(words[k], "--config" | "-c") {
+                k += 1;
+                opts.push(words.get(k).copied().unwrap_or(""));
+            }
+            k += 1;
+        }
+        let Some(cmd) = words.get(k) else { continue };
+        let cmd = cmd.trim_matches('`');
+        if matches!(cmd, "db" | "accounts" | "keys") {
+            let rest = words[k + 1..].join(" ");
+            out.push((opts.join(" "), cmd.to_owned(), rest));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_bank_data_command_the_docs_show_carries_its_configuration() {
+    let mut faults = Vec::new();
+    for doc in COPIED_DOCS {
+        let text = read(doc);
+        let mut in_block = false;
+        let mut block_configured = false;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("```") {
+                in_block = !in_block;
+                block_configured = false;
+                continue;
+            }
+            // A block that exports GATEWAY_CONFIG or GATEWAY__* variables configures the
+            // commands after it.
+            if in_block && line.contains("export GATEWAY") {
+                block_configured = true;
+            }
+            for (opts, cmd, rest) in bank_commands(line) {
+                let configured = opts.contains("--config")
+                    || opts.contains("--demo")
+                    || rest.contains("--demo")
+                    || (cmd == "keys" && rest.starts_with("--dir"))
+                    || (cmd == "accounts" && rest.starts_with("gen-csv"))
+                    || (in_block && block_configured);
+                if !configured {
+                    faults.push(format!("{doc}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        faults.is_empty(),
+        "commands on bank data or keys shown without --config (or --demo, keys --dir):\n{}",
+        faults.join("\n")
+    );
 }

@@ -163,3 +163,181 @@ fn wechat_keys_rotate() {
     assert!(loads(&dir).wechat_key(1).is_none());
     assert!(dir.untrust_wechat(2).is_err());
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_pension-gateway");
+
+/// Runs the binary with `args` and a cleared environment; returns the exit code, stdout, stderr.
+fn keys_cmd(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A configuration naming only `keys.dir` and the admin endpoint: no pepper, no database.
+fn keys_only_config(tmp: &std::path::Path, keys: &std::path::Path) -> std::path::PathBuf {
+    let cfg = tmp.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nadmin_listen = \"127.0.0.1:19191\"\nadmin_token_file = \"{}\"\n\
+             [keys]\ndir = \"{}\"\n",
+            tmp.join("admin-token").display(),
+            keys.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn key_commands_need_only_the_key_settings_and_their_hints_carry_the_invocation() {
+    let (tmp, dir, _w) = fresh();
+    let cfg = keys_only_config(tmp.path(), dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let (code, out, err) = keys_cmd(&["--config", cfg, "keys", "list"]);
+    assert_eq!(code, Some(0), "no accounts.id_pepper needed: {out}{err}");
+    assert!(out.contains("bank") && out.contains("active"), "{out}");
+    let (code, out, err) = keys_cmd(&["keys", "--config", cfg, "generate"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "pension-gateway --config {cfg} keys export-public 2"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("http://127.0.0.1:19191/admin/keyring/reload")
+            && out.contains("admin-token")
+            && !out.contains("9090"),
+        "the configured admin endpoint: {out}"
+    );
+    // With --dir the hint carries it too.
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = keys_cmd(&["keys", "--dir", d, "generate"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(&format!("pension-gateway keys --dir {d} export-public 3")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_mistyped_key_directory_is_an_error_naming_the_setting_and_keys_init() {
+    let (code, out, err) = keys_cmd(&["keys", "--dir", "/nonexistent/typo", "list"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(!out.contains("role"), "no empty table: {out}");
+    assert!(
+        err.contains("/nonexistent/typo (--dir)")
+            && err.contains("pension-gateway keys --dir /nonexistent/typo init"),
+        "{err}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = keys_only_config(tmp.path(), &tmp.path().join("missing"));
+    let (code, _, err) = keys_cmd(&["--config", cfg.to_str().unwrap(), "keys", "generate"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("(keys.dir)") && err.contains("keys init"),
+        "{err}"
+    );
+}
+
+#[test]
+fn keys_list_shows_the_refusal_a_reload_would_give() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_tmp, dir, _w) = fresh();
+    dir.generate().unwrap();
+    std::fs::set_permissions(
+        dir.path().join("bank-v2.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let row = dir
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|k| k.role == "bank" && k.version == 2)
+        .unwrap();
+    assert!(
+        row.refusal
+            .as_deref()
+            .is_some_and(|r| r.contains("bank-v2.key")),
+        "{row:?}"
+    );
+    let (code, out, err) = keys_cmd(&["keys", "--dir", dir.path().to_str().unwrap(), "list"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("REFUSED"), "{out}");
+    assert!(out.contains("bank v2:") && out.contains("0600"), "{out}");
+    assert!(err.contains("a reload would refuse this key set"), "{err}");
+}
+
+#[test]
+fn the_owner_refusal_names_the_users() {
+    let msg = pension_gateway::keyring::FileRule::Owner {
+        owner: 65534,
+        euid: 0,
+    }
+    .to_string();
+    assert!(
+        msg.contains("nobody (uid 65534)") && msg.contains("root (uid 0)"),
+        "{msg}"
+    );
+    assert!(!msg.contains("the gateway's user"), "{msg}");
+}
+
+/// The test suite runs as root: a key directory owned by another user (the service user,
+/// here `nobody`) gets files owned by that user when root runs the key commands, with the
+/// modes the gateway requires, and that user can then use them.
+#[test]
+fn run_as_root_the_key_commands_write_files_the_directory_owner_can_read() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: the ownership hand-over cannot be exercised here");
+        return;
+    }
+    const SERVICE: u32 = 65534;
+    let tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(tmp.path(), Some(SERVICE), Some(SERVICE)).unwrap();
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&keys, Some(SERVICE), Some(SERVICE)).unwrap();
+    let dir = KeyDir::new(&keys, EngineKind::DEFAULT, ID);
+    dir.init(1, &SecretKey::generate().public_key().to_hex())
+        .unwrap();
+    dir.generate().unwrap();
+    for e in std::fs::read_dir(&keys).unwrap() {
+        let e = e.unwrap();
+        let meta = e.metadata().unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "no temporary file left: {name}");
+        assert_eq!((meta.uid(), meta.gid()), (SERVICE, SERVICE), "{name}");
+        let mode = meta.mode() & 0o777;
+        let want = if name.ends_with(".key") { 0o600 } else { 0o644 };
+        assert_eq!(mode, want, "{name}");
+    }
+    // Root can still administer (files of the directory's owner are accepted)…
+    assert_eq!(dir.list().unwrap().len(), 3);
+    // …and the service user reads the set as the gateway would.
+    let out = std::process::Command::new(BIN)
+        .args(["keys", "--dir", keys.to_str().unwrap(), "list"])
+        .env_clear()
+        .uid(SERVICE)
+        .gid(SERVICE)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -200,3 +200,165 @@ fn binary_serve_with_a_file_lacking_a_pepper_refuses_with_exit_2() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("accounts.id_pepper"), "{err}");
 }
+
+/// A bank-data command and the words its refusal must carry.
+fn bank(command: &str, demo: bool, target_given: bool) -> Invocation {
+    Invocation::BankData {
+        command: command.into(),
+        demo,
+        target_given,
+    }
+}
+
+#[test]
+fn bank_data_commands_without_configuration_refuse_naming_the_demo_they_would_use() {
+    for command in ["db migrate", "accounts import extract.csv", "keys list"] {
+        let err = decide(bank(command, false, false), None, &[("PATH", "/bin")]).unwrap_err();
+        for needle in [
+            command,
+            "sqlite://data/gateway.db",
+            "accounts.id_pepper",
+            "64656d6f",
+            "keys/demo",
+            "--config",
+            "GATEWAY_CONFIG",
+            "--demo",
+        ] {
+            assert!(err.contains(needle), "`{needle}` missing: {err}");
+        }
+    }
+}
+
+#[test]
+fn bank_data_commands_run_with_a_configuration_or_an_explicit_demo() {
+    assert_eq!(
+        decide(bank("db migrate", false, false), Some("p.toml"), &[]),
+        Ok(StartMode::Production)
+    );
+    assert_eq!(
+        decide(
+            bank("db migrate", false, false),
+            None,
+            &[("GATEWAY__DATABASE__URL", "mysql://db/x")]
+        ),
+        Ok(StartMode::Production)
+    );
+    assert_eq!(
+        decide(bank("db migrate", true, false), None, &[]),
+        Ok(StartMode::Demo)
+    );
+    // `keys --dir DIR` names all a key command touches: production defaults, no demo.
+    assert_eq!(
+        decide(bank("keys list", false, true), None, &[]),
+        Ok(StartMode::Production)
+    );
+}
+
+/// Runs the binary in `dir` with exactly `env`; returns the exit code, stdout and stderr.
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn binary_bank_data_commands_without_configuration_refuse_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("extract.csv"),
+        "id_number,name,status\n110101199003070000,张三,1\n",
+    )
+    .unwrap();
+    for args in [
+        &["db", "migrate"][..],
+        &["accounts", "import", "extract.csv"],
+        &["accounts", "seed-demo"],
+        &["keys", "list"],
+        &["keys", "generate"],
+    ] {
+        let (code, out, err) = run_in(dir.path(), args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {out}{err}");
+        // The command as typed, up to its subcommand (`accounts import`).
+        assert!(err.contains(&args[..2].join(" ")), "{err}");
+        assert!(err.contains("sqlite://data/gateway.db"), "{err}");
+        assert!(err.contains("--demo"), "{err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["extract.csv"], "nothing created in the directory");
+}
+
+#[test]
+fn binary_bank_data_command_with_demo_runs_on_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run_in(dir.path(), &["db", "--demo", "migrate"], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("sqlite://data/gateway.db"), "{out}");
+    assert!(dir.path().join("data/gateway.db").exists());
+}
+
+#[test]
+fn binary_busy_port_names_its_listener() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let ops = format!("127.0.0.1:{port}");
+    let (code, err) = run(
+        &["serve", "--demo"],
+        &[
+            ("GATEWAY__SERVER__LISTEN", "127.0.0.1:0"),
+            ("GATEWAY__SERVER__OPS_LISTEN", ops.as_str()),
+        ],
+    );
+    assert_ne!(code, Some(0), "{err}");
+    assert!(
+        err.contains("server.ops_listen") && err.contains(&ops),
+        "{err}"
+    );
+}
+
+/// `database.migrate_on_start = false`: `serve` issues no DDL, refuses a schema that is behind
+/// naming `db migrate`, and passes that check once `db migrate` has run.
+#[test]
+fn binary_serve_without_migrations_at_start_refuses_a_schema_that_is_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"\"\nadmin_listen = \"\"\n\
+             [accounts]\nid_pepper = \"{PEPPER}\"\n\
+             [database]\nurl = \"sqlite://{}/gw.db\"\ncreate_if_missing = true\nmigrate_on_start = false\n\
+             [keys]\ndir = \"{}/no-keys\"\n",
+            dir.path().display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let (code, err) = run(&["--config", cfg, "serve"], &[]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(
+        err.contains("database.migrate_on_start") && err.contains("db migrate"),
+        "{err}"
+    );
+    let (code, out, err) = run_in(dir.path(), &["--config", cfg, "db", "migrate"], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // Now the schema check passes and the start goes on to the key ring (absent here).
+    let (code, err) = run(&["--config", cfg, "serve"], &[]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(!err.contains("migrate_on_start"), "{err}");
+    assert!(err.contains("no-keys"), "{err}");
+}
