@@ -3,7 +3,8 @@
 //! `accounts gen-csv`, `client query`, `keys …`, `tls self-signed`.
 //!
 //! Exit codes: 0 success; 1 error; 2 bad configuration (also what `serve --check-config`
-//! refuses); 3 `accounts import` finished but rejected some rows.
+//! refuses); 3 `accounts import` finished but rejected some rows. `audit prove` has its own
+//! (src/cli/audit.rs): 3 no such request, 4 a signature does not verify, 5 cannot be checked.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,11 @@ enum Command {
         /// nothing and connects to no database.
         #[arg(long)]
         check_config: bool,
+    },
+    /// The audit trail as evidence: `audit prove <request-id>`.
+    Audit {
+        #[command(subcommand)]
+        command: cli::audit::AuditCommand,
     },
     /// Database tasks.
     Db {
@@ -138,6 +144,7 @@ fn main() -> ExitCode {
                 .await
                 .map_err(anyhow::Error::from)
                 .map(|()| ExitCode::SUCCESS),
+            Some(Command::Audit { command }) => cli::audit::run(command, &settings).await,
             Some(Command::Db { command }) => cli::db::run(command, &settings)
                 .await
                 .map(|()| ExitCode::SUCCESS),

@@ -46,6 +46,7 @@ fn audit(req: &str, outcome: &str, d: Option<u8>) -> NewAudit {
         id_digest: d.map(digest),
         pension_status: if outcome == "OK" { Some(1) } else { None },
         channel: "wechat",
+        evidence: Default::default(),
     }
 }
 
