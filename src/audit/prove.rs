@@ -149,8 +149,7 @@ pub fn verify_digest(public: &PublicKey, e: &[u8; 32], signature: &[u8; 64]) -> 
     let (mut r, mut s) = ([0u8; 32], [0u8; 32]);
     r.copy_from_slice(&signature[..32]);
     s.copy_from_slice(&signature[32..]);
-    VerifyingKey::from_sec1(&public.to_sec1())
-        .is_ok_and(|k| k.verify_prehash(e, &r, &s).is_ok())
+    VerifyingKey::from_sec1(&public.to_sec1()).is_ok_and(|k| k.verify_prehash(e, &r, &s).is_ok())
 }
 
 fn check(

@@ -126,7 +126,8 @@ fn side(what: &str, s: &SignatureProof) {
         .key_version
         .map_or_else(|| "-".to_owned(), |v| format!("v{v}"));
     println!("  {what} (key {version}): {}", s.verdict.as_str());
-    if let (Some(n), Some(t), Some(d), Some(sig)) = (&s.nonce, &s.timestamp, &s.digest, &s.signature)
+    if let (Some(n), Some(t), Some(d), Some(sig)) =
+        (&s.nonce, &s.timestamp, &s.digest, &s.signature)
     {
         println!("    nonce {n}, timestamp {t}");
         println!("    e = SM3(Z_A || M) {d}");

@@ -97,7 +97,10 @@ async fn evidence_is_what_was_on_the_wire_and_proves(db: Db) {
     assert!(proof.verified());
 
     // One flipped signature byte in the database: that signature, and only it, fails.
-    for (column, good) in [("req_signature", rq.signature), ("resp_signature", rs.signature)] {
+    for (column, good) in [
+        ("req_signature", rq.signature),
+        ("resp_signature", rs.signature),
+    ] {
         let mut bad = good;
         bad[17] ^= 0x01;
         let set = |sig: &[u8; 64]| {
@@ -108,7 +111,11 @@ async fn evidence_is_what_was_on_the_wire_and_proves(db: Db) {
             )
         };
         testing::execute_sql(&store, &set(&bad)).await.unwrap();
-        let row = store.audit_for_request(&request_id).await.unwrap().remove(0);
+        let row = store
+            .audit_for_request(&request_id)
+            .await
+            .unwrap()
+            .remove(0);
         let proof = prove(&row, &keys);
         let (broken, intact) = if column == "req_signature" {
             (proof.request.verdict, proof.response.verdict)

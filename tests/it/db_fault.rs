@@ -40,7 +40,12 @@ impl Proxy {
         let swallow = Arc::new(AtomicBool::new(false));
         let cut_after = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(Mutex::new(Vec::new()));
-        let (c2, k2, s2, a2) = (cut.clone(), conns.clone(), swallow.clone(), cut_after.clone());
+        let (c2, k2, s2, a2) = (
+            cut.clone(),
+            conns.clone(),
+            swallow.clone(),
+            cut_after.clone(),
+        );
         let rt = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -546,7 +551,12 @@ async fn wave<S: common::TestService<B>, B: actix_web::body::MessageBody>(
     svc: &S,
     keys: &Keys,
     n: usize,
-) -> Vec<(String, u16, String, Result<u32, pension_gateway::client::ResponseError>)> {
+) -> Vec<(
+    String,
+    u16,
+    String,
+    Result<u32, pension_gateway::client::ResponseError>,
+)> {
     let reqs: Vec<Req> = (0..n)
         .map(|_| Req::query("张三", "11010519491231002X"))
         .collect();
@@ -616,7 +626,10 @@ async fn audit_batch_stalled_on_a_lock_answers_503_and_never_commits_later() {
         if busy[0].n == 0 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "stalled INSERT never ended");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "stalled INSERT never ended"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     for (id, ..) in &stalled {
