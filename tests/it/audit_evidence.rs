@@ -32,7 +32,9 @@ async fn evidence_is_what_was_on_the_wire_and_proves(db: Db) {
     let svc = gw.service().await;
     let req = Req::query("张三", "11010519491231002X");
     let request_id = req.request_id.clone().unwrap();
-    let resp = send(&svc, &gw.keys, req.build(&gw.keys)).await;
+    // Signed once: SM2 signatures are randomised, so the header sent is the one compared.
+    let auth = req.authorization(&gw.keys);
+    let resp = send(&svc, &gw.keys, req.build_with_auth(Some(auth.clone()))).await;
     assert_eq!(resp.status, 200, "{:?}", resp.json);
     assert_eq!(resp.signed_by, Ok(1));
 
@@ -59,7 +61,6 @@ async fn evidence_is_what_was_on_the_wire_and_proves(db: Db) {
         rq.digest,
         message_digest(&z_a(SIGNER_ID, &wechat_pub).unwrap(), &m)
     );
-    let auth = req.authorization(&gw.keys);
     let sig_b64 = auth
         .split("signature=\"")
         .nth(1)
