@@ -18,6 +18,7 @@
 //! - [`bench`](mod@bench): the load generator and engine benchmark behind `pension-gateway bench`.
 
 pub mod accounts;
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod clock;

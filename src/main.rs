@@ -6,6 +6,8 @@
 //! what `serve --check-config` refuses); 3 `accounts import` finished but rejected some rows;
 //! 4 `client query`/`call` got a verified answer that is not HTTP 200; 5 a signature did not
 //! verify (`client query`/`call`/`verify`).
+//! `audit prove` has its own (src/cli/audit.rs): 3 no such request, 4 a signature does not
+//! verify, 5 cannot be checked.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,11 @@ enum Command {
         /// nothing and connects to no database.
         #[arg(long)]
         check_config: bool,
+    },
+    /// The audit trail as evidence: `audit prove <request-id>`.
+    Audit {
+        #[command(subcommand)]
+        command: cli::audit::AuditCommand,
     },
     /// Database tasks.
     Db {
@@ -189,6 +196,7 @@ fn main() -> ExitCode {
                 .await
                 .map_err(anyhow::Error::from)
                 .map(|()| ExitCode::SUCCESS),
+            Some(Command::Audit { command }) => cli::audit::run(command, &settings).await,
             Some(Command::Db { command }) => cli::db::run(command, &settings)
                 .await
                 .map(|()| ExitCode::SUCCESS),

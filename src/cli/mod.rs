@@ -1,6 +1,7 @@
 //! Sub-commands other than `serve`, one module per command group.
 
 pub mod accounts;
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod db;

@@ -1,31 +1,83 @@
-//! The text of the multi-row audit `INSERT` the MySQL writer sends over the text protocol.
+//! The text of the audit batch the MySQL writer sends over the text protocol.
 //!
-//! Why text, not a prepared statement: a batch of n rows is a statement with 9·n placeholders,
+//! Why text, not a prepared statement: a batch of n rows is a statement with 18·n placeholders,
 //! a new statement for every n, so diesel-async prepared it, executed it and closed it again for
 //! every batch — two extra commands on the server and a round trip per batch. As one text query
 //! it is one command and one round trip.
 //!
 //! Why this is not an injection risk: no value is ever written as SQL text. Every string and
-//! byte value is a hexadecimal literal (`_utf8mb4 X'…'` for text columns, `X'…'` for the binary
-//! digest), every number is formatted from an integer type, and `None` is `NULL`; the column
+//! byte value is a hexadecimal literal (`_utf8mb4 X'…'` for text columns, `X'…'` for binary
+//! ones), every number is formatted from an integer type, and `None` is `NULL`; the column
 //! names are constants. Whatever a `Request-ID` holds, it reaches the statement only as hex digits.
+//!
+//! A batch is one transaction: its audit rows, then its row in `audit_batches` (see
+//! [`fence`] for why that row is there), then the commit.
 
 use std::fmt::Write;
 
+use super::models::SignedEvidence;
 use super::NewAudit;
 
-const HEAD: &str = "INSERT INTO query_audit (request_id, received_at_ms, outcome, http_status, \
-                    bank_key_version, wechat_key_version, id_digest, pension_status, channel) VALUES ";
+const HEAD: &str = "INSERT INTO query_audit (batch_id, request_id, received_at_ms, outcome, \
+                    http_status, bank_key_version, wechat_key_version, id_digest, pension_status, \
+                    channel, req_nonce, req_timestamp, req_digest, req_signature, resp_nonce, \
+                    resp_timestamp, resp_digest, resp_signature) VALUES ";
+
+const BATCH_HEAD: &str = "INSERT INTO audit_batches (batch_id, committed, recorded_at_ms) VALUES ";
+
+/// The whole batch: `START TRANSACTION; INSERT INTO query_audit …; INSERT INTO audit_batches
+/// …; COMMIT` for `rows` (at least one), every value a literal as above.
+pub(crate) fn mysql_batch<'a>(
+    batch_id: &[u8; 16],
+    now_ms: i64,
+    rows: impl IntoIterator<Item = &'a NewAudit>,
+) -> String {
+    let mut sql = String::from("START TRANSACTION;");
+    sql.push_str(&mysql_multi_insert(batch_id, rows));
+    sql.push(';');
+    sql.push_str(&batch_row(batch_id, 1, now_ms));
+    sql.push_str(";COMMIT");
+    sql
+}
+
+/// The statement a fresh connection runs when a batch's fate is unknown (timeout, lost link):
+/// the batch's `audit_batches` row with `committed = 0`. A duplicate-key error (1062) proves
+/// the batch committed (its own row is there); success proves it never will (its own insert of
+/// that key, the last statement before its commit, would now fail and roll it back).
+pub(crate) fn fence(batch_id: &[u8; 16], now_ms: i64) -> String {
+    batch_row(batch_id, 0, now_ms)
+}
+
+/// Records that a committed batch's callers were answered with a signed 503.
+pub(crate) fn undelivered(batch_id: &[u8; 16], now_ms: i64) -> String {
+    let mut sql = String::from("INSERT INTO audit_undelivered (batch_id, recorded_at_ms) VALUES (");
+    bytes(&mut sql, "X'", batch_id);
+    let _ = write!(sql, ",{now_ms})");
+    sql
+}
+
+fn batch_row(batch_id: &[u8; 16], committed: u8, now_ms: i64) -> String {
+    let mut sql = String::from(BATCH_HEAD);
+    sql.push('(');
+    bytes(&mut sql, "X'", batch_id);
+    let _ = write!(sql, ",{committed},{now_ms})");
+    sql
+}
 
 /// `INSERT … VALUES (…), (…)` for `rows` (at least one), every value a literal as above.
-pub(crate) fn mysql_multi_insert<'a>(rows: impl IntoIterator<Item = &'a NewAudit>) -> String {
-    let mut sql = String::with_capacity(HEAD.len() + 320);
+fn mysql_multi_insert<'a>(
+    batch_id: &[u8; 16],
+    rows: impl IntoIterator<Item = &'a NewAudit>,
+) -> String {
+    let mut sql = String::with_capacity(HEAD.len() + 700);
     sql.push_str(HEAD);
     for (i, r) in rows.into_iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
         sql.push('(');
+        bytes(&mut sql, "X'", batch_id);
+        sql.push(',');
         text(&mut sql, &r.request_id);
         let _ = write!(sql, ",{},", r.received_at_ms);
         text(&mut sql, &r.outcome);
@@ -47,9 +99,28 @@ pub(crate) fn mysql_multi_insert<'a>(rows: impl IntoIterator<Item = &'a NewAudit
             None => sql.push_str(",NULL,"),
         }
         text(&mut sql, r.channel);
+        evidence(&mut sql, r.evidence.request.as_ref());
+        evidence(&mut sql, r.evidence.response.as_ref());
         sql.push(')');
     }
     sql
+}
+
+/// `,nonce,timestamp,digest,signature` of one side, or four `NULL`s.
+fn evidence(sql: &mut String, e: Option<&SignedEvidence>) {
+    match e {
+        Some(e) => {
+            sql.push(',');
+            text(sql, &e.nonce);
+            sql.push(',');
+            text(sql, &e.timestamp);
+            sql.push(',');
+            bytes(sql, "X'", &e.digest);
+            sql.push(',');
+            bytes(sql, "X'", &e.signature);
+        }
+        None => sql.push_str(",NULL,NULL,NULL,NULL"),
+    }
 }
 
 /// A UTF-8 string as a hexadecimal literal of the column character set.
@@ -70,6 +141,9 @@ fn bytes(sql: &mut String, open: &str, b: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::AuditEvidence;
+
+    const BATCH: [u8; 16] = [0x5A; 16];
 
     fn row(request_id: &str, digest: Option<[u8; 32]>) -> NewAudit {
         NewAudit {
@@ -82,6 +156,16 @@ mod tests {
             id_digest: digest,
             pension_status: Some(1),
             channel: "wechat",
+            evidence: AuditEvidence::default(),
+        }
+    }
+
+    fn signed(nonce: &str) -> SignedEvidence {
+        SignedEvidence {
+            nonce: nonce.into(),
+            timestamp: "1764547200".into(),
+            digest: [0xE0; 32],
+            signature: [0x51; 64],
         }
     }
 
@@ -93,14 +177,54 @@ mod tests {
         b.http_status = 401;
         b.wechat_key_version = None;
         b.pension_status = None;
-        let sql = mysql_multi_insert([&a, &b]);
+        let sql = mysql_multi_insert(&BATCH, [&a, &b]);
         let want = format!(
-            "{HEAD}(_utf8mb4 X'722D31',1764547200123,_utf8mb4 X'4F4B',200,2,1,X'{}',1,_utf8mb4 X'776563686174'),\
-             (_utf8mb4 X'7827293B2044524F50205441424C452071756572795F61756469743B202D2D',1764547200123,\
-             _utf8mb4 X'5349474E5F4552524F52',401,2,NULL,NULL,NULL,_utf8mb4 X'776563686174')",
-            "AB".repeat(32)
+            "{HEAD}(X'{batch}',_utf8mb4 X'722D31',1764547200123,_utf8mb4 X'4F4B',200,2,1,X'{}',1,_utf8mb4 X'776563686174',\
+             NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL),\
+             (X'{batch}',_utf8mb4 X'7827293B2044524F50205441424C452071756572795F61756469743B202D2D',1764547200123,\
+             _utf8mb4 X'5349474E5F4552524F52',401,2,NULL,NULL,NULL,_utf8mb4 X'776563686174',\
+             NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL)",
+            "AB".repeat(32),
+            batch = "5A".repeat(16),
         );
         assert_eq!(sql, want);
+    }
+
+    #[test]
+    fn known_statement_with_evidence_and_the_batch_around_it() {
+        let mut a = row("r-1", None);
+        a.evidence = AuditEvidence {
+            request: Some(signed("n1")),
+            response: Some(signed("N2")),
+        };
+        let sql = mysql_batch(&BATCH, 1_764_547_200_456, [&a]);
+        let ev = |n: &str| {
+            format!(
+                "_utf8mb4 X'{n}',_utf8mb4 X'31373634353437323030',X'{}',X'{}'",
+                "E0".repeat(32),
+                "51".repeat(64)
+            )
+        };
+        let want = format!(
+            "START TRANSACTION;{HEAD}(X'{batch}',_utf8mb4 X'722D31',1764547200123,_utf8mb4 X'4F4B',200,2,1,NULL,1,\
+             _utf8mb4 X'776563686174',{},{});\
+             {BATCH_HEAD}(X'{batch}',1,1764547200456);COMMIT",
+            ev("6E31"),
+            ev("4E32"),
+            batch = "5A".repeat(16),
+        );
+        assert_eq!(sql, want);
+        assert_eq!(
+            fence(&BATCH, 7),
+            format!("{BATCH_HEAD}(X'{}',0,7)", "5A".repeat(16))
+        );
+        assert_eq!(
+            undelivered(&BATCH, 7),
+            format!(
+                "INSERT INTO audit_undelivered (batch_id, recorded_at_ms) VALUES (X'{}',7)",
+                "5A".repeat(16)
+            )
+        );
     }
 
     #[test]
@@ -108,7 +232,12 @@ mod tests {
         let nasty = "'\"\\`;--/*\u{0}\u{7f}张";
         let mut r = row(nasty, None);
         r.outcome = nasty.into();
-        let sql = mysql_multi_insert([&r]);
+        r.evidence.request = Some(signed(nasty));
+        r.evidence.response = Some(SignedEvidence {
+            timestamp: nasty.into(),
+            ..signed(nasty)
+        });
+        let sql = mysql_multi_insert(&BATCH, [&r]);
         let values = &sql[HEAD.len()..];
         assert!(
             values
@@ -116,7 +245,8 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || b"_'(),- ".contains(&c)),
             "{values}"
         );
-        // The only quotes are the ones that open and close the hex literals.
-        assert_eq!(values.matches('\'').count(), 2 * 3);
+        // The only quotes are the ones that open and close the hex literals: batch id, request
+        // id, outcome, channel and 4 per side of evidence.
+        assert_eq!(values.matches('\'').count(), 2 * 12);
     }
 }

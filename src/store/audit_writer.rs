@@ -13,6 +13,16 @@
 //! Each request awaits the result of *its* batch: `Ok` only after the batch committed. The batch
 //! is atomic, so a failed batch leaves none of its rows and fails exactly its requests
 //! (each answers the signed 503 of an unavailable audit log); other batches are unaffected.
+//!
+//! The audit never claims an answer the caller did not get (docs/decisions.md). Every batch has a
+//! random 16-byte id, stored in each of its rows and, as the last statement of its transaction,
+//! as a row of `audit_batches`. When a MySQL batch times out or loses its link after it was sent,
+//! its fate is unknown: the writer then inserts that same `audit_batches` key on a fresh
+//! connection (the *fence*). A duplicate key proves the batch committed, and its callers get
+//! their answers; a successful insert proves it never will commit, and they get the 503. If even
+//! that cannot be learned in time, the callers get the 503 and the batch id is kept: once the
+//! database answers again, the writer fences it, and if it had committed after all records it in
+//! `audit_undelivered`, so its rows read as not delivered.
 //! Rows are validated before they are queued, so one malformed row cannot fail its neighbours
 //! through a constraint.
 //!
@@ -27,11 +37,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use diesel::{Connection, SqliteConnection};
+use diesel::{Connection, ExpressionMethods, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::models::AuditRow;
-use super::schema::query_audit as qa;
+use super::schema::{audit_batches as ab, query_audit as qa};
 use super::{NewAudit, StoreError};
 
 /// Most rows in one batch (MySQL: one text `INSERT` of ~300 bytes a row, ~150 KiB at most, far
@@ -152,6 +162,13 @@ fn run_sqlite(path: &str, pragmas: &'static str, mut rx: mpsc::Receiver<Job>, ob
     }
 }
 
+/// Unix milliseconds of the wall clock, for the bookkeeping rows (`audit_batches`).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn write_sqlite(
     conn: &mut Option<SqliteConnection>,
     path: &str,
@@ -173,17 +190,52 @@ fn write_sqlite(
     // One transaction of single-row INSERTs, not one multi-row statement: a single-row INSERT
     // is the same statement for every row, so SQLite prepares it once per connection (diesel's
     // statement cache) where a multi-row INSERT of a new length is parsed and planned anew; the
-    // transaction keeps the batch atomic (one commit, all rows or none).
+    // transaction keeps the batch atomic (one commit, all rows or none). The commit's result is
+    // known for certain here (no link to lose, no timeout), so the batch row is bookkeeping that
+    // keeps both backends' tables alike rather than a fence.
     use diesel::RunQueryDsl;
+    let batch_id: [u8; 16] = rand::random();
     c.immediate_transaction(|c| {
         for job in batch {
             diesel::insert_into(qa::table)
-                .values(AuditRow::from(&job.row))
+                .values(AuditRow::new(&job.row, Some(&batch_id)))
                 .execute(c)?;
         }
+        diesel::insert_into(ab::table)
+            .values((
+                ab::batch_id.eq(batch_id.as_slice()),
+                ab::committed.eq(1i16),
+                ab::recorded_at_ms.eq(now_ms()),
+            ))
+            .execute(c)?;
         Ok::<_, diesel::result::Error>(())
     })
     .map_err(StoreError::from)
+}
+
+/// Batches whose fate could not be learned (no connection), kept to be settled later; beyond
+/// this many the oldest is given up and logged as an error.
+const MAX_UNSETTLED: usize = 4096;
+
+/// How often the writer tries again to settle unknown batches while no request arrives.
+const SETTLE_RETRY: Duration = Duration::from_secs(1);
+
+/// How a batch's write ended.
+enum Written {
+    /// Committed: the callers get their answers.
+    Committed,
+    /// Failed before anything was sent (no connection): it certainly did not commit.
+    NotSent(StoreError),
+    /// Sent, then an error, a timeout or a lost link: it may or may not have committed.
+    Unknown(StoreError),
+}
+
+/// What a fresh connection learned about a batch of unknown fate.
+enum Fate {
+    /// The batch's own `audit_batches` row is there: it committed.
+    Committed,
+    /// The fence row went in: the batch did not commit and never will.
+    Fenced,
 }
 
 fn run_mysql(
@@ -208,53 +260,204 @@ fn run_mysql(
             return;
         }
     };
+    let scrub = |e: StoreError| match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(super::pool::scrub(m, password)),
+        StoreError::Query(m) => StoreError::Query(super::pool::scrub(m, password)),
+        other => other,
+    };
     rt.block_on(async move {
         use diesel_async::AsyncMysqlConnection;
         let mut conn: Option<AsyncMysqlConnection> = None;
+        let mut unsettled: std::collections::VecDeque<[u8; 16]> = Default::default();
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Some(j) = rx.recv().await {
+        loop {
+            let next = if unsettled.is_empty() {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    j = rx.recv() => j,
+                    () = tokio::time::sleep(SETTLE_RETRY) => {
+                        let _ = tokio::time::timeout(
+                            deadline,
+                            settle_later(&mut conn, connect, &mut unsettled, password),
+                        )
+                        .await;
+                        continue;
+                    }
+                }
+            };
+            let Some(j) = next else { break };
             batch.push(j);
             drain(&mut rx, &mut batch);
-            let res = tokio::time::timeout(deadline, write_mysql(&mut conn, connect, &batch))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Unavailable(format!(
-                        "audit batch not written within {} ms",
-                        deadline.as_millis()
-                    )))
-                });
-            let res = res.map_err(|e| match e {
-                StoreError::Unavailable(m) => {
-                    StoreError::Unavailable(super::pool::scrub(m, password))
-                }
-                StoreError::Query(m) => StoreError::Query(super::pool::scrub(m, password)),
-                other => other,
-            });
-            if res.is_err() {
-                // The link may be broken or mid-statement: start the next batch on a fresh one.
-                conn = None;
+            if !unsettled.is_empty() {
+                let _ = tokio::time::timeout(
+                    deadline,
+                    settle_later(&mut conn, connect, &mut unsettled, password),
+                )
+                .await;
             }
-            finish(&mut batch, res, obs);
+            let batch_id: [u8; 16] = rand::random();
+            let written = tokio::time::timeout(
+                deadline,
+                write_mysql(&mut conn, connect, &batch_id, &batch),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Written::Unknown(StoreError::Unavailable(format!(
+                    "audit batch not acknowledged within {} ms",
+                    deadline.as_millis()
+                )))
+            });
+            let res = match written {
+                Written::Committed => Ok(()),
+                Written::NotSent(e) => Err(e),
+                Written::Unknown(e) => {
+                    // The link may be broken or mid-statement: never use it again. The batch
+                    // may still commit (a statement waiting on a lock, an acknowledgement lost):
+                    // learn its fate on a fresh connection before anyone is answered.
+                    conn = None;
+                    match tokio::time::timeout(deadline, settle(connect, &batch_id)).await {
+                        Ok(Ok(Fate::Committed)) => {
+                            tracing::warn!(
+                                rows = batch.len(),
+                                error = %scrub(e),
+                                "audit batch committed although its acknowledgement was lost; its requests are answered"
+                            );
+                            Ok(())
+                        }
+                        Ok(Ok(Fate::Fenced)) => Err(e),
+                        Ok(Err(_)) | Err(_) => {
+                            if unsettled.len() >= MAX_UNSETTLED {
+                                if let Some(lost) = unsettled.pop_front() {
+                                    tracing::error!(
+                                        batch_id = %hex::encode(lost),
+                                        "audit batch of unknown fate given up: its rows, if committed, are not marked undelivered"
+                                    );
+                                }
+                            }
+                            unsettled.push_back(batch_id);
+                            Err(e)
+                        }
+                    }
+                }
+            };
+            finish(&mut batch, res.map_err(scrub), obs);
+        }
+        for id in unsettled {
+            tracing::error!(
+                batch_id = %hex::encode(id),
+                "audit writer stopped with a batch of unknown fate: its rows, if committed, are not marked undelivered"
+            );
         }
     });
+}
+
+async fn connection<'c>(
+    conn: &'c mut Option<diesel_async::AsyncMysqlConnection>,
+    connect: &super::pool::MysqlConnect,
+) -> Result<&'c mut diesel_async::AsyncMysqlConnection, StoreError> {
+    match conn {
+        Some(c) => Ok(c),
+        None => {
+            let c = connect.establish().await.map_err(|e| {
+                StoreError::Unavailable(format!("audit writer cannot connect to MySQL: {e}"))
+            })?;
+            Ok(conn.insert(c))
+        }
+    }
 }
 
 async fn write_mysql(
     conn: &mut Option<diesel_async::AsyncMysqlConnection>,
     connect: &super::pool::MysqlConnect,
+    batch_id: &[u8; 16],
     batch: &[Job],
-) -> Result<(), StoreError> {
+) -> Written {
     use diesel_async::SimpleAsyncConnection;
-    let c = match conn {
-        Some(c) => c,
-        None => {
-            let c = connect.establish().await.map_err(|e| {
-                StoreError::Unavailable(format!("audit writer cannot connect to MySQL: {e}"))
-            })?;
-            conn.insert(c)
-        }
+    let c = match connection(conn, connect).await {
+        Ok(c) => c,
+        Err(e) => return Written::NotSent(e),
     };
     // One text-protocol command for the whole batch (see `audit_sql` for why and why it is safe).
-    let sql = super::audit_sql::mysql_multi_insert(batch.iter().map(|j| &j.row));
-    c.batch_execute(&sql).await.map_err(StoreError::from)
+    let sql = super::audit_sql::mysql_batch(batch_id, now_ms(), batch.iter().map(|j| &j.row));
+    match c.batch_execute(&sql).await {
+        Ok(()) => Written::Committed,
+        Err(e) => Written::Unknown(StoreError::from(e)),
+    }
+}
+
+/// Learns the fate of batch `batch_id` on a fresh connection by inserting its fence row.
+async fn settle(
+    connect: &super::pool::MysqlConnect,
+    batch_id: &[u8; 16],
+) -> Result<Fate, StoreError> {
+    let mut fresh = None;
+    let c = connection(&mut fresh, connect).await?;
+    fence(c, batch_id).await
+}
+
+async fn fence(
+    c: &mut diesel_async::AsyncMysqlConnection,
+    batch_id: &[u8; 16],
+) -> Result<Fate, StoreError> {
+    use diesel::result::{DatabaseErrorKind, Error as E};
+    use diesel_async::SimpleAsyncConnection;
+    match c
+        .batch_execute(&super::audit_sql::fence(batch_id, now_ms()))
+        .await
+    {
+        Ok(()) => Ok(Fate::Fenced),
+        Err(E::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(Fate::Committed),
+        Err(e) => Err(StoreError::from(e)),
+    }
+}
+
+/// Settles the batches whose callers were already answered with a signed 503: a fenced batch
+/// left no rows (the audit agrees with the callers); a committed one is recorded in
+/// `audit_undelivered`, so its rows read as not delivered. Stops at the first failure (the
+/// rest are tried again later).
+async fn settle_later(
+    conn: &mut Option<diesel_async::AsyncMysqlConnection>,
+    connect: &super::pool::MysqlConnect,
+    unsettled: &mut std::collections::VecDeque<[u8; 16]>,
+    password: Option<&str>,
+) {
+    use diesel::result::{DatabaseErrorKind, Error as E};
+    use diesel_async::SimpleAsyncConnection;
+    while let Some(id) = unsettled.front().copied() {
+        let c = match connection(conn, connect).await {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        let settled = match fence(c, &id).await {
+            Ok(Fate::Fenced) => Ok(()),
+            Ok(Fate::Committed) => {
+                match c
+                    .batch_execute(&super::audit_sql::undelivered(&id, now_ms()))
+                    .await
+                {
+                    Ok(()) | Err(E::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                        tracing::warn!(
+                            batch_id = %hex::encode(id),
+                            "audit batch had committed after its requests were answered 503; its rows are marked undelivered"
+                        );
+                        Ok(())
+                    }
+                    Err(e) => Err(StoreError::from(e)),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match settled {
+            Ok(()) => {
+                unsettled.pop_front();
+            }
+            Err(e) => {
+                let error = super::pool::scrub(e.to_string(), password);
+                tracing::warn!(%error, "cannot settle an audit batch of unknown fate yet");
+                *conn = None;
+                return;
+            }
+        }
+    }
 }

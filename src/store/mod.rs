@@ -24,7 +24,10 @@ mod pool;
 mod readers;
 pub mod schema;
 
-pub use models::{Account, AuditRecord, BindingSession, NewAccount, NewAudit, UpsertSummary};
+pub use models::{
+    Account, AuditEvidence, AuditRecord, BindingSession, NewAccount, NewAudit, SignedEvidence,
+    UpsertSummary,
+};
 
 use pool::{Pools, Target};
 

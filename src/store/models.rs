@@ -84,6 +84,33 @@ pub struct NewAudit {
     pub pension_status: Option<i16>,
     /// The channel that answered: `wechat`, `open-platform`, `callback`, `hmac`.
     pub channel: &'static str,
+    /// What WeChat signed and what the bank signed (the WeChat channel; empty elsewhere).
+    pub evidence: AuditEvidence,
+}
+
+/// One signature as evidence: the nonce and timestamp it covered, the digest e = SM3(Z_A ‖ M)
+/// of its signing string M under the signer's key, and the signature. With the signer's public
+/// key the signature can be checked again later from these alone; with the body, e can be
+/// recomputed and shown to be that body's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedEvidence {
+    /// The nonce as signed (1–64 letters or digits).
+    pub nonce: String,
+    /// The timestamp as signed (1–18 decimal digits).
+    pub timestamp: String,
+    /// e = SM3(Z_A ‖ M).
+    pub digest: [u8; 32],
+    /// The signature, r ‖ s.
+    pub signature: [u8; 64],
+}
+
+/// The evidence an audit row keeps of both signatures of an exchange.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditEvidence {
+    /// WeChat's signature of the request (key version: `wechat_key_version`).
+    pub request: Option<SignedEvidence>,
+    /// The bank's signature of its answer (key version: `bank_key_version`).
+    pub response: Option<SignedEvidence>,
 }
 
 /// An audit row as read back.
@@ -107,6 +134,13 @@ pub struct AuditRecord {
     pub pension_status: Option<i16>,
     /// The channel that answered.
     pub channel: String,
+    /// What WeChat and the bank signed, when recorded.
+    pub evidence: AuditEvidence,
+    /// The group-commit batch the row was committed in (rows of before the batch column: `None`).
+    pub batch_id: Option<[u8; 16]>,
+    /// The row committed but its caller was answered with a signed 503 instead of the outcome
+    /// recorded here (the batch's fate was learned only after the answer; `audit_undelivered`).
+    pub undelivered: bool,
 }
 
 /// Result of [`Store::upsert_accounts`](super::Store::upsert_accounts).
@@ -213,6 +247,7 @@ impl fmt::Debug for NewAudit {
             .field("id_digest", &mask_opt_digest(&self.id_digest))
             .field("pension_status", &self.pension_status)
             .field("channel", &self.channel)
+            .field("evidence", &self.evidence)
             .finish()
     }
 }
@@ -229,6 +264,9 @@ impl fmt::Debug for AuditRecord {
             .field("id_digest", &mask_opt_digest(&self.id_digest))
             .field("pension_status", &self.pension_status)
             .field("channel", &self.channel)
+            .field("evidence", &self.evidence)
+            .field("batch_id", &self.batch_id)
+            .field("undelivered", &self.undelivered)
             .finish()
     }
 }
@@ -347,6 +385,34 @@ pub(crate) struct AuditRow<'a> {
     pub id_digest: Option<&'a [u8]>,
     pub pension_status: Option<i16>,
     pub channel: &'a str,
+    pub batch_id: Option<&'a [u8]>,
+    pub req_nonce: Option<&'a str>,
+    pub req_timestamp: Option<&'a str>,
+    pub req_digest: Option<&'a [u8]>,
+    pub req_signature: Option<&'a [u8]>,
+    pub resp_nonce: Option<&'a str>,
+    pub resp_timestamp: Option<&'a str>,
+    pub resp_digest: Option<&'a [u8]>,
+    pub resp_signature: Option<&'a [u8]>,
+}
+
+impl<'a> AuditRow<'a> {
+    /// The row of `a`, committed in batch `batch_id` (`None`: written outside a batch).
+    pub(crate) fn new(a: &'a NewAudit, batch_id: Option<&'a [u8; 16]>) -> Self {
+        let (rq, rs) = (a.evidence.request.as_ref(), a.evidence.response.as_ref());
+        AuditRow {
+            batch_id: batch_id.map(|b| b.as_slice()),
+            req_nonce: rq.map(|e| e.nonce.as_str()),
+            req_timestamp: rq.map(|e| e.timestamp.as_str()),
+            req_digest: rq.map(|e| e.digest.as_slice()),
+            req_signature: rq.map(|e| e.signature.as_slice()),
+            resp_nonce: rs.map(|e| e.nonce.as_str()),
+            resp_timestamp: rs.map(|e| e.timestamp.as_str()),
+            resp_digest: rs.map(|e| e.digest.as_slice()),
+            resp_signature: rs.map(|e| e.signature.as_slice()),
+            ..AuditRow::from(a)
+        }
+    }
 }
 
 impl<'a> From<&'a NewAudit> for AuditRow<'a> {
@@ -361,6 +427,15 @@ impl<'a> From<&'a NewAudit> for AuditRow<'a> {
             id_digest: a.id_digest.as_ref().map(|d| d.as_slice()),
             pension_status: a.pension_status,
             channel: a.channel,
+            batch_id: None,
+            req_nonce: None,
+            req_timestamp: None,
+            req_digest: None,
+            req_signature: None,
+            resp_nonce: None,
+            resp_timestamp: None,
+            resp_digest: None,
+            resp_signature: None,
         }
     }
 }
@@ -376,8 +451,45 @@ pub(crate) type AuditTuple = (
     Option<Vec<u8>>,
     Option<i16>,
     String,
+    Option<Vec<u8>>,
+    EvidenceTuple,
+    EvidenceTuple,
 );
 
+/// nonce, timestamp, digest, signature of one side, as selected.
+pub(crate) type EvidenceTuple = (
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+fn fixed<const N: usize>(v: Vec<u8>, column: &str) -> Result<[u8; N], StoreError> {
+    <[u8; N]>::try_from(v.as_slice()).map_err(|_| {
+        StoreError::Query(format!(
+            "stored {column} has {} bytes, expected {N}",
+            v.len()
+        ))
+    })
+}
+
+fn evidence_from_tuple(t: EvidenceTuple) -> Result<Option<SignedEvidence>, StoreError> {
+    match t {
+        (Some(nonce), Some(timestamp), Some(d), Some(s)) => Ok(Some(SignedEvidence {
+            nonce,
+            timestamp,
+            digest: fixed(d, "evidence digest")?,
+            signature: fixed(s, "evidence signature")?,
+        })),
+        (None, None, None, None) => Ok(None),
+        _ => Err(StoreError::Query(
+            "stored evidence is incomplete (some of nonce, timestamp, digest, signature NULL)"
+                .into(),
+        )),
+    }
+}
+
+/// The record of `t`; `undelivered` is looked up separately (`audit_undelivered`).
 pub(crate) fn audit_from_tuple(t: AuditTuple) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         request_id: t.0,
@@ -389,5 +501,11 @@ pub(crate) fn audit_from_tuple(t: AuditTuple) -> Result<AuditRecord, StoreError>
         id_digest: to_opt_digest(t.6)?,
         pension_status: t.7,
         channel: t.8,
+        batch_id: t.9.map(|b| fixed(b, "batch_id")).transpose()?,
+        evidence: AuditEvidence {
+            request: evidence_from_tuple(t.10)?,
+            response: evidence_from_tuple(t.11)?,
+        },
+        undelivered: false,
     })
 }

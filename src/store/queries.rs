@@ -7,7 +7,9 @@ use super::models::{
     account_from_tuple, audit_from_tuple, session_from_tuple, AccountTuple, AuditRow, AuditTuple,
     SessionRow, SessionTuple,
 };
-use super::schema::{binding_sessions as bs, pension_accounts as pa, query_audit as qa};
+use super::schema::{
+    audit_undelivered as ud, binding_sessions as bs, pension_accounts as pa, query_audit as qa,
+};
 use super::{Account, AuditRecord, BindingSession, NewAudit, Store, StoreError};
 
 impl Store {
@@ -123,7 +125,7 @@ impl Store {
         if let Some(w) = &self.inner.audit {
             return w.append(a.clone()).await;
         }
-        let row = AuditRow::from(a);
+        let row = AuditRow::new(a, None);
         db_run!(self, conn => {
             diesel::insert_into(qa::table).values(&row).execute(conn).await.map(|_| ()).map_err(StoreError::from)
         })
@@ -140,13 +142,39 @@ impl Store {
                 .order(qa::id.asc())
                 .select((
                     qa::request_id, qa::received_at_ms, qa::outcome, qa::http_status, qa::bank_key_version,
-                    qa::wechat_key_version, qa::id_digest, qa::pension_status, qa::channel,
+                    qa::wechat_key_version, qa::id_digest, qa::pension_status, qa::channel, qa::batch_id,
+                    (qa::req_nonce, qa::req_timestamp, qa::req_digest, qa::req_signature),
+                    (qa::resp_nonce, qa::resp_timestamp, qa::resp_digest, qa::resp_signature),
                 ))
                 .load::<AuditTuple>(conn)
                 .await
                 .map_err(StoreError::from)
         })?;
-        rows.into_iter().map(audit_from_tuple).collect()
+        let mut records = rows
+            .into_iter()
+            .map(audit_from_tuple)
+            .collect::<Result<Vec<_>, _>>()?;
+        // A row of a batch in `audit_undelivered` committed, but its caller got a signed 503.
+        let batches: Vec<Vec<u8>> = records
+            .iter()
+            .filter_map(|r| r.batch_id.map(|b| b.to_vec()))
+            .collect();
+        if !batches.is_empty() {
+            let undelivered: Vec<Vec<u8>> = db_run!(self, conn => {
+                ud::table
+                    .filter(ud::batch_id.eq_any(batches.clone()))
+                    .select(ud::batch_id)
+                    .load::<Vec<u8>>(conn)
+                    .await
+                    .map_err(StoreError::from)
+            })?;
+            for r in &mut records {
+                r.undelivered = r
+                    .batch_id
+                    .is_some_and(|b| undelivered.iter().any(|u| u.as_slice() == b.as_slice()));
+            }
+        }
+        Ok(records)
     }
 
     /// Number of audit rows.

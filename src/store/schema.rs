@@ -64,6 +64,47 @@ diesel::table! {
         pension_status -> Nullable<SmallInt>,
         /// `wechat`, `open-platform`, `callback` or `hmac`.
         channel -> Text,
+        /// The group-commit batch the row was committed in (16 random bytes; see `audit_batches`).
+        batch_id -> Nullable<Binary>,
+        /// The request's nonce as signed.
+        req_nonce -> Nullable<Text>,
+        /// The request's timestamp as signed (decimal digits).
+        req_timestamp -> Nullable<Text>,
+        /// e = SM3(Z_A ‖ M) of the request's signing string under the verifying WeChat key.
+        req_digest -> Nullable<Binary>,
+        /// WeChat's signature, r ‖ s (64 bytes).
+        req_signature -> Nullable<Binary>,
+        /// The answer's nonce as signed.
+        resp_nonce -> Nullable<Text>,
+        /// The answer's timestamp as signed.
+        resp_timestamp -> Nullable<Text>,
+        /// e = SM3(Z_A ‖ M) of the answer's signing string under the signing bank key.
+        resp_digest -> Nullable<Binary>,
+        /// The bank's signature, r ‖ s (64 bytes).
+        resp_signature -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    /// One row per audit batch: written by the batch itself (`committed = 1`), or, when the
+    /// batch's fate was unknown, by the writer fencing it off (`committed = 0`).
+    audit_batches (batch_id) {
+        /// 16 random bytes, as in `query_audit.batch_id`.
+        batch_id -> Binary,
+        /// 1 written by the batch, 0 written by the fence.
+        committed -> SmallInt,
+        /// Unix milliseconds.
+        recorded_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Batches that committed while their callers were answered with a signed 503.
+    audit_undelivered (batch_id) {
+        /// 16 random bytes, as in `query_audit.batch_id`.
+        batch_id -> Binary,
+        /// Unix milliseconds.
+        recorded_at_ms -> BigInt,
     }
 }
 
@@ -95,5 +136,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     pension_accounts,
     binding_sessions,
     query_audit,
-    op_grants
+    op_grants,
+    audit_batches,
+    audit_undelivered
 );

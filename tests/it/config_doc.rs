@@ -22,9 +22,10 @@ fn doc_lines(attrs: &[syn::Attribute]) -> Vec<String> {
         .filter(|a| a.path().is_ident("doc"))
         .filter_map(|a| match &a.meta {
             syn::Meta::NameValue(nv) => match &nv.value {
-                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => {
-                    Some(s.value().trim().to_string())
-                }
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => Some(s.value().trim().to_string()),
                 _ => None,
             },
             _ => None,
@@ -84,7 +85,13 @@ fn generated_tables() -> String {
         let syn::Type::Path(ty) = &section.ty else {
             panic!("section {name} is not a struct type");
         };
-        let ty = ty.path.segments.last().expect("type name").ident.to_string();
+        let ty = ty
+            .path
+            .segments
+            .last()
+            .expect("type name")
+            .ident
+            .to_string();
         let body = find(&ty).unwrap_or_else(|| panic!("struct {ty} of [{name}] in src/config.rs"));
         out.push_str(&format!("\n## `[{name}]`\n\n"));
         // The struct's doc, without the bare "`[section]`" heading some of them start with.

@@ -26,6 +26,8 @@ fn runtime_grants(db: &str, who: &str) -> String {
         "GRANT SELECT ON `{db}`.`pension_accounts` TO {who};
          GRANT SELECT ON `{db}`.`binding_sessions` TO {who};
          GRANT INSERT ON `{db}`.`query_audit` TO {who};
+         GRANT INSERT ON `{db}`.`audit_batches` TO {who};
+         GRANT INSERT ON `{db}`.`audit_undelivered` TO {who};
          GRANT SELECT, INSERT, DELETE ON `{db}`.`op_grants` TO {who};
          GRANT UPDATE (`used_at_ms`) ON `{db}`.`op_grants` TO {who};
          GRANT SELECT ON `{db}`.`__diesel_schema_migrations` TO {who};"

@@ -33,6 +33,8 @@ pub struct VerifiedRequest {
     pub body: Bytes,
     /// The WeChat key version that signed.
     pub wechat_key_version: u32,
+    /// What WeChat signed, for the audit row.
+    pub evidence: Option<crate::store::SignedEvidence>,
 }
 
 /// What a handler hands back: the result and what the audit row records.
@@ -81,6 +83,7 @@ where
             let _permit = permit;
             let request_id = verified.request_id.clone();
             let wechat_version = verified.wechat_key_version;
+            let request_evidence = verified.evidence.clone();
             let reply = handler(verified, state.clone()).await;
             let (status, body, err) = match reply.result {
                 Ok(body) => (actix_web::http::StatusCode::OK, body, None),
@@ -96,6 +99,10 @@ where
                 id_digest: reply.id_digest,
                 pension_status: reply.pension_status,
                 channel: "wechat",
+                evidence: crate::store::AuditEvidence {
+                    request: request_evidence,
+                    response: None,
+                },
             };
             (status, body, err, Some(wechat_version), Some(audit))
         }
@@ -103,16 +110,21 @@ where
 
     let key = respond::choose_signer(&ring);
     let bank_version = key.map_or(0, |k| k.version);
-    // Audit before the response leaves; if the audit cannot be written, nothing else leaves.
+    // Sign first, so the audit row keeps the signature that leaves; audit before the response
+    // leaves; if the audit cannot be written, nothing of that answer leaves (a new signed 503).
+    let mut answer = respond::sign(&state, key, &body, echo_id.as_deref());
     let (status, body, code) = match audit {
         None => (status, body, code),
         Some(mut row) => {
             row.bank_key_version = bank_version as i32;
+            row.evidence.response = answer.as_ref().and_then(|a| a.evidence.clone());
             match state.accounts().store().insert_audit(&row).await {
                 Ok(()) => (status, body, code),
                 Err(e) => {
                     let err = ApiError::unavailable("the audit log", e);
-                    (err.status, err.body(), Some(err))
+                    let body = err.body();
+                    answer = respond::sign(&state, key, &body, echo_id.as_deref());
+                    (err.status, body, Some(err))
                 }
             }
         }
@@ -147,7 +159,7 @@ where
             "wechat request"
         ),
     }
-    respond::signed(&state, key, status, body, echo_id.as_deref())
+    respond::response(status, body, answer, echo_id.as_deref())
 }
 
 async fn authenticate(
@@ -179,6 +191,7 @@ async fn authenticate(
             request_id,
             body,
             wechat_key_version: verified.wechat_key_version,
+            evidence: verified.evidence,
         },
         permit,
     ))

@@ -12,6 +12,7 @@ use crate::crypto::{Authorization, Signature};
 use crate::error::{ApiError, ErrorCode};
 use crate::keyring::KeyRing;
 use crate::state::AppState;
+use crate::store::SignedEvidence;
 
 /// What a verified request carries into the handler.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct VerifiedAuth {
     pub wechat_key_version: u32,
     /// The nonce (already recorded).
     pub nonce: String,
+    /// What WeChat signed, for the audit row.
+    pub evidence: Option<SignedEvidence>,
 }
 
 /// The `Request-ID` header if present and well formed (1–64 visible ASCII characters).
@@ -165,6 +168,16 @@ pub async fn verify(
         Ok(true) => Ok(VerifiedAuth {
             wechat_key_version: version,
             nonce: auth.nonce.clone(),
+            evidence: ring.wechat_key(version).and_then(|k| {
+                evidence(
+                    settings.signer_id.as_bytes(),
+                    k.verifier.public_key(),
+                    &auth.nonce,
+                    &auth.timestamp,
+                    &message,
+                    &signature,
+                )
+            }),
         }),
         Ok(false) => Err((
             auth_error(
@@ -179,6 +192,26 @@ pub async fn verify(
             "replay_store",
         )),
     }
+}
+
+/// The evidence of one signature: nonce, timestamp, e = SM3(Z_A ‖ message) under `public`, and
+/// the signature as r ‖ s. `None` only for a signer ID too long for Z_A (the configuration
+/// refuses one).
+pub fn evidence(
+    signer_id: &[u8],
+    public: &crate::crypto::PublicKey,
+    nonce: &str,
+    timestamp: &str,
+    message: &[u8],
+    signature: &Signature,
+) -> Option<SignedEvidence> {
+    let z = crate::crypto::sm3::z_a(signer_id, public)?;
+    Some(SignedEvidence {
+        nonce: nonce.to_owned(),
+        timestamp: timestamp.to_owned(),
+        digest: crate::crypto::sm3::message_digest(&z, message),
+        signature: signature.to_raw(),
+    })
 }
 
 /// TIMESTAMP_EXPIRED / NONCE_REPLAYED as their own code, or folded into SIGN_ERROR (default).

@@ -1,0 +1,13 @@
+DROP TABLE audit_undelivered;
+DROP TABLE audit_batches;
+ALTER TABLE query_audit
+    DROP INDEX ix_query_audit_batch_id,
+    DROP COLUMN batch_id,
+    DROP COLUMN req_nonce,
+    DROP COLUMN req_timestamp,
+    DROP COLUMN req_digest,
+    DROP COLUMN req_signature,
+    DROP COLUMN resp_nonce,
+    DROP COLUMN resp_timestamp,
+    DROP COLUMN resp_digest,
+    DROP COLUMN resp_signature;

@@ -1,0 +1,12 @@
+DROP TABLE audit_undelivered;
+DROP TABLE audit_batches;
+DROP INDEX ix_query_audit_batch_id;
+ALTER TABLE query_audit DROP COLUMN resp_signature;
+ALTER TABLE query_audit DROP COLUMN resp_digest;
+ALTER TABLE query_audit DROP COLUMN resp_timestamp;
+ALTER TABLE query_audit DROP COLUMN resp_nonce;
+ALTER TABLE query_audit DROP COLUMN req_signature;
+ALTER TABLE query_audit DROP COLUMN req_digest;
+ALTER TABLE query_audit DROP COLUMN req_timestamp;
+ALTER TABLE query_audit DROP COLUMN req_nonce;
+ALTER TABLE query_audit DROP COLUMN batch_id;
