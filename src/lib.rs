@@ -5,6 +5,8 @@
 //! - [`keyring`]: versioned keys and partner credentials, lifecycle, atomic reload.
 //! - [`replay`], [`limits`]: nonce store and per-identity / in-flight limits.
 //! - [`accounts`]: the account query every channel calls — lookup, disclosure rules, import.
+//! - [`audit_log`]: the tamper-evident audit log's pure core — leaf encoding, hash chain, SM3
+//!   Merkle tree and proofs, signed checkpoints and witness lines, the verifier.
 //! - [`store`]: diesel schema, pools, migrations, queries (MySQL, SQLite).
 //! - [`partners`]: the partner channels' protocols (signing strings, codes, grant rules) — pure.
 //! - [`http`]: the public listener's route table; `http::wechat` and `http::partners` adapt each
@@ -18,6 +20,7 @@
 //! - [`bench`](mod@bench): the load generator and engine benchmark behind `pension-gateway bench`.
 
 pub mod accounts;
+pub mod audit_log;
 pub mod bench;
 pub mod client;
 pub mod clock;

@@ -11,6 +11,7 @@ mod common;
 
 mod accounts;
 mod audit_batch;
+mod audit_log;
 mod audit_kill;
 mod bench_reports;
 mod cli_demo;
