@@ -162,8 +162,7 @@ mod tests {
     #[test]
     fn resumed_chain_continues_from_the_tail() {
         let rows = chain(4);
-        let mut head =
-            ChainHead::resume("gw-a", 3, rows[2].leaf_hash().unwrap()).unwrap();
+        let mut head = ChainHead::resume("gw-a", 3, rows[2].leaf_hash().unwrap()).unwrap();
         let mut again = rows[3].clone();
         head.link(&mut again).unwrap();
         assert_eq!(again, rows[3]);
@@ -177,11 +176,17 @@ mod tests {
         gap.remove(1);
         assert_eq!(
             check_chain(g(), &gap),
-            Err(ChainError::Sequence { expected: 1, found: 2 })
+            Err(ChainError::Sequence {
+                expected: 1,
+                found: 2
+            })
         );
         let mut relinked = rows.clone();
         relinked[2].prev_hash = [7; 32];
-        assert_eq!(check_chain(g(), &relinked), Err(ChainError::BrokenLink { seq: 2 }));
+        assert_eq!(
+            check_chain(g(), &relinked),
+            Err(ChainError::BrokenLink { seq: 2 })
+        );
         let mut foreign = rows.clone();
         foreign[1].instance_id = "gw-b".into();
         assert_eq!(
@@ -191,7 +196,10 @@ mod tests {
         // An edited column changes the row's chain hash, so the next row's link breaks.
         let mut edited = rows;
         edited[1].outcome = "FORGED".into();
-        assert_eq!(check_chain(g(), &edited), Err(ChainError::BrokenLink { seq: 2 }));
+        assert_eq!(
+            check_chain(g(), &edited),
+            Err(ChainError::BrokenLink { seq: 2 })
+        );
     }
 
     #[test]

@@ -312,16 +312,24 @@ pub(crate) mod tests {
         };
         let expect = concat!(
             "01",
-            "00000001", "69",
+            "00000001",
+            "69",
             "0000000000000002",
             "0000000000000000000000000000000000000000000000000000000000000000",
-            "00000001", "72",
-            "00000004", "686d6163",
-            "00000002", "4f4b",
+            "00000001",
+            "72",
+            "00000004",
+            "686d6163",
+            "00000002",
+            "4f4b",
             "00c8",
             "0000000000000001",
             "00000003",
-            "00", "00", "00", "00", "00"
+            "00",
+            "00",
+            "00",
+            "00",
+            "00"
         );
         assert_eq!(hex::encode(leaf.encode().unwrap()), expect);
         assert_eq!(AuditLeaf::decode(&hex::decode(expect).unwrap()), Ok(leaf));
@@ -356,15 +364,15 @@ pub(crate) mod tests {
                 any::<[u8; 32]>(),
                 any::<[u8; 32]>(),
             )
-                .prop_map(|(nonce, timestamp, key_version, digest_e, signature_sm3)| {
-                    SignedEvidence {
+                .prop_map(
+                    |(nonce, timestamp, key_version, digest_e, signature_sm3)| SignedEvidence {
                         nonce,
                         timestamp,
                         key_version,
                         digest_e,
                         signature_sm3,
-                    }
-                }),
+                    },
+                ),
         )
     }
 

@@ -314,7 +314,13 @@ mod tests {
     }
 
     fn check(l: &Log) -> Result<Intact, Damage> {
-        verify_log(genesis(), &l.rows, &l.checkpoints, &l.witness, &demo_verifier())
+        verify_log(
+            genesis(),
+            &l.rows,
+            &l.checkpoints,
+            &l.witness,
+            &demo_verifier(),
+        )
     }
 
     /// Re-hashes rows from `from` on as a forger without the signing key would: each row's
@@ -386,7 +392,13 @@ mod tests {
     fn deleted_middle_row_is_a_gap() {
         let mut l = log(6, &[6]);
         l.rows.remove(2);
-        assert_eq!(check(&l), Err(Damage::Gap { expected: 2, found: 3 }));
+        assert_eq!(
+            check(&l),
+            Err(Damage::Gap {
+                expected: 2,
+                found: 3
+            })
+        );
     }
 
     #[test]
@@ -395,7 +407,10 @@ mod tests {
         l.rows.swap(2, 3);
         assert_eq!(
             check(&l),
-            Err(Damage::SwappedRows { expected: 2, found: 3 })
+            Err(Damage::SwappedRows {
+                expected: 2,
+                found: 3
+            })
         );
     }
 
@@ -405,8 +420,15 @@ mod tests {
         // A forger inserts a well-formed row at seq 3 and renumbers the rest.
         let mut forged = sample(3, l.rows[2].chain_hash);
         forged.instance_id = "gw-a".into();
+        forged.outcome = "FORGED".into();
         let chain_hash = forged.leaf_hash().unwrap();
-        l.rows.insert(3, StoredRow { leaf: forged, chain_hash });
+        l.rows.insert(
+            3,
+            StoredRow {
+                leaf: forged,
+                chain_hash,
+            },
+        );
         for (i, r) in l.rows.iter_mut().enumerate().skip(4) {
             r.leaf.seq = i as u64;
         }
@@ -416,6 +438,7 @@ mod tests {
         let mut l = log(6, &[6]);
         let mut forged = sample(3, l.rows[2].chain_hash);
         forged.instance_id = "gw-a".into();
+        forged.outcome = "FORGED".into();
         l.rows[3] = StoredRow {
             chain_hash: forged.leaf_hash().unwrap(),
             leaf: forged,
@@ -457,7 +480,10 @@ mod tests {
         l.checkpoints.reverse();
         assert_eq!(
             check(&l),
-            Err(Damage::InconsistentCheckpoints { first: 6, second: 3 })
+            Err(Damage::InconsistentCheckpoints {
+                first: 6,
+                second: 3
+            })
         );
     }
 

@@ -7,7 +7,7 @@ CASES.json (written by tests/it/audit_log.rs):
   {"cases": [{"leaves": [hex of each leaf's bytes],
               "leaf_hashes": [hex], "roots": [hex root of the first k leaves, k = 0..n],
               "inclusion": [{"index": i (from 0), "size": n, "path": [hex]}],
-              "consistency": [{"first": m, "second": n, "proof": [hex]}]}]}
+              "consistency": [{"first": m, "second": n}]}]}
 
 pymerkle hashes a leaf as H(0x00 || data) and a node as H(0x01 || left || right) when its
 "security" mode is on (the default), splits a tree of n leaves at the largest power of two below
@@ -25,7 +25,7 @@ import pymerkle
 import pymerkle.hasher
 from gmssl import func as gm_func
 from gmssl import sm3 as gm_sm3
-from pymerkle import InclusionProof, InmemoryTree, verify_inclusion
+from pymerkle import InclusionProof, InmemoryTree, InvalidProof, verify_inclusion
 
 
 class Sm3:
@@ -95,29 +95,27 @@ def main():
                 fail(f"case {c}: audit path of leaf {index} in size {size} differs")
             proof = InclusionProof("sm3", True, size, index + 1, theirs.rule,
                                    [tree.get_leaf(index + 1)] + ours)
-            verify_inclusion(tree.get_leaf(index + 1), tree.get_root(size), proof,
+            verify_inclusion(tree.get_leaf(index + 1), bytes.fromhex(case["roots"][size]), proof,
                              index=index + 1, size=size, algorithm="sm3")
             checked["inclusion"] += 1
         for p in case["consistency"]:
             first, second = p["first"], p["second"]
-            ours = [bytes.fromhex(h) for h in p["proof"]]
+            # pymerkle's consistency proofs are not RFC 6962's PROOF(m, n): it descends to
+            # single leaves where RFC 6962 stops at a whole subtree, so the hash lists differ in
+            # length and order and cannot be fed to each other. What pymerkle can check is that
+            # the two roots this crate computed are consistent: its own proof between them must
+            # verify. (This crate's PROOF(m, n) is checked by its own RFC 9162 verifier.)
             theirs = tree.prove_consistency(first, second)
-            theirs.verify(tree.get_root(first), tree.get_root(second), prior_size=first,
+            theirs.verify(bytes.fromhex(case["roots"][first]),
+                          bytes.fromhex(case["roots"][second]), prior_size=first,
                           later_size=second, algorithm="sm3")
-            # RFC 6962's PROOF(m, n) lists the same subtree roots as pymerkle's path, except
-            # that pymerkle always starts with the subtree the walk ends in, which RFC 6962
-            # leaves out when it is the whole first tree (m a power of two): its root is known.
-            expect = theirs.path
-            if first == second:
-                expect = []
-            elif first & (first - 1) == 0:
-                expect = theirs.path[1:]
-            if expect != ours:
-                fail(f"case {c}: consistency proof {first} -> {second} differs")
             checked["consistency"] += 1
     print(f"pymerkle {pymerkle.__version__} with SM3 agrees: {checked['roots']} roots, "
-          f"{checked['inclusion']} inclusion proofs, {checked['consistency']} consistency proofs")
+          f"{checked['inclusion']} inclusion proofs, {checked['consistency']} root pairs consistent")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InvalidProof as err:
+        fail(f"pymerkle refused a proof: {err}")

@@ -11,8 +11,8 @@ mod common;
 
 mod accounts;
 mod audit_batch;
-mod audit_log;
 mod audit_kill;
+mod audit_log;
 mod bench_reports;
 mod cli_demo;
 mod config;
