@@ -5,6 +5,8 @@
 //! - [`keyring`]: versioned keys and partner credentials, lifecycle, atomic reload.
 //! - [`replay`], [`limits`]: nonce store and per-identity / in-flight limits.
 //! - [`accounts`]: the account query every channel calls — lookup, disclosure rules, import.
+//! - [`audit`]: the audit trail as evidence — `audit prove`, and the tamper-evident log's pure core: leaf encoding, hash chain, SM3
+//!   Merkle tree and proofs, signed checkpoints and witness lines, the verifier.
 //! - [`store`]: diesel schema, pools, migrations, queries (MySQL, SQLite).
 //! - [`partners`]: the partner channels' protocols (signing strings, codes, grant rules) — pure.
 //! - [`http`]: the public listener's route table; `http::wechat` and `http::partners` adapt each

@@ -13,6 +13,7 @@ mod accounts;
 mod audit_batch;
 mod audit_evidence;
 mod audit_kill;
+mod audit_log;
 mod bench_reports;
 mod cli_demo;
 mod config;
