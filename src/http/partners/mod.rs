@@ -203,7 +203,7 @@ impl Exchange {
     }
 }
 
-/// The `tracing` target of [`db_statement`] events.
+/// The `tracing` target of the events that mark a partner handler's database statements.
 pub const DB_STATEMENT_TARGET: &str = "pension_gateway::partners::db";
 
 /// Marks one database statement a partner handler is about to run (a TRACE event on
