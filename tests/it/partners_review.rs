@@ -302,7 +302,7 @@ async fn the_hmac_re_split_replay_is_refused() {
     let svc = gw.service().await;
     let ts = NOW.to_string();
     let n = nonce();
-    let fields = vec![
+    let fields = [
         ("fappid", FAPP),
         ("timestamp", ts.as_str()),
         ("nonce", n.as_str()),
