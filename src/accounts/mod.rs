@@ -94,11 +94,20 @@ impl AccountDirectory {
     }
 
     fn reply_for(&self, q: &AccountQuery, acc: &Account) -> Result<AccountReply, LookupError> {
-        if acc.holder_name.trim() != q.name {
-            return Err(LookupError::NameMismatch);
-        }
         let status = PensionStatus::from_i16(acc.status)
             .ok_or_else(|| LookupError::Corrupt(format!("status {}", acc.status)))?;
+        if acc.holder_name.trim() != q.name {
+            // A row that would disclose nothing (no account here, or one at another bank)
+            // answers a wrong name as an unknown ID number does: status 3. Answering
+            // INVALID_USER_INFO would tell the caller the bank holds that ID number
+            // (docs/decisions.md, "Disclosure").
+            return match status {
+                PensionStatus::NotOpened | PensionStatus::OpenedElsewhere => {
+                    Ok(not_disclosed(q, PensionStatus::NotOpened))
+                }
+                PensionStatus::Opened | PensionStatus::Closed => Err(LookupError::NameMismatch),
+            };
+        }
         Ok(match status {
             PensionStatus::Opened | PensionStatus::Closed => AccountReply {
                 user_true_name: q.name.clone(),

@@ -98,51 +98,44 @@ impl ReplyCode {
     }
 }
 
-/// Java `URLEncoder.encode(s, "UTF-8")`.
+/// Java `URLEncoder.encode(s, "UTF-8")`: the `application/x-www-form-urlencoded` byte
+/// serialisation (space → `+`, `A–Z a–z 0–9 . - * _` kept, every other byte `%XX` upper-case),
+/// which is exactly what `form_urlencoded` writes.
 pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for &b in s.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.push('%');
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 15)] as char);
-            }
-        }
-    }
-    out
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Whether `plain` uses only the characters Java's `URLEncoder` writes — `A–Z a–z 0–9 . - * _ +`
+/// and `%` followed by two hex digits — and does not end with a digit. A message whose Plain
+/// passes has exactly one split of the signed string `Plain + salt + Timestamp` (Timestamp is
+/// all digits; see docs/partner-channels.md, "Readings of the specs").
+pub fn plain_is_well_formed(plain: &str) -> bool {
+    let b = plain.as_bytes();
+    let alphabet = b
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'*' | b'_' | b'+' | b'%'));
+    let escapes = plain
+        .split('%')
+        .skip(1)
+        .all(|rest| rest.len() >= 2 && rest.as_bytes()[..2].iter().all(u8::is_ascii_hexdigit));
+    alphabet && escapes && b.last().is_some_and(|c| !c.is_ascii_digit())
 }
 
 /// Java `URLDecoder.decode(s, "UTF-8")`, strict: a malformed escape or bytes that are not UTF-8
 /// are refused (Java would throw or substitute U+FFFD; a signed message should never need either).
 pub fn url_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16))?;
-                let lo = bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16))?;
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
+    let malformed = s
+        .split('%')
+        .skip(1)
+        .any(|rest| rest.len() < 2 || !rest.as_bytes()[..2].iter().all(u8::is_ascii_hexdigit));
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 fn digest(plain: &str, salt: &str, timestamp: &str) -> [u8; 32] {
@@ -219,8 +212,30 @@ impl Envelope {
         if env.plain.is_empty() || env.signature.is_empty() || env.seq_no.len() > 64 {
             return Err(ReplyCode::BadFormat);
         }
+        // One parse of the signed string: Plain in URLEncoder's alphabet, not ending in a digit,
+        // and Timestamp all digits (docs/partner-channels.md, "Readings of the specs").
+        let timestamp_ok = (1..=15).contains(&env.timestamp.len())
+            && env.timestamp.bytes().all(|b| b.is_ascii_digit());
+        if !plain_is_well_formed(&env.plain) || !timestamp_ok {
+            return Err(ReplyCode::BadFormat);
+        }
         Ok(env)
     }
+}
+
+/// The member every reply's Plain carries (`{"CODE", "DESC", …}`, spec §5.5) and no request's
+/// business JSON does.
+pub const REPLY_MARKER: &str = "CODE";
+
+/// Whether the business JSON `json` is shaped like a reply (an object with a `CODE` member).
+/// The salt signs both directions the same way, so the direction is told by the content: the
+/// gateway refuses such a message as a request, before it counts as authenticated, so nothing
+/// the bank signed can come back as a request (docs/partner-channels.md, "Readings of the specs").
+pub fn is_reply(json: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.contains_key(REPLY_MARKER)))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -239,5 +254,44 @@ mod tests {
         assert_eq!(url_decode("%E4%B8"), None);
         assert_eq!(url_decode("%G0"), None);
         assert_eq!(url_decode("%4"), None);
+        assert_eq!(url_decode("%2B+%25").as_deref(), Some("+ %"));
+    }
+
+    #[test]
+    fn plain_alphabet_and_its_last_character() {
+        assert!(plain_is_well_formed(&url_encode(r#"{"a":"b c"}"#)));
+        assert!(!plain_is_well_formed("%7B%7D1"), "ends with a digit");
+        assert!(
+            !plain_is_well_formed("a&b"),
+            "outside URLEncoder's alphabet"
+        );
+        assert!(!plain_is_well_formed("%7"), "short escape");
+        assert!(!plain_is_well_formed("%G0x"), "not hex");
+        assert!(!plain_is_well_formed(""));
+    }
+
+    #[test]
+    fn replies_are_told_by_their_code_member() {
+        assert!(is_reply(r#"{"CODE":"0000","DESC":"系统处理成功"}"#));
+        assert!(!is_reply(r#"{"user_true_name":"张三"}"#));
+        assert!(!is_reply("[1]"));
+        assert!(!is_reply("not json"));
+    }
+
+    proptest::proptest! {
+        /// Two different (Plain, Timestamp) pairs accepted by `parse` never give the same
+        /// signed string under one salt.
+        #[test]
+        fn the_signed_string_has_one_split(
+            a in "[A-Za-z0-9.*_+-]{0,6}[A-Za-z.*_+-]",
+            b in "[A-Za-z0-9.*_+-]{0,6}[A-Za-z.*_+-]",
+            ta in "[1-9][0-9]{0,4}",
+            tb in "[1-9][0-9]{0,4}",
+            salt in "[a-z0-9]{1,6}",
+        ) {
+            proptest::prop_assume!(plain_is_well_formed(&a) && plain_is_well_formed(&b));
+            proptest::prop_assume!((&a, &ta) != (&b, &tb));
+            proptest::prop_assert_ne!(format!("{a}{salt}{ta}"), format!("{b}{salt}{tb}"));
+        }
     }
 }

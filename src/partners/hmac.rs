@@ -17,11 +17,9 @@ pub const SIGN_FIELD: &str = "sign";
 /// Accepted clock difference, seconds.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
 
-/// stringSignTemp for `params` (name, value) — exposed so tools can print it.
-pub fn string_to_sign<'a>(
-    params: impl IntoIterator<Item = (&'a str, &'a str)>,
-    app_token: &str,
-) -> String {
+/// stringA for `params` (name, value): every pair but `sign` with a non-empty value, sorted by
+/// name in ASCII order, joined `k=v&k=v`.
+pub fn string_a<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut kept: Vec<(&str, &str)> = params
         .into_iter()
         .filter(|(k, v)| !v.is_empty() && *k != SIGN_FIELD)
@@ -36,10 +34,79 @@ pub fn string_to_sign<'a>(
         s.push('=');
         s.push_str(v);
     }
-    s.push_str("&fappToken=");
+    s
+}
+
+/// stringSignTemp for `params` (name, value) — exposed so tools can print it.
+pub fn string_to_sign<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    app_token: &str,
+) -> String {
+    let mut s = string_a(params);
+    s.push_str(TOKEN_SUFFIX);
     s.push_str(app_token);
     s
 }
+
+/// What the spec appends to stringA before the token.
+const TOKEN_SUFFIX: &str = "&fappToken=";
+
+/// The replay guard's key for a request with `params`: SHA-256 of stringA, i.e. of exactly what
+/// was signed (the token aside, which is the same for every request of the partner and secret).
+/// Keyed on a parsed field instead, a field folded into another (`nonce=n&openid=o` vs
+/// `nonce=n&openid=o` as one nonce) would pass as new.
+pub fn replay_digest<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> [u8; 32] {
+    use sha2::Digest;
+    Sha256::digest(string_a(params).as_bytes()).into()
+}
+
+/// Why a request's fields cannot be signed unambiguously.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// A name outside `A–Z a–z 0–9 _` (1–64 characters), or the reserved `fappToken`.
+    #[error("field names must be 1–64 letters, digits or `_`, and not fappToken")]
+    Name,
+    /// A value carrying `&`, the separator of stringA.
+    #[error("field values must not contain `&` (in paramJsons write it as \\u0026)")]
+    Separator,
+    /// A nonce outside `A–Z a–z 0–9 - _` (1–64 characters).
+    #[error("nonce must be 1–64 letters, digits, `-` or `_`")]
+    Nonce,
+}
+
+/// Checks that the signed string of `params` has exactly one parse: names in `A–Z a–z 0–9 _`
+/// (so neither `=` nor `&`), no `&` in any value (a JSON text never needs a raw one: `\u0026`),
+/// and the nonce in its alphabet. Then `k=v&…` splits at each `&`, and each piece at its first
+/// `=`, one way only (docs/partner-channels.md, "Readings of the specs").
+pub fn check_fields<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), FieldError> {
+    for (k, v) in params {
+        let name_ok = (1..=64).contains(&k.len())
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && k != TOKEN_SUFFIX.trim_start_matches('&').trim_end_matches('=');
+        if !name_ok {
+            return Err(FieldError::Name);
+        }
+        if k == SIGN_FIELD {
+            continue;
+        }
+        if v.contains('&') {
+            return Err(FieldError::Separator);
+        }
+        if k == NONCE_FIELD
+            && !((1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')))
+        {
+            return Err(FieldError::Nonce);
+        }
+    }
+    Ok(())
+}
+
+/// The field that carries the nonce.
+pub const NONCE_FIELD: &str = "nonce";
 
 /// The `sign` value: upper-case Base64 of HMAC-SHA256(key = app token, stringSignTemp).
 pub fn sign<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>, app_token: &str) -> String {
@@ -115,6 +182,60 @@ mod tests {
             id_number_on_wire("110105194912310021"),
             "110105194912310021"
         );
+    }
+
+    #[test]
+    fn fields_that_would_make_a_second_parse_are_refused() {
+        assert_eq!(check_fields([("nonce", "n1"), ("openid", "o1")]), Ok(()));
+        assert_eq!(
+            check_fields([("nonce", "n1&openid=o1")]),
+            Err(FieldError::Separator)
+        );
+        assert_eq!(
+            check_fields([("paramJsons", "{\"a\":\"x&y=1\"}")]),
+            Err(FieldError::Separator)
+        );
+        assert_eq!(check_fields([("a=b", "1")]), Err(FieldError::Name));
+        assert_eq!(check_fields([("fappToken", "1")]), Err(FieldError::Name));
+        assert_eq!(check_fields([("nonce", "n 1")]), Err(FieldError::Nonce));
+        // The signature itself is Base64 (may carry `=`, never `&`) and is not signed.
+        assert_eq!(check_fields([("sign", "AB+/=")]), Ok(()));
+    }
+
+    #[test]
+    fn the_replay_digest_is_of_the_signed_string() {
+        let a = replay_digest([("nonce", "n1"), ("openid", "o1"), ("sign", "X")]);
+        let b = replay_digest([("nonce", "n1&openid=o1"), ("sign", "Y")]);
+        assert_eq!(a, b, "the same signed string is the same replay key");
+        assert_ne!(a, replay_digest([("nonce", "n2"), ("openid", "o1")]));
+    }
+
+    proptest::proptest! {
+        /// Two different sets of signed fields (non-empty values, `sign` aside) that pass
+        /// `check_fields` never give the same signing string.
+        #[test]
+        fn accepted_field_sets_have_distinct_signing_strings(
+            a in proptest::collection::btree_map("[a-zA-Z0-9_]{1,4}", "[ -~]{1,5}", 1..5),
+            b in proptest::collection::btree_map("[a-zA-Z0-9_]{1,4}", "[ -~]{1,5}", 1..5),
+        ) {
+            let fa = || a.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let fb = || b.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            proptest::prop_assume!(check_fields(fa()).is_ok() && check_fields(fb()).is_ok());
+            let signed = |m: &std::collections::BTreeMap<String, String>| -> Vec<(String, String)> {
+                m.iter().filter(|(k, _)| k.as_str() != SIGN_FIELD).map(|(k, v)| (k.clone(), v.clone())).collect()
+            };
+            proptest::prop_assume!(signed(&a) != signed(&b));
+            proptest::prop_assert_ne!(string_to_sign(fa(), "tok"), string_to_sign(fb(), "tok"));
+        }
+
+        /// The folding attack of the review, generated: a field moved into the value before
+        /// it is refused by `check_fields`.
+        #[test]
+        fn a_folded_field_is_refused(n in "[a-z0-9]{1,8}", k in "[a-z]{1,6}", v in "[a-z0-9]{1,8}") {
+            let folded = format!("{n}&{k}={v}");
+            proptest::prop_assert!(check_fields([("nonce", folded.as_str())]).is_err());
+            proptest::prop_assert!(check_fields([("fuin", folded.as_str())]).is_err());
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@ mod outbound;
 mod partners;
 mod partners_flood;
 mod partners_hostile;
+mod partners_review;
 mod partners_vectors;
 mod redis_scale;
 mod replay_edges;

@@ -200,11 +200,12 @@ async fn open_platform_codes_for_each_refusal() {
     assert_envelope(&call(&svc, &"0".repeat(64), None, QUERY).await, "60841017");
     let k = get(&svc, &ticket_uri(&token, "sign")).await;
     let ticket = k["tickets"][0]["value"].as_str().unwrap().to_owned();
-    // Signed with a wrong ticket; body changed after signing; replayed nonce; bad params; path.
-    assert_envelope(&call(&svc, &"0".repeat(64), None, QUERY).await, "60841018");
+    // Signed with a wrong ticket; body changed after signing (one answer for every signature
+    // that matches no ticket: 60841017); replayed nonce; bad params; path.
+    assert_envelope(&call(&svc, &"0".repeat(64), None, QUERY).await, "60841017");
     let c = op_client(APP_SECRET).sign_call("pension", "10001", None, QUERY, &ticket, &nonce());
     let (_, b) = post(&svc, &c.url, &QUERY.replace("张三", "张四")).await;
-    assert_envelope(&serde_json::from_slice(&b).unwrap(), "60841018");
+    assert_envelope(&serde_json::from_slice(&b).unwrap(), "60841017");
     let (_, b) = post(&svc, &c.url, QUERY).await;
     assert_envelope(&serde_json::from_slice(&b).unwrap(), "60840000");
     let (_, b) = post(&svc, &c.url, QUERY).await;
@@ -483,7 +484,7 @@ async fn the_reply_echoes_the_callers_serial_as_consumer_seq_no() {
     assert_ne!(env["BizSeqNo"], serial);
     // A refusal echoes it too (the body was read); no serial sent, none echoed.
     let env = call(&svc, &"0".repeat(64), None, &body).await;
-    assert_envelope(&env, "60841018");
+    assert_envelope(&env, "60841017");
     assert_eq!(env["ConsumerSeqNo"], serial);
     let env = call(&svc, &ticket, None, QUERY).await;
     assert_envelope(&env, "60840000");
@@ -518,7 +519,8 @@ fn seal(json: &str, salt: &str, at_ms: i64, seq: &str, trans: &str) -> String {
     serde_json::to_string(&Envelope::seal(json, salt, at_ms, seq, trans)).unwrap()
 }
 
-/// Posts a callback; checks the reply is a signed envelope under `SALT` echoing `seq`.
+/// Posts a callback; checks a signed reply is an envelope under `SALT` echoing `seq` (a refusal
+/// before authentication is plain JSON instead).
 async fn callback<S: common::TestService<B>, B: actix_web::body::MessageBody>(
     svc: &S,
     gw: &Gateway,
@@ -526,11 +528,18 @@ async fn callback<S: common::TestService<B>, B: actix_web::body::MessageBody>(
     seq: &str,
 ) -> (u16, Value) {
     let (status, bytes) = post(svc, &format!("/callback/{PARTNER}"), body).await;
-    let env = Envelope::parse(&bytes).expect("every reply is an envelope");
+    let Ok(env) = Envelope::parse(&bytes) else {
+        // Refused before authentication: plain and unsigned, never HTTP 200.
+        assert!(status >= 400, "an unsigned answer is a refusal: {status}");
+        return (
+            status,
+            serde_json::from_slice(&bytes).expect("an unsigned refusal is JSON"),
+        );
+    };
     assert_eq!(env.seq_no, seq);
     let plain = env
         .open([SALT], gw.clock.as_ref().now_ms_for_tests())
-        .expect("every reply is signed with the active salt");
+        .expect("every signed reply is signed with the active salt");
     (status, serde_json::from_str(&plain).unwrap())
 }
 
@@ -574,7 +583,7 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
     assert_eq!(callback(&svc, &gw, &future, "S5").await.1["CODE"], "0012");
     // Signed but not decodable (a broken %-escape), signed but unknown transName, bad input.
     let mut env = Envelope::seal(QUERY, SALT, now, "S6", "PensionAccountQuery");
-    env.plain = "%E4%B8".into();
+    env.plain = "%E4%B8A".into();
     env.signature =
         pension_gateway::partners::callback::signature(&env.plain, SALT, &env.timestamp);
     assert_eq!(
@@ -606,9 +615,13 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
     assert_eq!(callback(&svc, &gw, &upper, "S8u").await.1["CODE"], "0000");
     let lower = upper.replace(&env.signature, &env.signature.to_ascii_lowercase());
     assert_eq!(callback(&svc, &gw, &lower, "S8u").await.1["CODE"], "0010");
-    // An unknown partner has no salt: a plain 404.
-    let (status, _) = post(&svc, "/callback/nobody", &ok).await;
-    assert_eq!(status, 404);
+    // An unknown partner is refused as a wrong signature is: plain 401 0010.
+    let (status, body) = post(&svc, "/callback/nobody", &ok).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["CODE"],
+        "0010"
+    );
     // Salt rotation: the new salt signs replies, the previous one still verifies until retired.
     key_dir(&gw)
         .partner_set(
@@ -628,10 +641,13 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
         .unwrap();
     gw.state.keyring().reload().unwrap();
     let old = seal(QUERY, SALT, now + 10, "S10", "PensionAccountQuery");
-    let (_, bytes) = post(&svc, &format!("/callback/{PARTNER}"), &old).await;
-    let reply = Envelope::parse(&bytes).unwrap();
-    let plain: Value = serde_json::from_str(&reply.open(["test-salt-0002"], now).unwrap()).unwrap();
-    assert_eq!(plain["CODE"], "0010");
+    let (status, bytes) = post(&svc, &format!("/callback/{PARTNER}"), &old).await;
+    assert!(
+        Envelope::parse(&bytes).is_err(),
+        "a retired salt gets no signed answer"
+    );
+    let plain: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!((status, plain["CODE"].as_str()), (401, Some("0010")));
 }
 
 #[actix_web::test]

@@ -95,7 +95,8 @@ fn refused(status: u16, body: &[u8]) -> bool {
     if let Some(plain) = v["Plain"].as_str() {
         return !plain.contains("%220000%22") || status != 200;
     }
-    status == 404
+    // A callback refused before authentication: a plain, unsigned `{"CODE","DESC"}`.
+    status >= 400 && v["CODE"].is_string()
 }
 
 #[actix_web::test]

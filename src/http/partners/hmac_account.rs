@@ -18,14 +18,17 @@ use crate::http::body::{admit, read_body};
 use crate::http::partners::{first_use, Answered, Exchange, FirstUse};
 use crate::http::wechat::account_query;
 use crate::partners::hmac::{
-    check_timestamp, id_number_on_wire, verify, TimestampError, ID_NUMBER_FIELD,
-    TIMESTAMP_WINDOW_SECS,
+    check_fields, check_timestamp, id_number_on_wire, replay_digest, verify, TimestampError,
+    ID_NUMBER_FIELD, TIMESTAMP_WINDOW_SECS,
 };
 use crate::partners::Channel;
 use crate::state::AppState;
 
 /// Route label used in metrics.
 pub const ROUTE: &str = "hmac_account";
+
+/// The one answer for an unknown fappid and a signature that does not verify.
+const SIGN_REFUSED: &str = "sign does not verify";
 
 /// The actix entry point.
 pub async fn entry(req: HttpRequest, payload: Payload, state: Data<AppState>) -> HttpResponse {
@@ -111,7 +114,7 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
         }
     }
     let get = |k: &str| params.get(k).copied().filter(|v| !v.is_empty());
-    let (Some(fappid), Some(timestamp), Some(nonce), Some(sign)) =
+    let (Some(fappid), Some(timestamp), Some(_), Some(sign)) =
         (get("fappid"), get("timestamp"), get("nonce"), get("sign"))
     else {
         return refuse(
@@ -119,26 +122,31 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
             "fappid, timestamp, nonce and sign are required",
         );
     };
-    if get("version") != Some("2") || nonce.len() > 64 {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "version must be \"2\" and nonce at most 64 characters",
-        );
+    if get("version") != Some("2") {
+        return refuse(StatusCode::BAD_REQUEST, "version must be \"2\"");
+    }
+    let fields = || params.iter().map(|(k, v)| (*k, *v));
+    if let Err(e) = check_fields(fields()) {
+        return refuse(StatusCode::BAD_REQUEST, &e.to_string());
     }
     let ring = state.keyring().snapshot();
+    // An unknown fappid is refused exactly as a wrong signature is (only the logged cause
+    // differs): the answer does not say which partners exist.
     let Some(cred) = ring.partner(Channel::Hmac, fappid) else {
-        return refuse(StatusCode::UNAUTHORIZED, "unknown fappid");
+        let mut d = refuse(StatusCode::UNAUTHORIZED, SIGN_REFUSED);
+        d.cause = Some("unknown fappid".into());
+        return d;
     };
     let verified_by = cred
         .verifying()
-        .find(|t| verify(params.iter().map(|(k, v)| (*k, *v)), t.expose(), sign));
+        .find(|t| verify(fields(), t.expose(), sign));
     let Some(token) = verified_by else {
         state
             .metrics()
             .verify_failures
             .with_label_values(&["hmac_signature"])
             .inc();
-        return refuse(StatusCode::UNAUTHORIZED, "sign does not verify");
+        return refuse(StatusCode::UNAUTHORIZED, SIGN_REFUSED);
     };
     let now = state.clock().now();
     match check_timestamp(timestamp, now) {
@@ -153,7 +161,9 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
             )
         }
     }
-    let key = format!("hmac:{fappid}:{nonce}");
+    // Keyed on what was signed (a digest of stringA), not on the parsed nonce: the nonce only
+    // makes each signed string unique.
+    let key = format!("hmac:{fappid}:{}", hex::encode(replay_digest(fields())));
     let window = crate::replay::nonce_memory_secs(TIMESTAMP_WINDOW_SECS);
     match first_use(state, &key, now, window, "hmac_replay").await {
         FirstUse::Yes => {}
@@ -167,11 +177,15 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
             return d;
         }
     }
+    // Authenticated and fresh (its signed string is now spent): from here on every answer is
+    // audited.
     let Some(query) = get("paramJsons") else {
-        return refuse(
+        let mut d = refuse(
             StatusCode::BAD_REQUEST,
             "paramJsons (the query as a JSON string) is required",
         );
+        d.verified_by = Some(token.version);
+        return d;
     };
     let answer = account_query::answer(query.as_bytes(), state).await;
     let mut d = Decision {

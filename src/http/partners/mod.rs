@@ -205,6 +205,17 @@ impl Exchange {
     }
 }
 
+/// The `tracing` target of the events that mark a partner handler's database statements.
+pub const DB_STATEMENT_TARGET: &str = "pension_gateway::partners::db";
+
+/// Marks one database statement a partner handler is about to run (a TRACE event on
+/// [`DB_STATEMENT_TARGET`]): the hook by which tests count the statements a request costs — a
+/// forged request must cost as few as the protocol allows, and none before every check that
+/// needs no database has passed.
+pub(crate) fn db_statement(route: &'static str, statement: &'static str) {
+    tracing::trace!(target: DB_STATEMENT_TARGET, route, statement, "partner database statement");
+}
+
 /// The `verify_failures{reason}` label of a refusal before authentication on `channel`.
 pub(crate) fn unauthenticated_reason(channel: Channel) -> &'static str {
     match channel {

@@ -65,8 +65,10 @@ async fn decide(req: &HttpRequest, state: &AppState) -> CredentialDecision {
     } else {
         None
     };
+    // An unknown app is refused as a forged token is: the answer does not say which apps
+    // exist (a token of an unknown app is not a valid token).
     let Some((secret_version, secret)) = app_secret(state, app_id) else {
-        return refuse(OpCode::InvalidAppId, "unknown app_id");
+        return refuse(OpCode::InvalidAccessToken, "unknown app_id");
     };
     let rules = state.partners().grant_rules();
     let parent = match check_access_token(state, app_id, secret_version, &secret, token, &rules)

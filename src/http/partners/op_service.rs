@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use crate::error::ErrorCode;
 use crate::http::body::{admit, read_body};
 use crate::http::partners::open_platform::{answer, app_secret, user_ref};
-use crate::http::partners::{first_use, query_params, Answered, Exchange, FirstUse};
+use crate::http::partners::{db_statement, first_use, query_params, Answered, Exchange, FirstUse};
 use crate::http::wechat::account_query;
 use crate::partners::open_platform::grants::{ticket_states, TicketState};
 use crate::partners::open_platform::{
@@ -141,8 +141,10 @@ async fn decide(
     {
         return refuse(OpCode::IllegalPath, "service/code not configured");
     }
-    let Some((secret_version, secret)) = app_secret(state, app_id) else {
-        return refuse(OpCode::InputRequirement, "unknown app_id");
+    let ticket_kind = match kind {
+        None | Some("sign") => GrantKind::SignTicket,
+        Some("user") => GrantKind::UserTicket,
+        Some(_) => return refuse(OpCode::InputRequirement, "type must be sign or user"),
     };
     let body = match read_body(req, payload, body_limit(state)).await {
         Ok(b) => b,
@@ -157,20 +159,7 @@ async fn decide(
         return refuse(OpCode::InputRequirement, "body is not UTF-8");
     };
     *consumer_seq_no = caller_serial(body_text);
-    let values = request_values(app_id, version, nonce, kind, body_text);
-    let now = state.clock().now_ms();
-    let store = state.accounts().store();
-    let rules = state.partners().grant_rules();
-
-    let ticket_kind = match kind {
-        None | Some("sign") => GrantKind::SignTicket,
-        Some("user") => GrantKind::UserTicket,
-        Some(_) => return refuse(OpCode::InputRequirement, "type must be sign or user"),
-    };
-    // The tickets that could have signed: the app's unexpired sign tickets, or the unexpired
-    // tickets of the user the body names; each with its state (live, superseded, chain renewed,
-    // used), which needs every access token of the app that could be their parent.
-    let tickets: Vec<GrantRecord> = match ticket_kind {
+    let user = match ticket_kind {
         GrantKind::UserTicket => {
             let Some(user) = serde_json::from_str::<Value>(body_text)
                 .ok()
@@ -181,80 +170,93 @@ async fn decide(
                     "type=user needs the body's USER_ID",
                 );
             };
-            let user = user_ref(state, app_id, &user);
+            Some(user)
+        }
+        _ => None,
+    };
+    // Everything above needs no database. An unknown app is refused as a signature that
+    // matches no ticket is — the one answer for "no such ticket" (60841017) — so the answer does
+    // not say which apps exist.
+    let Some((secret_version, secret)) = app_secret(state, app_id) else {
+        return refuse(OpCode::TicketVerifyFailed, "unknown app_id");
+    };
+    let values = request_values(app_id, version, nonce, kind, body_text);
+    let now = state.clock().now_ms();
+    let store = state.accounts().store();
+    let rules = state.partners().grant_rules();
+
+    // One statement: the tickets that could have signed — the app's unexpired sign tickets, or
+    // the unexpired tickets of the user the body names.
+    let tickets: Vec<GrantRecord> = match &user {
+        Some(user) => {
+            let user = user_ref(state, app_id, user);
+            db_statement(ROUTE, "user_tickets");
             match store.user_tickets(app_id, &user, secret_version, now).await {
                 Ok(v) => v,
                 Err(e) => return refuse(OpCode::Timeout, e.to_string()),
             }
         }
-        _ => match store
-            .grant_chain(app_id, GrantKind::SignTicket, secret_version, now)
-            .await
-        {
-            Ok(chain) => chain,
-            Err(e) => return refuse(OpCode::Timeout, e.to_string()),
-        },
+        None => {
+            db_statement(ROUTE, "grant_chain");
+            match store
+                .grant_chain(app_id, GrantKind::SignTicket, secret_version, now)
+                .await
+            {
+                Ok(chain) => chain,
+                Err(e) => return refuse(OpCode::Timeout, e.to_string()),
+            }
+        }
     };
+    // Newest first: the ticket the partner most likely holds.
+    let signed_by = tickets.iter().enumerate().rev().find(|(_, g)| {
+        let ticket = GrantValue::derive(secret.as_bytes(), app_id, ticket_kind, &g.id);
+        verify(&values, &ticket, sign)
+    });
+    let Some((index, grant)) = signed_by else {
+        state
+            .metrics()
+            .verify_failures
+            .with_label_values(&["op_signature"])
+            .inc();
+        // No ticket of the app signed it: forged, a wrong or expired ticket, a previous
+        // secret's ticket, or a body changed after signing. One answer for all of them, decided
+        // with no further statement ("ticket 不存在或已失效": fetch a new one).
+        return refuse(
+            OpCode::TicketVerifyFailed,
+            "signature matches no live ticket",
+        );
+    };
+    // Only a request signed with a real ticket costs the second read: the access tokens that
+    // tell whether the ticket's chain is still alive.
+    db_statement(ROUTE, "access_tokens");
     let tokens = match store.access_tokens(app_id, secret_version).await {
         Ok(t) => t,
         Err(e) => return refuse(OpCode::Timeout, e.to_string()),
     };
-    let states = ticket_states(&tickets, &tokens, now, &rules);
-    if !states.contains(&TicketState::Live) {
-        return refuse(OpCode::TicketVerifyFailed, "no live ticket");
-    }
-    // Newest first: the ticket the partner most likely holds.
-    let signed_by = tickets.iter().zip(&states).rev().find(|(g, _)| {
-        let ticket = GrantValue::derive(secret.as_bytes(), app_id, ticket_kind, &g.id);
-        verify(&values, &ticket, sign)
-    });
-    let grant = match signed_by {
-        Some((g, TicketState::Live)) => g,
-        Some((_, TicketState::Superseded)) => {
+    match ticket_states(&tickets, &tokens, now, &rules)[index] {
+        TicketState::Live => {}
+        TicketState::Superseded => {
             // Knocked out by a newer ticket (spec §6.1: 60841018 "互踢").
             return refuse(
                 OpCode::SignatureIncorrect,
                 "ticket superseded by a newer one",
             );
         }
-        Some((_, TicketState::ChainRenewed)) => {
+        TicketState::ChainRenewed => {
             return refuse(
                 OpCode::TicketVerifyFailed,
                 "ticket of a superseded access token",
             )
         }
-        Some((_, TicketState::Used)) => {
-            return refuse(OpCode::TicketVerifyFailed, "user ticket already used")
-        }
-        None => {
-            state
-                .metrics()
-                .verify_failures
-                .with_label_values(&["op_signature"])
-                .inc();
-            // A ticket of the app's previous secret cannot be recomputed (that secret is gone);
-            // while such tickets would still be within their life, an unmatched signature is
-            // taken as one of them: "ticket 不存在或已失效", fetch a new one.
-            return match store
-                .has_tickets_of_older_secret(app_id, secret_version, now)
-                .await
-            {
-                Ok(true) => refuse(
-                    OpCode::TicketVerifyFailed,
-                    "signature matches no live ticket; a previous secret's chain is recent",
-                ),
-                Ok(false) => refuse(
-                    OpCode::SignatureIncorrect,
-                    "signature matches no live ticket",
-                ),
-                Err(e) => refuse(OpCode::Timeout, e.to_string()),
-            };
-        }
-    };
-    // A nonce is remembered for as long as any ticket that could sign it lives. A replay is
-    // refused as an input fault (60840002: the nonce must be new), not as a ticket fault: the
-    // remedy of 60841017 / 60841018 — fetch a new ticket — would not help.
-    let key = format!("op:{app_id}:{nonce}");
+        TicketState::Used => return refuse(OpCode::TicketVerifyFailed, "user ticket already used"),
+    }
+    // The replay guard keys on what was signed — the signature, a digest of the signing
+    // string — not on the parsed nonce: a signing string that could be re-split into another
+    // nonce (the values are concatenated without separators) is still the same message. It is
+    // remembered for as long as any ticket that could sign it lives. A replay is refused as an
+    // input fault (60840002: the nonce must be new), not as a ticket fault: the remedy of
+    // 60841017 / 60841018 — fetch a new ticket — would not help.
+    let key = format!("op:{app_id}:{}", sign.to_ascii_uppercase());
     match first_use(
         state,
         &key,
@@ -268,11 +270,22 @@ async fn decide(
         FirstUse::Replayed => return refuse(OpCode::InputRequirement, "nonce replayed"),
         FirstUse::Unavailable(cause) => return refuse(OpCode::Timeout, cause),
     }
+    // Authenticated and fresh: from here on every answer is audited.
+    let authenticated = |code: OpCode, cause: String| Decision {
+        secret_version: Some(secret_version),
+        ..refuse(code, cause)
+    };
     if ticket_kind == GrantKind::UserTicket {
+        db_statement(ROUTE, "consume_grant");
         match store.consume_grant(&grant.id, now).await {
             Ok(true) => {}
-            Ok(false) => return refuse(OpCode::TicketVerifyFailed, "user ticket already used"),
-            Err(e) => return refuse(OpCode::Timeout, e.to_string()),
+            Ok(false) => {
+                return authenticated(
+                    OpCode::TicketVerifyFailed,
+                    "user ticket already used".into(),
+                )
+            }
+            Err(e) => return authenticated(OpCode::Timeout, e.to_string()),
         }
     }
 

@@ -114,26 +114,34 @@ pub(crate) async fn check_access_token(
 ) -> Result<GrantRecord, TokenRefusal> {
     let now = state.clock().now_ms();
     let id = GrantValue::id_of(presented).ok_or(TokenRefusal::Invalid("token shape"))?;
+    // The value carries its own MAC under the app's current secret (app, kind and id are in
+    // it): a forged token, another app's, or a previous secret's is refused here, before any
+    // database statement.
+    if !GrantValue::check(
+        secret.as_bytes(),
+        app_id,
+        GrantKind::AccessToken,
+        id,
+        presented,
+    ) {
+        return Err(TokenRefusal::Invalid("token MAC does not verify"));
+    }
     let store = state.accounts().store();
+    crate::http::partners::db_statement("op_token_check", "grant_by_id");
     let grant = store
         .grant_by_id(id)
         .await
         .map_err(TokenRefusal::Store)?
         .ok_or(TokenRefusal::Invalid("token unknown"))?;
-    if grant.kind != GrantKind::AccessToken || grant.app_id != app_id {
-        return Err(TokenRefusal::Invalid("token of another app or kind"));
-    }
-    if grant.secret_version != secret_version
-        || !GrantValue::check(
-            secret.as_bytes(),
-            app_id,
-            GrantKind::AccessToken,
-            id,
-            presented,
-        )
+    if grant.kind != GrantKind::AccessToken
+        || grant.app_id != app_id
+        || grant.secret_version != secret_version
     {
-        return Err(TokenRefusal::Invalid("token of a previous secret"));
+        return Err(TokenRefusal::Invalid(
+            "token of another app, kind or secret",
+        ));
     }
+    crate::http::partners::db_statement("op_token_check", "grant_chain");
     let chain = store
         .grant_chain(app_id, GrantKind::AccessToken, secret_version, now)
         .await
