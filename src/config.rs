@@ -80,6 +80,15 @@ pub struct TlsSettings {
     /// PEM CA certificates: when set, only clients presenting a certificate issued by one of
     /// them may connect (mutual TLS).
     pub client_ca_file: Option<PathBuf>,
+    /// Mutual TLS: certificate revocation lists (PEM or DER) of the client CA and of every
+    /// intermediate; a revoked client certificate is refused, and so is one whose status no
+    /// list gives. Re-read with the certificate on every reload.
+    pub client_crl_files: Vec<PathBuf>,
+    /// Mutual TLS: a file of pins (`spki-sha256 <hex>`, `subject <RFC 4514 name>`,
+    /// `san-dns <name>`, `san-uri …`, `san-email …`, `san-ip …`, one a line); when set, a client
+    /// certificate the CA accepts must also match one of them. Re-read with the certificate on
+    /// every reload.
+    pub client_pins_file: Option<PathBuf>,
     /// Lowest accepted version, `"1.2"` or `"1.3"`.
     pub min_version: TlsMinVersion,
     /// PEM CA certificates trusted for OUTBOUND `https://` calls, beside the platform's roots.
@@ -97,6 +106,7 @@ impl TlsSettings {
             ("cert_file", &self.cert_file),
             ("key_file", &self.key_file),
             ("client_ca_file", &self.client_ca_file),
+            ("client_pins_file", &self.client_pins_file),
             ("ca_file", &self.ca_file),
         ] {
             if p.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
@@ -115,6 +125,18 @@ impl TlsSettings {
             (None, None) if self.client_ca_file.is_some() => Err(ConfigError(
                 "tls.client_ca_file (mutual TLS) needs tls.cert_file and tls.key_file".into(),
             )),
+            _ if self.client_ca_file.is_none()
+                && (self.client_pins_file.is_some() || !self.client_crl_files.is_empty()) =>
+            {
+                Err(ConfigError(
+                    "tls.client_pins_file and tls.client_crl_files apply to mutual TLS; set \
+                     tls.client_ca_file too"
+                        .into(),
+                ))
+            }
+            _ if self.client_crl_files.iter().any(|p| p.as_os_str().is_empty()) => Err(
+                ConfigError("tls.client_crl_files must list file paths".into()),
+            ),
             _ => Ok(()),
         }
     }

@@ -81,10 +81,7 @@ impl KeyDir {
                 self.dir.display()
             )));
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| KeyRingError::Io {
-            path: self.dir.display().to_string(),
-            cause: e.to_string(),
-        })?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| KeyRingError::io(&self.dir, e))?;
         let wechat = PublicKey::parse(wechat_key_text)
             .map_err(|e| KeyRingError::Invalid(format!("WeChat key v{wechat_version}: {e}")))?;
         let wechat_file = format!("wechat-v{wechat_version}.pub");
@@ -443,10 +440,7 @@ fn state_name(s: BankKeyState) -> String {
 /// Writes `bytes` to `path` through a temporary file in the same directory and `rename`.
 /// Private files are created with mode 0600 from the start (never briefly readable).
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), KeyRingError> {
-    let io = |e: std::io::Error| KeyRingError::Io {
-        path: path.display().to_string(),
-        cause: e.to_string(),
-    };
+    let io = |e: std::io::Error| KeyRingError::io(path, e);
     let dir = path
         .parent()
         .ok_or_else(|| KeyRingError::Invalid(format!("{} has no directory", path.display())))?;
