@@ -30,7 +30,7 @@ case $backend in
     ;;
   *) echo "backend: sqlite|mysql" >&2; exit 2 ;;
 esac
-printf 'bench-admin-token\n' >"$tmp/admin.token"; chmod 600 "$tmp/admin.token"
+head -c 32 /dev/urandom | base64 >"$tmp/admin.token"; chmod 600 "$tmp/admin.token"
 
 GATEWAY__DATABASE__URL=$url GATEWAY__DATABASE__GROUP_COMMIT=$group_commit \
 GATEWAY__LOG__LEVEL=warn GATEWAY__SERVER__LISTEN=127.0.0.1:$port \

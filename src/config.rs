@@ -92,6 +92,15 @@ pub struct TlsSettings {
     /// PEM CA certificates: when set, only clients presenting a certificate issued by one of
     /// them may connect (mutual TLS).
     pub client_ca_file: Option<PathBuf>,
+    /// Mutual TLS: certificate revocation lists (PEM or DER) of the client CA and of every
+    /// intermediate; a revoked client certificate is refused, and so is one whose status no
+    /// list gives. Re-read with the certificate on every reload.
+    pub client_crl_files: Vec<PathBuf>,
+    /// Mutual TLS: a file of pins (`spki-sha256 <hex>`, `subject <RFC 4514 name>`,
+    /// `san-dns <name>`, `san-uri …`, `san-email …`, `san-ip …`, one a line); when set, a client
+    /// certificate the CA accepts must also match one of them. Re-read with the certificate on
+    /// every reload.
+    pub client_pins_file: Option<PathBuf>,
     /// Lowest accepted version, `"1.2"` or `"1.3"`.
     pub min_version: TlsMinVersion,
     /// PEM CA certificates trusted for OUTBOUND `https://` calls, beside the platform's roots.
@@ -109,6 +118,7 @@ impl TlsSettings {
             ("cert_file", &self.cert_file),
             ("key_file", &self.key_file),
             ("client_ca_file", &self.client_ca_file),
+            ("client_pins_file", &self.client_pins_file),
             ("ca_file", &self.ca_file),
         ] {
             if p.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
@@ -127,6 +137,18 @@ impl TlsSettings {
             (None, None) if self.client_ca_file.is_some() => Err(ConfigError(
                 "tls.client_ca_file (mutual TLS) needs tls.cert_file and tls.key_file".into(),
             )),
+            _ if self.client_ca_file.is_none()
+                && (self.client_pins_file.is_some() || !self.client_crl_files.is_empty()) =>
+            {
+                Err(ConfigError(
+                    "tls.client_pins_file and tls.client_crl_files apply to mutual TLS; set \
+                     tls.client_ca_file too"
+                        .into(),
+                ))
+            }
+            _ if self.client_crl_files.iter().any(|p| p.as_os_str().is_empty()) => Err(
+                ConfigError("tls.client_crl_files must list file paths".into()),
+            ),
             _ => Ok(()),
         }
     }
@@ -401,8 +423,9 @@ pub struct ServerSettings {
     /// Admin listener (`POST /admin/keyring/reload`); must be a loopback address; "" disables it.
     /// It also needs `admin_token_file`: without one it stays off.
     pub admin_listen: String,
-    /// File holding the bearer token the admin listener requires (mode 0600). Unset: the admin
-    /// listener is off.
+    /// File holding the bearer token the admin listener requires (mode 0600): at least 32 random
+    /// bytes as text, made by `keys gen-token` (a shorter or repetitive token is refused); read
+    /// again on every reload. Unset: the admin listener is off.
     pub admin_token_file: Option<PathBuf>,
     /// Ops listener serving `/metrics` and `/readyz`, off the WeChat port; may bind an internal
     /// interface; "" disables it.
@@ -439,7 +462,9 @@ pub struct WechatSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeySettings {
-    /// Directory holding `keyring.toml` and the key files.
+    /// Directory holding `keyring.toml` and the key files: a directory (not a link) owned by the
+    /// gateway's user or root and not group- or world-writable, every file in it with one hard
+    /// link; keys and secrets published in this repository are refused outside demo mode.
     pub dir: PathBuf,
     /// SM2 engine for signing and verifying.
     pub engine: EngineKind,

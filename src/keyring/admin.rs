@@ -113,10 +113,9 @@ impl KeyDir {
             use std::os::unix::fs::DirBuilderExt;
             builder.mode(0o700);
         }
-        builder.create(&self.dir).map_err(|e| KeyRingError::Io {
-            path: self.dir.display().to_string(),
-            cause: e.to_string(),
-        })?;
+        builder
+            .create(&self.dir)
+            .map_err(|e| KeyRingError::io(&self.dir, e))?;
         let wechat = PublicKey::parse(wechat_key_text)
             .map_err(|e| KeyRingError::Invalid(format!("WeChat key v{wechat_version}: {e}")))?;
         let wechat_file = format!("wechat-v{wechat_version}.pub");
@@ -503,10 +502,7 @@ fn state_name(s: BankKeyState) -> String {
 /// Run as root, the file is given to the directory's owner and group before it is renamed into
 /// place, so the gateway (which runs as that owner) can read it.
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), KeyRingError> {
-    let io = |e: std::io::Error| KeyRingError::Io {
-        path: path.display().to_string(),
-        cause: e.to_string(),
-    };
+    let io = |e: std::io::Error| KeyRingError::io(path, e);
     let dir = path
         .parent()
         .ok_or_else(|| KeyRingError::Invalid(format!("{} has no directory", path.display())))?;

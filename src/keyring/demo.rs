@@ -72,10 +72,7 @@ pub fn resolve(dir: &Path) -> Result<PathBuf, KeyRingError> {
 
 /// Writes the built-in ring into `out` (created if missing), replacing what is there.
 pub fn write_to(out: &Path) -> Result<(), KeyRingError> {
-    let io = |path: &Path, e: std::io::Error| KeyRingError::Io {
-        path: path.display().to_string(),
-        cause: e.to_string(),
-    };
+    let io = KeyRingError::io;
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

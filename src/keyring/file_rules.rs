@@ -10,14 +10,21 @@
 //! 2. `fstat` on the handle: a regular file; owned by the process's effective user or root;
 //!    secrets (bank private keys, partner secrets) mode 0600 or 0400 exactly; the manifest and
 //!    public keys not writable by group or others (they decide who may sign requests);
-//!    at most [`MAX_KEY_FILE_BYTES`].
+//!    exactly one hard link (a second name elsewhere lets whoever controls that directory
+//!    replace or read the same file); at most [`MAX_KEY_FILE_BYTES`].
 //! 3. The read is capped at [`MAX_KEY_FILE_BYTES`] + 1 bytes whatever `fstat` said, so a file
 //!    that grows meanwhile cannot exhaust memory. Secrets are read into a buffer sized up front
 //!    (no reallocation leaves copies behind) and zeroized on drop.
+//!
+//! The key directory itself is opened once too ([`KeyDirHandle`]: `O_DIRECTORY | O_NOFOLLOW`) and
+//! checked on that handle — owned by the gateway's user or root, not writable by group or
+//! others (whoever may write the directory may rename `wechat-v1.pub` over `bank-v1.pub`) —
+//! and the files the manifest names are opened relative to that handle (`openat`), so the
+//! directory that was checked is the one read.
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
@@ -77,6 +84,29 @@ pub enum FileRule {
     /// Larger than [`MAX_KEY_FILE_BYTES`].
     #[error("is larger than {MAX_KEY_FILE_BYTES} bytes; a key-ring file is at most 64 KiB")]
     TooLarge,
+    /// The file has more than one name (hard link): whoever controls the other name's
+    /// directory can read or replace what the key ring loads.
+    #[error(
+        "has {links} hard links; a key-ring file must have exactly one name (copy it into the \
+         key directory instead of linking it)"
+    )]
+    HardLinks {
+        /// The link count `fstat` reported.
+        links: u64,
+    },
+    /// The key directory is not a directory.
+    #[error("is not a directory; keys.dir must name the key directory itself")]
+    NotDirectory,
+    /// The key directory is writable by group or others: files in it could be renamed over
+    /// each other (e.g. `wechat-v1.pub` over `bank-v1.pub`) or replaced.
+    #[error(
+        "is a key directory with mode {mode:04o}, writable by group or others; files in it \
+         could be replaced or renamed over each other (run `chmod go-w` on it)"
+    )]
+    DirectoryWritableByOthers {
+        /// The directory's permission bits.
+        mode: u32,
+    },
 }
 
 fn refused(path: &Path, rule: FileRule) -> KeyRingError {
@@ -87,10 +117,7 @@ fn refused(path: &Path, rule: FileRule) -> KeyRingError {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> KeyRingError {
-    KeyRingError::Io {
-        path: path.display().to_string(),
-        cause: e.to_string(),
-    }
+    KeyRingError::io(path, e)
 }
 
 /// Opens `path` without following a final symbolic link, without blocking on a FIFO and
@@ -176,6 +203,14 @@ fn check_handle(path: &Path, file: &File, kind: KeyFileKind) -> Result<u64, KeyR
         if owner != euid && owner != 0 && !(euid == 0 && dir_owner() == Some(owner)) {
             return Err(refused(path, FileRule::Owner { owner, euid }));
         }
+        if meta.nlink() != 1 {
+            return Err(refused(
+                path,
+                FileRule::HardLinks {
+                    links: meta.nlink(),
+                },
+            ));
+        }
         let mode = meta.mode() & 0o7777;
         match kind {
             KeyFileKind::Secret => {
@@ -228,7 +263,17 @@ pub fn read_optional(
     path: &Path,
     kind: KeyFileKind,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, KeyRingError> {
-    let mut file = match open_no_follow(path) {
+    checked_read(path, open_no_follow(path), kind)
+}
+
+/// The handle half of [`read_optional`]: maps the open's error to a rule, checks the handle,
+/// reads it with the cap.
+fn checked_read(
+    path: &Path,
+    opened: std::io::Result<File>,
+    kind: KeyFileKind,
+) -> Result<Option<Zeroizing<Vec<u8>>>, KeyRingError> {
+    let mut file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) if is_symlink_refusal(path, &e) => {
@@ -238,6 +283,113 @@ pub fn read_optional(
     };
     let size = check_handle(path, &file, kind)?;
     read_capped(path, &mut file, size).map(Some)
+}
+
+/// A key directory opened once (`O_DIRECTORY | O_NOFOLLOW`) and checked on that handle; the
+/// files the manifest names are opened relative to it. See the module doc.
+#[derive(Debug)]
+pub struct KeyDirHandle {
+    path: PathBuf,
+    #[cfg(unix)]
+    fd: std::os::fd::OwnedFd,
+}
+
+impl KeyDirHandle {
+    /// Opens `path` as a key directory: not a symbolic link, a directory, owned by the
+    /// gateway's effective user or root. With `writable_rule`, also refused when group or
+    /// others may write it (the demo's published directory is exempt: its keys are public).
+    pub fn open(path: &Path, writable_rule: bool) -> Result<Self, KeyRingError> {
+        #[cfg(unix)]
+        {
+            use rustix::fs::{Mode, OFlags};
+            use std::os::unix::fs::MetadataExt;
+            let fd = rustix::fs::open(
+                path,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| {
+                let e = std::io::Error::from(e);
+                let is_link = std::fs::symlink_metadata(path)
+                    .map(|m| m.file_type().is_symlink())
+                    .unwrap_or(false);
+                if is_link {
+                    // ELOOP (or ENOTDIR on some kernels) from O_NOFOLLOW on a link.
+                    refused(path, FileRule::SymbolicLink)
+                } else if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) {
+                    refused(path, FileRule::NotDirectory)
+                } else {
+                    io_err(path, e)
+                }
+            })?;
+            let dir = File::from(fd);
+            let meta = dir.metadata().map_err(|e| io_err(path, e))?;
+            if !meta.is_dir() {
+                return Err(refused(path, FileRule::NotDirectory));
+            }
+            let euid = rustix::process::geteuid().as_raw();
+            if meta.uid() != euid && meta.uid() != 0 {
+                return Err(refused(
+                    path,
+                    FileRule::Owner {
+                        owner: meta.uid(),
+                        euid,
+                    },
+                ));
+            }
+            let mode = meta.mode() & 0o7777;
+            if writable_rule && mode & 0o022 != 0 {
+                return Err(refused(path, FileRule::DirectoryWritableByOthers { mode }));
+            }
+            Ok(Self {
+                path: path.to_path_buf(),
+                fd: dir.into(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = writable_rule;
+            Ok(Self {
+                path: path.to_path_buf(),
+            })
+        }
+    }
+
+    /// The directory's path as configured.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads file `name` (a plain name, as the manifest's rules guarantee) of this directory,
+    /// opened relative to the checked handle, under the rules of `kind`.
+    pub fn read(&self, name: &str, kind: KeyFileKind) -> Result<Zeroizing<Vec<u8>>, KeyRingError> {
+        let path = self.path.join(name);
+        checked_read(&path, self.open_file(name), kind)?
+            .ok_or_else(|| io_err(&path, std::io::Error::from(std::io::ErrorKind::NotFound)))
+    }
+
+    /// [`read`](Self::read) for a text file (UTF-8, zeroized on drop).
+    pub fn read_text(&self, name: &str, kind: KeyFileKind) -> Result<Zeroizing<String>, KeyRingError> {
+        let bytes = self.read(name, kind)?;
+        utf8(&self.path.join(name), &bytes)
+    }
+
+    #[cfg(unix)]
+    fn open_file(&self, name: &str) -> std::io::Result<File> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    #[cfg(not(unix))]
+    fn open_file(&self, name: &str) -> std::io::Result<File> {
+        File::open(self.path.join(name))
+    }
 }
 
 /// [`open_checked`] for a text file: the bytes must be UTF-8. The text is zeroized on drop.

@@ -1,23 +1,26 @@
 //! Reading a key directory into a [`KeyRing`], refusing anything unsafe or inconsistent.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::file_rules::{read_key_text, FileRule, KeyFileKind};
+use super::file_rules::{read_key_text, FileRule, KeyDirHandle, KeyFileKind};
 use super::manifest::{BankKeyState, CredentialState, Manifest, WechatKeyState};
+use super::published::{published_key, published_secret};
 use super::{BankKey, KeyRing, PartnerCredential, PartnerSecret, WechatKey};
 use crate::crypto::{EngineKind, PublicKey, SecretKey};
+use crate::partners::Channel;
 
 /// Why a key set was refused. Messages name files and versions, never key bytes.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
-    /// A file could not be read.
-    #[error("cannot read {path}: {cause}")]
+    /// A file or directory could not be read or written.
+    #[error("cannot read {}: {source}", path.display())]
     Io {
-        /// The file.
-        path: String,
-        /// The OS error.
-        cause: String,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error (from `std::fs` or, through its conversion, `rustix`).
+        #[source]
+        source: std::io::Error,
     },
     /// A private key or partner secret file is not mode 0600 or 0400 (the file's path).
     #[error(
@@ -33,9 +36,78 @@ pub enum KeyRingError {
         /// The rule it breaks.
         rule: FileRule,
     },
+    /// A key or secret published in the repository (or in a document it reproduces), refused
+    /// outside demo mode whatever the manifest says ([`super::published`]).
+    #[error(
+        "{}: is a published key — {origin}; anyone can sign with it, so it is refused outside \
+         demo mode (generate a new key or secret with `pension-gateway keys`)",
+        path.display()
+    )]
+    Published {
+        /// The file holding it.
+        path: PathBuf,
+        /// Where it is published.
+        origin: &'static str,
+    },
+    /// A secret (partner secret, admin token) too short or of the wrong alphabet.
+    #[error("{}: {rule}", path.display())]
+    WeakSecret {
+        /// The file holding it.
+        path: PathBuf,
+        /// The rule it breaks.
+        rule: SecretRule,
+    },
     /// The set breaks a rule (manifest, key material, demo keys outside demo mode).
     #[error("key set refused: {0}")]
     Invalid(String),
+}
+
+impl KeyRingError {
+    /// An I/O failure on `path`, keeping the OS error as the source.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// A rule a secret breaks. Shown after the file's path; never quotes the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretRule {
+    /// Shorter or longer than the rule of its kind.
+    #[error("{what} must be {min}–{max} characters, found {len}")]
+    Length {
+        /// What the secret is.
+        what: &'static str,
+        /// Fewest characters.
+        min: usize,
+        /// Most characters.
+        max: usize,
+        /// Characters found.
+        len: usize,
+    },
+    /// A character outside the alphabet of its kind.
+    #[error("{what} must consist of {alphabet}")]
+    Alphabet {
+        /// What the secret is.
+        what: &'static str,
+        /// The alphabet, in words.
+        alphabet: &'static str,
+    },
+    /// Long enough but plainly not random (a repeated or patterned text).
+    #[error(
+        "{what} uses only {distinct} distinct characters; it must be random (at least \
+         {min} distinct characters)"
+    )]
+    NotRandom {
+        /// What the secret is.
+        what: &'static str,
+        /// Distinct characters found.
+        distinct: usize,
+        /// Fewest distinct characters accepted.
+        min: usize,
+    },
 }
 
 /// Loads and validates the key set in `dir` (its `keyring.toml` and the files it names).
@@ -46,13 +118,16 @@ pub fn load_keyring(
     signer_id: &[u8],
     demo_mode: bool,
 ) -> Result<KeyRing, KeyRingError> {
-    let text = read_key_text(&dir.join("keyring.toml"), KeyFileKind::Manifest)?;
+    let keys = KeyDirHandle::open(dir, !demo_mode)?;
+    let text = keys.read_text("keyring.toml", KeyFileKind::Manifest)?;
     let manifest = Manifest::parse(&text)?;
-    build_keyring(dir, &manifest, engine, signer_id, demo_mode)
+    build_from(&keys, &manifest, engine, signer_id, demo_mode)
 }
 
 /// Builds a key ring from `manifest` and the key files in `dir`: the full validation, used both
-/// by loading and by every `keys` command before it writes anything.
+/// by loading and by every `keys` command before it writes anything. Outside `demo_mode` the
+/// directory must not be writable by group or others, and no published key or secret
+/// ([`super::published`]) is accepted.
 pub fn build_keyring(
     dir: &Path,
     manifest: &Manifest,
@@ -60,6 +135,29 @@ pub fn build_keyring(
     signer_id: &[u8],
     demo_mode: bool,
 ) -> Result<KeyRing, KeyRingError> {
+    let keys = KeyDirHandle::open(dir, !demo_mode)?;
+    build_from(&keys, manifest, engine, signer_id, demo_mode)
+}
+
+/// Outside demo mode, refuses `key` (read from `path`) when it is published.
+fn refuse_published_key(path: &Path, key: &PublicKey, demo_mode: bool) -> Result<(), KeyRingError> {
+    match published_key(key) {
+        Some(p) if !demo_mode => Err(KeyRingError::Published {
+            path: path.to_path_buf(),
+            origin: p.origin,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn build_from(
+    keys: &KeyDirHandle,
+    manifest: &Manifest,
+    engine: EngineKind,
+    signer_id: &[u8],
+    demo_mode: bool,
+) -> Result<KeyRing, KeyRingError> {
+    let dir = keys.path();
     manifest.check()?;
     if manifest.demo && !demo_mode {
         return Err(KeyRingError::Invalid(format!(
@@ -74,7 +172,7 @@ pub fn build_keyring(
             continue;
         }
         let path = dir.join(&entry.private_key);
-        let text = read_key_text(&path, KeyFileKind::Secret)?;
+        let text = keys.read_text(&entry.private_key, KeyFileKind::Secret)?;
         let sk = SecretKey::parse(&text).map_err(|e| {
             KeyRingError::Invalid(format!(
                 "bank key v{} ({}): {e}",
@@ -82,6 +180,7 @@ pub fn build_keyring(
                 path.display()
             ))
         })?;
+        refuse_published_key(&path, &sk.public_key(), demo_mode)?;
         let signer = eng
             .signer(&sk, signer_id)
             .map_err(|e| KeyRingError::Invalid(format!("bank key v{}: {e}", entry.version)))?;
@@ -101,7 +200,7 @@ pub fn build_keyring(
         .filter(|w| w.state == WechatKeyState::Trusted)
     {
         let path = dir.join(&entry.public_key);
-        let text = read_key_text(&path, KeyFileKind::PublicKey)?;
+        let text = keys.read_text(&entry.public_key, KeyFileKind::PublicKey)?;
         let pk = PublicKey::parse(&text).map_err(|e| {
             KeyRingError::Invalid(format!(
                 "WeChat key v{} ({}): {e}",
@@ -109,6 +208,7 @@ pub fn build_keyring(
                 path.display()
             ))
         })?;
+        refuse_published_key(&path, &pk, demo_mode)?;
         let verifier = eng
             .verifier(&pk, signer_id)
             .map_err(|e| KeyRingError::Invalid(format!("WeChat key v{}: {e}", entry.version)))?;
@@ -120,7 +220,7 @@ pub fn build_keyring(
             },
         );
     }
-    let partners = load_partners(dir, manifest)?;
+    let partners = load_partners(keys, manifest, demo_mode)?;
     KeyRing::new(
         bank,
         manifest.rollout,
@@ -135,9 +235,15 @@ pub fn build_keyring(
 pub const MAX_PARTNER_SECRET: usize = 256;
 
 /// Reads a partner secret file (the key-ring file rules, mode 0600 or 0400): one line of
-/// 1–256 visible ASCII characters.
+/// 1–256 visible ASCII characters. The rule of the secret's channel
+/// ([`check_partner_secret`]) is applied when the key ring loads it.
 pub fn read_partner_secret(path: &Path) -> Result<zeroize::Zeroizing<String>, KeyRingError> {
     let text = read_key_text(path, KeyFileKind::Secret)?;
+    secret_line(path, &text)
+}
+
+/// The one line of a secret file: 1–256 visible ASCII characters.
+fn secret_line(path: &Path, text: &str) -> Result<zeroize::Zeroizing<String>, KeyRingError> {
     let value = text.trim_end_matches(['\n', '\r']);
     if value.is_empty()
         || value.len() > MAX_PARTNER_SECRET
@@ -151,10 +257,43 @@ pub fn read_partner_secret(path: &Path) -> Result<zeroize::Zeroizing<String>, Ke
     Ok(zeroize::Zeroizing::new(value.to_owned()))
 }
 
+/// Fewest characters of any partner secret: 16 (the floor whatever a spec allows).
+pub const MIN_PARTNER_SECRET: usize = 16;
+
+/// The rule of a partner secret on `channel` (docs/partner-channels.md, "Readings of the
+/// specs"): an open-platform app secret is 32–64 letters and digits (the guide's own app
+/// secrets are 62 and 64 letters and digits, sent in a URL query); a callback salt or an HMAC
+/// app token, whose documents give no length, at least [`MIN_PARTNER_SECRET`] visible ASCII
+/// characters.
+pub fn check_partner_secret(channel: Channel, value: &str) -> Result<(), SecretRule> {
+    let (what, min, max) = match channel {
+        Channel::OpenPlatform => ("an open-platform app secret", 32, 64),
+        Channel::Callback => ("a callback salt", MIN_PARTNER_SECRET, MAX_PARTNER_SECRET),
+        Channel::Hmac => ("an HMAC app token", MIN_PARTNER_SECRET, MAX_PARTNER_SECRET),
+    };
+    let len = value.chars().count();
+    if len < min || len > max {
+        return Err(SecretRule::Length {
+            what,
+            min,
+            max,
+            len,
+        });
+    }
+    if channel == Channel::OpenPlatform && !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(SecretRule::Alphabet {
+            what,
+            alphabet: "ASCII letters and digits",
+        });
+    }
+    Ok(())
+}
+
 fn load_partners(
-    dir: &Path,
+    keys: &KeyDirHandle,
     manifest: &Manifest,
-) -> Result<BTreeMap<(crate::partners::Channel, String), PartnerCredential>, KeyRingError> {
+    demo_mode: bool,
+) -> Result<BTreeMap<(Channel, String), PartnerCredential>, KeyRingError> {
     let mut active = BTreeMap::new();
     let mut accepted: BTreeMap<_, Vec<PartnerSecret>> = BTreeMap::new();
     for p in manifest
@@ -162,7 +301,18 @@ fn load_partners(
         .iter()
         .filter(|p| p.state != CredentialState::Retired)
     {
-        let value = read_partner_secret(&dir.join(&p.secret))?;
+        let path = keys.path().join(&p.secret);
+        let value = secret_line(&path, &keys.read_text(&p.secret, KeyFileKind::Secret)?)?;
+        check_partner_secret(p.channel, &value).map_err(|rule| KeyRingError::WeakSecret {
+            path: path.clone(),
+            rule,
+        })?;
+        if let Some(published) = published_secret(value.as_bytes()).filter(|_| !demo_mode) {
+            return Err(KeyRingError::Published {
+                path,
+                origin: published.origin,
+            });
+        }
         let secret = PartnerSecret::new(p.version, value.to_string());
         let key = (p.channel, p.id.clone());
         if p.state == CredentialState::Active {

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod file_rules;
 mod load;
 mod manifest;
+pub mod published;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,8 +19,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-pub use file_rules::{open_checked, read_key_text, FileRule, KeyFileKind, MAX_KEY_FILE_BYTES};
-pub use load::{build_keyring, load_keyring, read_partner_secret, KeyRingError};
+pub use file_rules::{
+    open_checked, read_key_text, FileRule, KeyDirHandle, KeyFileKind, MAX_KEY_FILE_BYTES,
+};
+pub use load::{
+    build_keyring, check_partner_secret, load_keyring, read_partner_secret, KeyRingError,
+    SecretRule, MAX_PARTNER_SECRET, MIN_PARTNER_SECRET,
+};
 pub use manifest::{
     BankKeyEntry, BankKeyState, CredentialState, Manifest, PartnerEntry, Rollout, WechatKeyEntry,
     WechatKeyState,

@@ -60,11 +60,19 @@ pub fn check_config(settings: &Settings) -> Result<String, StartError> {
     // The certificate pair under the same checks as a start or a reload: parses, the key
     // matches, valid now, the client CA readable.
     match crate::tls::server::ServerTls::check_settings(&settings.tls)? {
-        Some(_) => summary.push_str(if settings.tls.client_ca_file.is_some() {
-            ", tls on (certificate, key and client CA ok)"
-        } else {
-            ", tls on (certificate and key ok)"
-        }),
+        Some((_, None)) => summary.push_str(", tls on (certificate and key ok)"),
+        Some((_, Some(policy))) => {
+            let _ = write!(
+                summary,
+                ", tls on (certificate, key and client CA ok; {} CRL{}, {})",
+                policy.crls,
+                if policy.crls == 1 { "" } else { "s" },
+                match policy.pins {
+                    Some(n) => format!("{n} client pin{}", if n == 1 { "" } else { "s" }),
+                    None => "no client pins".into(),
+                }
+            );
+        }
         None => summary.push_str(", tls off"),
     }
 

@@ -7,6 +7,7 @@
 //! must be mode 0600 or 0400, certificates must not be group- or world-writable.
 
 pub mod client;
+pub mod client_auth;
 pub mod self_signed;
 pub mod server;
 
@@ -95,6 +96,24 @@ pub enum TlsError {
         /// What is wrong.
         reason: String,
     },
+    /// A client pins file (`tls.client_pins_file`) does not parse.
+    #[error("{}: line {line}: {reason}", path.display())]
+    Pins {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The line, 1 first (0: the file as a whole).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A certificate revocation list (`tls.client_crl_files`) is unusable or out of date.
+    #[error("{}: {reason}", path.display())]
+    Crl {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
@@ -112,6 +131,8 @@ impl TlsError {
             TlsError::ChainOrder { .. } => "tls_chain_order",
             TlsError::KeyMismatch { .. } => "tls_key_mismatch",
             TlsError::Ca { .. } => "tls_ca",
+            TlsError::Pins { .. } => "tls_pins",
+            TlsError::Crl { .. } => "tls_crl",
             TlsError::Config(_) => "tls_config",
         }
     }

@@ -2,19 +2,21 @@
 //! replaced while the server runs, and optional mutual TLS.
 //!
 //! [`ServerTls::reload`] (SIGHUP, a change of the files, the admin reload call) reads the pair
-//! again and swaps it in only when it passes every check of [`load_pair`]; a refused pair is
-//! logged and counted, and the previous pair keeps serving. New handshakes pick up the new pair;
+//! again — and, with mutual TLS, the client CRLs and pins ([`super::client_auth`]) — and swaps
+//! them in only when all pass every check of [`load_pair`] and of the client policy; a refused
+//! reload is logged and counted, and the previous pair and policy keep serving. New handshakes pick up the new pair;
 //! connections already open keep the session they negotiated.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
-use super::{check_chain, provider, read_ca_roots, read_certificates, read_private_key};
+use super::client_auth::{ClientAuth, ClientAuthFiles, PolicySummary, SwapVerifier};
+use super::{check_chain, provider, read_certificates, read_private_key};
 use super::{unix_now, CertInfo, TlsError};
 use crate::config::{TlsMinVersion, TlsSettings};
 use crate::metrics::Metrics;
@@ -27,17 +29,22 @@ pub struct LoadedPair {
     pub leaf: CertInfo,
 }
 
-/// The configured pair loaded and checked as at start (and the client CA file read), or `None`
-/// when `tls.cert_file`/`key_file` are not both set.
+/// The mutual-TLS files of the settings, or `None` without `tls.client_ca_file`.
+fn client_auth_files(settings: &TlsSettings) -> Option<ClientAuthFiles> {
+    settings.client_ca_file.as_ref().map(|ca| ClientAuthFiles {
+        ca: ca.clone(),
+        crls: settings.client_crl_files.clone(),
+        pins: settings.client_pins_file.clone(),
+    })
+}
+
+/// The configured pair loaded and checked as at start, or `None` when `tls.cert_file`/`key_file`
+/// are not both set.
 fn load_checked(settings: &TlsSettings) -> Result<Option<LoadedPair>, TlsError> {
     let (Some(cert_file), Some(key_file)) = (&settings.cert_file, &settings.key_file) else {
         return Ok(None);
     };
-    let pair = load_pair(cert_file, key_file, unix_now())?;
-    if let Some(ca) = &settings.client_ca_file {
-        read_ca_roots(ca, unix_now())?;
-    }
-    Ok(Some(pair))
+    load_pair(cert_file, key_file, unix_now()).map(Some)
 }
 
 /// Reads and validates a pair at `now` (unix seconds): the chain parses, is in order and every
@@ -84,7 +91,7 @@ impl ResolvesServerCert for SwapResolver {
 pub struct ServerTls {
     cert_file: PathBuf,
     key_file: PathBuf,
-    client_ca_file: Option<PathBuf>,
+    client_auth: Option<Arc<ClientAuth>>,
     min_version: TlsMinVersion,
     current: Arc<ArcSwap<CertifiedKey>>,
     leaf: ArcSwap<CertInfo>,
@@ -96,7 +103,7 @@ impl std::fmt::Debug for ServerTls {
         f.debug_struct("ServerTls")
             .field("cert_file", &self.cert_file)
             .field("key_file", &self.key_file)
-            .field("client_ca_file", &self.client_ca_file)
+            .field("client_auth", &self.client_auth)
             .field("min_version", &self.min_version)
             .field("serial", &self.leaf.load().serial_hex)
             .finish_non_exhaustive()
@@ -105,14 +112,24 @@ impl std::fmt::Debug for ServerTls {
 
 impl ServerTls {
     /// The checks of a start, without serving and without touching metrics or logs (for
-    /// `serve --check-config`): the pair parses, the key matches, the chain is valid now and the
-    /// client CA file, when set, is readable. The leaf's details, or `None` when TLS is off.
-    pub fn check_settings(settings: &TlsSettings) -> Result<Option<CertInfo>, TlsError> {
-        Ok(load_checked(settings)?.map(|pair| pair.leaf))
+    /// `serve --check-config`): the pair parses, the key matches, the chain is valid now and,
+    /// with mutual TLS, the client CA, CRL and pins files pass. The leaf's details and the
+    /// client policy in force, or `None` when TLS is off.
+    pub fn check_settings(
+        settings: &TlsSettings,
+    ) -> Result<Option<(CertInfo, Option<PolicySummary>)>, TlsError> {
+        let Some(pair) = load_checked(settings)? else {
+            return Ok(None);
+        };
+        let policy = match client_auth_files(settings) {
+            Some(files) => Some(super::client_auth::check_files(&files, unix_now())?),
+            None => None,
+        };
+        Ok(Some((pair.leaf, policy)))
     }
 
-    /// Loads the configured pair (refusing to start on any failed check), or `None` when
-    /// `tls.cert_file` is not set. Publishes the not-after time.
+    /// Loads the configured pair and client policy (refusing to start on any failed check), or
+    /// `None` when `tls.cert_file` is not set. Publishes the not-after time.
     pub fn from_settings(
         settings: &TlsSettings,
         metrics: &Metrics,
@@ -123,6 +140,17 @@ impl ServerTls {
         let Some(pair) = load_checked(settings)? else {
             return Ok(None);
         };
+        let client_auth = match client_auth_files(settings) {
+            Some(files) => {
+                let (auth, policy) = ClientAuth::load(files, unix_now())?;
+                tracing::info!(
+                    crls = policy.crls, pins = ?policy.pins,
+                    "mutual TLS: client CA loaded"
+                );
+                Some(Arc::new(auth))
+            }
+            None => None,
+        };
         metrics.tls_not_after.set(pair.leaf.not_after);
         for result in ["ok", "refused"] {
             metrics.tls_reloads.with_label_values(&[result]).inc_by(0);
@@ -130,13 +158,13 @@ impl ServerTls {
         tracing::info!(
             cert = %cert_file.display(), serial = %pair.leaf.serial_hex,
             not_after = pair.leaf.not_after, subject = %pair.leaf.subject,
-            mutual_tls = settings.client_ca_file.is_some(),
+            mutual_tls = client_auth.is_some(),
             "TLS certificate loaded"
         );
         Ok(Some(Arc::new(Self {
             cert_file: cert_file.clone(),
             key_file: key_file.clone(),
-            client_ca_file: settings.client_ca_file.clone(),
+            client_auth,
             min_version: settings.min_version,
             current: Arc::new(ArcSwap::new(pair.key)),
             leaf: ArcSwap::from_pointee(pair.leaf),
@@ -145,8 +173,8 @@ impl ServerTls {
     }
 
     /// The rustls configuration of the public listener: the swapping resolver, the minimum
-    /// version, and client-certificate verification against `client_ca_file` when set (read
-    /// here, once: a new client CA takes a restart). actix adds the ALPN protocols.
+    /// version, and, with mutual TLS, the swapping client verifier (CA read at start: a new
+    /// client CA takes a restart; CRLs and pins follow reloads). actix adds the ALPN protocols.
     pub fn server_config(&self) -> Result<ServerConfig, TlsError> {
         let versions: &[&rustls::SupportedProtocolVersion] = match self.min_version {
             TlsMinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -155,18 +183,8 @@ impl ServerTls {
         let builder = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(versions)
             .map_err(|e| TlsError::Config(e.to_string()))?;
-        let builder = match &self.client_ca_file {
-            Some(ca) => {
-                let roots = read_ca_roots(ca, unix_now())?;
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                        .build()
-                        .map_err(|e| TlsError::Ca {
-                            path: ca.display().to_string(),
-                            reason: e.to_string(),
-                        })?;
-                builder.with_client_cert_verifier(verifier)
-            }
+        let builder = match &self.client_auth {
+            Some(auth) => builder.with_client_cert_verifier(Arc::new(SwapVerifier(Arc::clone(auth)))),
             None => builder.with_no_client_auth(),
         };
         Ok(builder.with_cert_resolver(Arc::new(SwapResolver(Arc::clone(&self.current)))))
@@ -174,7 +192,11 @@ impl ServerTls {
 
     /// The files a change of which triggers [`reload`](Self::reload).
     pub fn watched_files(&self) -> Vec<PathBuf> {
-        vec![self.cert_file.clone(), self.key_file.clone()]
+        let mut files = vec![self.cert_file.clone(), self.key_file.clone()];
+        if let Some(auth) = &self.client_auth {
+            files.extend(auth.watched_files());
+        }
+        files
     }
 
     /// The leaf certificate now served.
@@ -190,9 +212,11 @@ impl ServerTls {
 
     /// [`reload`](Self::reload) judged at `now` (unix seconds).
     pub fn reload_at(&self, now: i64) -> Result<Arc<CertInfo>, TlsError> {
+        // The pair first, then the client policy (which swaps itself in only when whole); the
+        // pair is swapped in only when both passed.
         let checked = load_pair(&self.cert_file, &self.key_file, now).and_then(|pair| {
-            if let Some(ca) = &self.client_ca_file {
-                read_ca_roots(ca, now)?;
+            if let Some(auth) = &self.client_auth {
+                auth.reload(now)?;
             }
             Ok(pair)
         });

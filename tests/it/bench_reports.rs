@@ -397,7 +397,7 @@ fn open_loop_rate_paces_the_measured_phase() {
     let tmp = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let token_file = tmp.path().join("admin.token");
-    std::fs::write(&token_file, "bench-admin-token\n").unwrap();
+    std::fs::write(&token_file, "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=\n").unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -366,3 +366,151 @@ fn demo_preparation_tightens_through_handles_and_never_follows_links() {
     );
     load_keyring(copy.path(), EngineKind::DEFAULT, ID, true).unwrap();
 }
+
+/// Finding 4: a key directory group- or world-writable (files in it can be renamed over each
+/// other, e.g. `wechat-v1.pub` over `bank-v1.pub`) is refused, checked on the opened directory;
+/// so is a key directory that is a symbolic link. Demo mode (published keys) is exempt from the
+/// mode rule only.
+#[test]
+fn a_group_or_world_writable_or_linked_key_directory_is_refused() {
+    let keys = Keys::new();
+    let dir = keys.dir.path();
+    for mode in [0o777, 0o770, 0o775, 0o757, 0o1777] {
+        chmod(dir, mode);
+        let err = load(dir).expect_err("a writable key directory was accepted");
+        match &err {
+            KeyRingError::File {
+                path,
+                rule: FileRule::DirectoryWritableByOthers { mode: m },
+            } => {
+                assert_eq!(*m, mode);
+                assert!(Path::new(path) == dir, "{err}");
+            }
+            other => panic!("mode {mode:o}: {other:?}"),
+        }
+        assert!(err.to_string().contains("group or others"), "{err}");
+        assert!(load_keyring(dir, EngineKind::DEFAULT, ID, true).is_ok());
+    }
+    for mode in [0o700, 0o750, 0o755, 0o500] {
+        chmod(dir, mode);
+        load(dir).unwrap_or_else(|e| panic!("mode {mode:o}: {e}"));
+    }
+    chmod(dir, 0o700);
+    // The directory named through a symbolic link: refused, whatever its target's mode.
+    let holder = tempfile::tempdir().unwrap();
+    let link = holder.path().join("keys");
+    std::os::unix::fs::symlink(dir, &link).unwrap();
+    refused_by_rule(load(&link), "keys", |r| *r == FileRule::SymbolicLink);
+    // A file in place of the directory.
+    let file = holder.path().join("plain");
+    std::fs::write(&file, "x").unwrap();
+    refused_by_rule(load(&file), "plain", |r| *r == FileRule::NotDirectory);
+}
+
+/// Finding 4: a key file with a second name (hard link) is refused, whether secret, public or
+/// the manifest: whoever controls the other name's directory controls the file.
+#[test]
+fn a_key_file_with_more_than_one_hard_link_is_refused() {
+    for name in ["bank-v1.key", "wechat-v1.pub", "keyring.toml"] {
+        let keys = Keys::new();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let other = elsewhere.path().join("other-name");
+        std::fs::hard_link(keys.dir.path().join(name), &other).unwrap();
+        refused_by_rule(load(keys.dir.path()), name, |r| {
+            *r == FileRule::HardLinks { links: 2 }
+        });
+        std::fs::remove_file(&other).unwrap();
+        load(keys.dir.path()).unwrap_or_else(|e| panic!("{name} after unlinking: {e}"));
+    }
+}
+
+/// Finding 4: partner secrets at their channel's length (open platform 32–64 letters and
+/// digits; callback salt and HMAC token at least 16), never shorter than 16.
+#[test]
+fn partner_secrets_shorter_than_their_rule_are_refused() {
+    use pension_gateway::keyring::{check_partner_secret, SecretRule};
+    use pension_gateway::partners::Channel;
+    let cases: [(Channel, &str, bool); 12] = [
+        (Channel::OpenPlatform, "x", false),
+        (Channel::OpenPlatform, &"a1".repeat(15), false),
+        (Channel::OpenPlatform, &"a1".repeat(16), true),
+        (Channel::OpenPlatform, &"a1".repeat(32), true),
+        (Channel::OpenPlatform, &"a1".repeat(33), false),
+        (Channel::OpenPlatform, "abcdefghijklmnopqrstuvwxyz-12345", false),
+        (Channel::Callback, "x", false),
+        (Channel::Callback, "fifteen-chars-x", false),
+        (Channel::Callback, "sixteen-chars-xy", true),
+        (Channel::Hmac, "x", false),
+        (Channel::Hmac, "fifteen-chars-x", false),
+        (Channel::Hmac, "sixteen-chars-xy", true),
+    ];
+    for (channel, value, ok) in cases {
+        let got = check_partner_secret(channel, value);
+        assert_eq!(got.is_ok(), ok, "{channel} {value:?}: {got:?}");
+    }
+    assert!(matches!(
+        check_partner_secret(Channel::OpenPlatform, "abcdefghijklmnopqrstuvwxyz-12345"),
+        Err(SecretRule::Alphabet { .. })
+    ));
+    // Loaded from a key ring: refused by name, the message never quoting the secret.
+    let keys = Keys::new();
+    common::partners::write_secret(keys.dir.path(), "cb.secret", "s3cr3t");
+    let text = std::fs::read_to_string(keys.dir.path().join("keyring.toml")).unwrap();
+    std::fs::write(
+        keys.dir.path().join("keyring.toml"),
+        format!(
+            "{text}\n[[partner]]\nchannel = \"callback\"\nid = \"p1\"\nversion = 1\n\
+             state = \"active\"\nsecret = \"cb.secret\"\n"
+        ),
+    )
+    .unwrap();
+    let err = load(keys.dir.path()).expect_err("a 6-character salt was accepted");
+    assert!(
+        matches!(&err, KeyRingError::WeakSecret { path, rule: SecretRule::Length { len: 6, min: 16, .. } } if path.ends_with("cb.secret")),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("s3cr3t"), "{err}");
+}
+
+/// Finding 4: the admin token is at least 32 random bytes as text; a 1-byte token, a short one
+/// and a repeated word are refused by name, a `head -c 32 /dev/urandom | base64` one loads.
+#[test]
+fn a_weak_admin_token_is_refused() {
+    use pension_gateway::keyring::SecretRule;
+    use pension_gateway::ops::AdminToken;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("admin-token");
+    let write = |text: &str| {
+        std::fs::write(&path, format!("{text}\n")).unwrap();
+        chmod(&path, 0o600);
+    };
+    for weak in ["x", "a-long-random-admin-token", &"password".repeat(6)] {
+        write(weak);
+        match AdminToken::from_file(&path) {
+            Err(KeyRingError::WeakSecret { path: p, rule }) => {
+                assert_eq!(p, path);
+                assert!(
+                    matches!(rule, SecretRule::Length { .. } | SecretRule::NotRandom { .. }),
+                    "{rule:?}"
+                );
+            }
+            other => panic!("{weak:?}: {other:?}"),
+        }
+    }
+    let strong = std::process::Command::new("sh")
+        .args(["-c", "head -c 32 /dev/urandom | base64"])
+        .output()
+        .unwrap();
+    write(String::from_utf8(strong.stdout).unwrap().trim());
+    let token = AdminToken::from_file(&path).expect("a random 32-byte token loads");
+    assert_eq!(format!("{token:?}"), "AdminToken(***)");
+    // One more name for the file: refused like every key file.
+    std::fs::hard_link(&path, tmp.path().join("second-name")).unwrap();
+    assert!(matches!(
+        AdminToken::from_file(&path),
+        Err(KeyRingError::File {
+            rule: FileRule::HardLinks { links: 2 },
+            ..
+        })
+    ));
+}

@@ -18,7 +18,7 @@ use pension_gateway::crypto::{nonce, EngineKind, PublicKey, SecretKey};
 use pension_gateway::keyring::admin::KeyDir;
 
 /// The admin bearer token of the server under test.
-const ADMIN_TOKEN: &[u8] = b"rotation-test-admin-token";
+const ADMIN_TOKEN: &[u8] = b"dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=";
 use pension_gateway::server::{build_state, load_keys, serve_state, Listeners};
 
 const ID: &[u8] = b"1234567812345678";

@@ -22,7 +22,7 @@ use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::ClientConfig;
 
-const ADMIN_TOKEN: &str = "tls-test-admin-token";
+const ADMIN_TOKEN: &str = "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=";
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -43,6 +43,8 @@ struct Issued {
     cert_pem: String,
     key_pem: String,
     serial_hex: String,
+    /// SHA-256 of the SubjectPublicKeyInfo, lower-case hex (a `spki-sha256` pin).
+    spki_sha256: String,
 }
 
 impl Pki {
@@ -51,6 +53,12 @@ impl Pki {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name.push(DnType::CommonName, name);
         p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        // Signs certificates and revocation lists (a CRL issuer needs cRLSign).
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
         p.not_before = at(now() - 86_400);
         p.not_after = at(now() + 30 * 86_400);
         let cert = p.self_signed(&key).unwrap();
@@ -84,7 +92,29 @@ impl Pki {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             serial_hex: info.serial_hex,
+            spki_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.public_key_der())),
         }
+    }
+
+    /// A revocation list of this CA revoking `serials`, valid from an hour ago for `life` seconds.
+    fn crl(&self, serials: &[u64], life: i64) -> String {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: at(now() - 3600),
+            next_update: at(now() - 3600 + life),
+            crl_number: rcgen::SerialNumber::from(now() as u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: at(now() - 60),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.cert, &self.key).unwrap().pem().unwrap()
     }
 
     fn server(&self, serial: u64) -> Issued {
@@ -832,3 +862,163 @@ const VECTOR_SERIAL: &str = "1f2e3d4c5b6a";
 const VECTOR_SHA256: &str = "5e8bf9e1d70d1d1d2fd459ed79a8f4a30e05bf6eecfc81feab7f49b6757bf2ab";
 const VECTOR_NOT_BEFORE: i64 = 1_704_067_200;
 const VECTOR_NOT_AFTER: i64 = 2_019_686_400;
+
+/// One handshake with client certificate `client`: whether `GET /healthz` was answered 200.
+async fn client_served(server: &Server, pki: &Pki, client: &Issued) -> bool {
+    let config = rustls_client(&pki.ca_pem(), &[&rustls::version::TLS13], Some(client));
+    matches!(probe(server.addr, config).await, Ok((_, _, a)) if a.starts_with(b"HTTP/1.1 200"))
+}
+
+/// Finding 9: with `tls.client_pins_file` a certificate of the client CA is served only when it
+/// matches a pin — by SPKI SHA-256, by subject (RFC 4514) or by subjectAltName — and the pins
+/// are re-read with the certificate (admin reload); a broken pins file is refused and the
+/// previous pins stay.
+#[actix_web::test]
+async fn mutual_tls_pins_admit_the_pinned_client_and_refuse_the_others() {
+    let pki = Pki::new("server CA");
+    let clients = Pki::new("client CA");
+    let dir = TlsDir::new();
+    let leaf = pki.server(31);
+    dir.install_pair(&leaf.cert_pem, &leaf.key_pem);
+    let a = clients.issue(&["partner-a.example"], now() - 60, now() + 3600, 41, true);
+    let b = clients.issue(&["partner-b.example"], now() - 60, now() + 3600, 42, true);
+    let client_ca = dir.install_ca("clients.pem", &clients.ca_pem());
+    let pins = dir.install_ca("pins", format!("# partner A\nspki-sha256 {}\n", a.spki_sha256).as_str());
+    let server = start(&dir, move |s| {
+        s.tls.client_ca_file = Some(client_ca);
+        s.tls.client_pins_file = Some(pins);
+    });
+    wait_up(
+        server.addr,
+        rustls_client(&pki.ca_pem(), &[&rustls::version::TLS13], Some(&a)),
+    )
+    .await;
+    assert!(client_served(&server, &pki, &a).await, "pinned by SPKI");
+    assert!(!client_served(&server, &pki, &b).await, "same CA, not pinned");
+
+    // Re-pinned to B by subject: takes effect on the reload, A is now refused.
+    dir.install_ca("pins", "subject CN=partner-b.example\n");
+    let (status, body) = admin_reload(&server).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(client_served(&server, &pki, &b).await, "pinned by subject");
+    assert!(!client_served(&server, &pki, &a).await, "no longer pinned");
+
+    // By subjectAltName.
+    dir.install_ca("pins", "san-dns PARTNER-A.example\n");
+    assert_eq!(admin_reload(&server).await.0, 200);
+    assert!(client_served(&server, &pki, &a).await, "pinned by SAN");
+    assert!(!client_served(&server, &pki, &b).await);
+
+    // A broken pins file: the reload is refused (409, code tls_pins), the SAN pin stays.
+    dir.install_ca("pins", "fingerprint 0011\n");
+    let (status, body) = admin_reload(&server).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["tls"]["code"], "tls_pins", "{body}");
+    assert!(client_served(&server, &pki, &a).await);
+    assert!(!client_served(&server, &pki, &b).await);
+}
+
+/// Finding 9: with `tls.client_crl_files` a revoked client certificate is refused; a CRL
+/// replaced at run time takes effect on the reload, and an out-of-date CRL is refused (409,
+/// `tls_crl`) while the previous list keeps deciding.
+#[actix_web::test]
+async fn a_revoked_client_is_refused_and_a_crl_replaced_at_run_time_takes_effect() {
+    let pki = Pki::new("server CA");
+    let clients = Pki::new("client CA");
+    let dir = TlsDir::new();
+    let leaf = pki.server(51);
+    dir.install_pair(&leaf.cert_pem, &leaf.key_pem);
+    let a = clients.issue(&["partner-a.example"], now() - 60, now() + 3600, 61, true);
+    let b = clients.issue(&["partner-b.example"], now() - 60, now() + 3600, 62, true);
+    let client_ca = dir.install_ca("clients.pem", &clients.ca_pem());
+    let crl = dir.install_ca("clients.crl", &clients.crl(&[62], 86_400));
+    let server = start(&dir, move |s| {
+        s.tls.client_ca_file = Some(client_ca);
+        s.tls.client_crl_files = vec![crl];
+    });
+    wait_up(
+        server.addr,
+        rustls_client(&pki.ca_pem(), &[&rustls::version::TLS13], Some(&a)),
+    )
+    .await;
+    assert!(client_served(&server, &pki, &a).await);
+    assert!(!client_served(&server, &pki, &b).await, "B is revoked");
+
+    // The new list revokes A instead.
+    dir.install_ca("clients.crl", &clients.crl(&[61], 86_400));
+    let (status, body) = admin_reload(&server).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!client_served(&server, &pki, &a).await, "A is revoked now");
+    assert!(client_served(&server, &pki, &b).await, "B is no longer revoked");
+
+    // A list past its next update: refused, the previous list stays in force.
+    dir.install_ca("clients.crl", &clients.crl(&[], 60));
+    let (status, body) = admin_reload(&server).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["tls"]["code"], "tls_crl", "{body}");
+    assert!(!client_served(&server, &pki, &a).await);
+    assert!(client_served(&server, &pki, &b).await);
+}
+
+/// The settings of finding 9: pins and CRLs need mutual TLS; `--check-config`'s reader refuses
+/// an out-of-date CRL and a pins file without a pin, and counts what is in force.
+#[test]
+fn client_pins_and_crl_settings_and_their_checks() {
+    let pki = Pki::new("server CA");
+    let clients = Pki::new("client CA");
+    let dir = TlsDir::new();
+    let leaf = pki.server(71);
+    dir.install_pair(&leaf.cert_pem, &leaf.key_pem);
+    let mut s = Settings::default();
+    s.tls.cert_file = Some(dir.path("cert.pem"));
+    s.tls.key_file = Some(dir.path("key.pem"));
+    s.tls.client_pins_file = Some(dir.install_ca("pins", "# none yet\n"));
+    let err = s.validate().unwrap_err().to_string();
+    assert!(err.contains("tls.client_ca_file"), "{err}");
+    s.tls.client_ca_file = Some(dir.install_ca("clients.pem", &clients.ca_pem()));
+    s.validate().unwrap();
+    let check = pension_gateway::tls::server::ServerTls::check_settings;
+    let err = check(&s.tls).unwrap_err();
+    assert_eq!(err.code(), "tls_pins", "{err}");
+    dir.install_ca("pins", "san-dns partner-a.example\nsan-ip 10.0.0.7\n");
+    s.tls.client_crl_files = vec![dir.install_ca("clients.crl", &clients.crl(&[9], 60))];
+    let err = check(&s.tls).unwrap_err();
+    assert_eq!(err.code(), "tls_crl", "{err}");
+    assert!(err.to_string().contains("clients.crl"), "{err}");
+    dir.install_ca("clients.crl", &clients.crl(&[9], 86_400));
+    let (_, policy) = check(&s.tls).unwrap().unwrap();
+    let policy = policy.unwrap();
+    assert_eq!((policy.crls, policy.pins), (1, Some(2)));
+}
+
+/// Known vector for subject pins: the RFC 4514 text of a subject with an escaped comma and a
+/// Chinese organisation, as `openssl x509 -noout -subject -nameopt RFC2253,-esc_msb` prints it
+/// (checked against the `openssl` command when one is installed).
+#[test]
+fn subject_pin_text_is_rfc4514_as_openssl_prints_it() {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["partner-c.example".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CountryName, "CN");
+    p.distinguished_name.push(DnType::OrganizationName, "微众, 测试");
+    p.distinguished_name.push(DnType::CommonName, "partner-c");
+    let cert = p.self_signed(&key).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+    let text = pension_gateway::tls::client_auth::subject_rfc4514(&parsed).unwrap();
+    assert_eq!(text, "CN=partner-c,O=微众\\, 测试,C=CN");
+    let pins = pension_gateway::tls::client_auth::parse_pins(
+        Path::new("pins"),
+        &format!("subject {text}\n"),
+    )
+    .unwrap();
+    assert!(pension_gateway::tls::client_auth::matches_pins(cert.der(), &pins));
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("c.pem"), cert.pem()).unwrap();
+    if let Ok(out) = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253,-esc_msb", "-in"])
+        .arg(tmp.path().join("c.pem"))
+        .output()
+    {
+        let printed = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(printed.trim().trim_start_matches("subject="), text);
+    }
+}

@@ -5,9 +5,9 @@ use actix_web::test as at;
 use super::{Gateway, TestService};
 
 pub const APP: &str = "wbtestapp0000001";
-pub const APP_SECRET: &str = "test-app-secret-0001";
+pub const APP_SECRET: &str = "testAppSecret0001testAppSecret0001";
 pub const PARTNER: &str = "test-partner";
-pub const SALT: &str = "test-salt-0001";
+pub const SALT: &str = "test-salt-0001-for-tests";
 pub const FAPP: &str = "fapptest0001";
 pub const FAPP_TOKEN: &str = "test-fapp-token-0001";
 pub const QUERY: &str =

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 /// The gateway binary built with the tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_pension-gateway");
 
-/// Copies the repository's demo keys into `dir/keys` as a production ring (the manifest no
-/// longer says `demo = true`; secrets 0600, the rest 0644) and returns the directory.
+/// A production key ring in `dir/keys` shaped like the demo's (the demo manifest without
+/// `demo = true`, the same file names) but with fresh keys and secrets: the published demo
+/// keys are refused outside demo mode. Secrets 0600, the rest 0644; returns the directory.
 pub fn production_keys(dir: &Path) -> PathBuf {
+    use pension_gateway::crypto::SecretKey;
     use std::os::unix::fs::PermissionsExt;
     let keys = dir.join("keys");
     std::fs::create_dir(&keys).unwrap();
@@ -20,15 +22,25 @@ pub fn production_keys(dir: &Path) -> PathBuf {
         let e = e.unwrap();
         let to = keys.join(e.file_name());
         let name = e.file_name().to_string_lossy().to_string();
-        if name == "keyring.toml" {
-            let text = std::fs::read_to_string(e.path()).unwrap();
-            std::fs::write(&to, text.replace("demo = true", "demo = false")).unwrap();
+        let Some(stem) = name.strip_suffix(".key").or_else(|| name.strip_suffix(".secret")) else {
+            if name == "keyring.toml" {
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                std::fs::write(&to, text.replace("demo = true", "demo = false")).unwrap();
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+            continue;
+        };
+        if name.ends_with(".key") {
+            let key = SecretKey::generate();
+            std::fs::write(&to, key.to_pem().unwrap().as_bytes()).unwrap();
+            let public = keys.join(format!("{stem}.pub"));
+            std::fs::write(&public, format!("{}\n", key.public_key().to_hex())).unwrap();
+            std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
         } else {
-            std::fs::copy(e.path(), &to).unwrap();
+            // 64 letters and digits: fits every channel's secret rule.
+            std::fs::write(&to, format!("{}\n", random_pepper())).unwrap();
         }
-        let secret = name.ends_with(".key") || name.ends_with(".secret");
-        let mode = if secret { 0o600 } else { 0o644 };
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     keys
 }
