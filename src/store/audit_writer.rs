@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::models::AuditRow;
 use super::schema::query_audit as qa;
-use super::{NewAudit, StoreError};
+use super::{DriverError, NewAudit, StoreError, Unavailable};
 
 /// Most rows in one batch (MySQL: one text `INSERT` of ~300 bytes a row, ~150 KiB at most, far
 /// below MySQL's and MariaDB's default `max_allowed_packet` of 16–64 MiB).
@@ -64,7 +64,7 @@ pub(crate) enum WriterTarget {
     Mysql {
         connect: std::sync::Arc<super::pool::MysqlConnect>,
         deadline: Duration,
-        password: Option<String>,
+        password: Option<Arc<super::error::Password>>,
     },
 }
 
@@ -82,11 +82,15 @@ impl AuditWriter {
                     connect,
                     deadline,
                     password,
-                } => run_mysql(&connect, deadline, password.as_deref(), rx, &obs),
+                } => run_mysql(&connect, deadline, password.as_ref(), rx, &obs),
             });
-        spawned
-            .map(|_| AuditWriter { tx, observer })
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the audit writer: {e}")))
+        spawned.map(|_| AuditWriter { tx, observer }).map_err(|e| {
+            Unavailable::Task {
+                what: "starting the audit writer",
+                source: DriverError::new(e),
+            }
+            .into()
+        })
     }
 
     /// Queues `row` and waits until the batch holding it committed (or failed).
@@ -95,9 +99,9 @@ impl AuditWriter {
         self.tx
             .send(Job { row, done })
             .await
-            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+            .map_err(|_| Unavailable::Stopped("the audit writer has stopped"))?;
         wait.await.map_err(|_| {
-            StoreError::Unavailable("the audit writer stopped before the row was written".into())
+            Unavailable::Stopped("the audit writer stopped before the row was written")
         })?
     }
 
@@ -161,11 +165,15 @@ fn write_sqlite(
     let c = match conn {
         Some(c) => c,
         None => {
-            let mut c = SqliteConnection::establish(path).map_err(|e| {
-                StoreError::Unavailable(format!("audit writer cannot open SQLite: {e}"))
+            let mut c = SqliteConnection::establish(path).map_err(|e| Unavailable::Open {
+                what: "audit writer cannot open SQLite",
+                source: DriverError::new(e),
             })?;
             diesel::connection::SimpleConnection::batch_execute(&mut c, pragmas).map_err(|e| {
-                StoreError::Unavailable(format!("audit writer cannot set up SQLite: {e}"))
+                Unavailable::Open {
+                    what: "audit writer cannot set up SQLite",
+                    source: DriverError::new(e),
+                }
             })?;
             conn.insert(c)
         }
@@ -189,7 +197,7 @@ fn write_sqlite(
 fn run_mysql(
     connect: &super::pool::MysqlConnect,
     deadline: Duration,
-    password: Option<&str>,
+    password: Option<&Arc<super::error::Password>>,
     mut rx: mpsc::Receiver<Job>,
     obs: &BatchObserver,
 ) {
@@ -199,11 +207,14 @@ fn run_mysql(
     {
         Ok(rt) => rt,
         Err(e) => {
-            let msg = format!("audit writer runtime failed: {e}");
-            tracing::error!(error = %msg, "audit writer cannot start");
+            let err = StoreError::from(Unavailable::Task {
+                what: "the audit writer runtime",
+                source: DriverError::new(e),
+            });
+            tracing::error!(error = %err, "audit writer cannot start");
             let mut batch = Vec::new();
             while gather_blocking(&mut rx, &mut batch) {
-                finish(&mut batch, Err(StoreError::Unavailable(msg.clone())), obs);
+                finish(&mut batch, Err(err.clone()), obs);
             }
             return;
         }
@@ -218,18 +229,13 @@ fn run_mysql(
             let res = tokio::time::timeout(deadline, write_mysql(&mut conn, connect, &batch))
                 .await
                 .unwrap_or_else(|_| {
-                    Err(StoreError::Unavailable(format!(
-                        "audit batch not written within {} ms",
-                        deadline.as_millis()
-                    )))
+                    Err(Unavailable::Timeout {
+                        what: "audit batch",
+                        timeout: deadline,
+                    }
+                    .into())
                 });
-            let res = res.map_err(|e| match e {
-                StoreError::Unavailable(m) => {
-                    StoreError::Unavailable(super::pool::scrub(m, password))
-                }
-                StoreError::Query(m) => StoreError::Query(super::pool::scrub(m, password)),
-                other => other,
-            });
+            let res = res.map_err(|e| e.masking(password));
             if res.is_err() {
                 // The link may be broken or mid-statement: start the next batch on a fresh one.
                 conn = None;
@@ -248,8 +254,9 @@ async fn write_mysql(
     let c = match conn {
         Some(c) => c,
         None => {
-            let c = connect.establish().await.map_err(|e| {
-                StoreError::Unavailable(format!("audit writer cannot connect to MySQL: {e}"))
+            let c = connect.establish().await.map_err(|e| Unavailable::Open {
+                what: "audit writer cannot connect to MySQL",
+                source: DriverError::new(e),
             })?;
             conn.insert(c)
         }

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use pension_gateway::client::WechatClient;
 use pension_gateway::config::Settings;
 use pension_gateway::crypto::SecretKey;
-use pension_gateway::store::{testing, Store, StoreOptions};
+use pension_gateway::store::{Store, StoreOptions};
+use testkit as testing;
 
 use crate::common::{self, free_port};
 
