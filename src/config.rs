@@ -146,9 +146,15 @@ impl TlsSettings {
                         .into(),
                 ))
             }
-            _ if self.client_crl_files.iter().any(|p| p.as_os_str().is_empty()) => Err(
-                ConfigError("tls.client_crl_files must list file paths".into()),
-            ),
+            _ if self
+                .client_crl_files
+                .iter()
+                .any(|p| p.as_os_str().is_empty()) =>
+            {
+                Err(ConfigError(
+                    "tls.client_crl_files must list file paths".into(),
+                ))
+            }
             _ => Ok(()),
         }
     }

@@ -17,11 +17,9 @@
 //! - [`config`], [`error`], [`server`]: settings, the HTTP error type, process start-up.
 //! - [`tls`]: rustls on the public listener (hot certificate reload, mutual TLS) and for
 //!   outbound HTTPS.
-//! - [`bench`](mod@bench): the load generator and engine benchmark behind `pension-gateway bench`.
 
 pub mod accounts;
 pub mod audit;
-pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -97,9 +97,14 @@ impl Command {
     fn touches_bank_data(&self) -> bool {
         match self {
             Command::Accounts {
-                command: cli::accounts::AccountsCommand::GenCsv { .. },
+                command:
+                    cli::accounts::AccountsCommand::GenCsv { .. }
+                    | cli::accounts::AccountsCommand::GenPepper { .. },
             } => false,
-            Command::Db { .. } | Command::Accounts { .. } | Command::Keys { .. } => true,
+            Command::Db { .. }
+            | Command::Accounts { .. }
+            | Command::Keys { .. }
+            | Command::Audit { .. } => true,
             Command::Serve { .. }
             | Command::Bench { .. }
             | Command::Client { .. }

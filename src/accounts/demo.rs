@@ -3,7 +3,7 @@
 //! `accounts seed-demo`.
 
 use super::AccountDirectory;
-use crate::store::{BindingSession, NewAccount, StoreError};
+use crate::store::{BindingSession, NewAccount, QueryError, StoreError};
 
 /// A fictional person of the demo data set.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +89,7 @@ pub async fn seed_demo(dir: &AccountDirectory, now: i64) -> Result<usize, StoreE
         if let Err(e) = dir.store().insert_session(&session).await {
             // Another instance seeding at the same moment inserted it first: that is the
             // wanted end state, not an error.
-            let inserted_by_other = matches!(&e, StoreError::Query(m) if m.contains("unique"))
+            let inserted_by_other = matches!(&e, StoreError::Query(QueryError::Duplicate { .. }))
                 && dir
                     .store()
                     .find_live_session(DEMO_SESSION_ID, now)

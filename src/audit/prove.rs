@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::crypto::fast::VerifyingKey;
 use crate::crypto::PublicKey;
 use crate::keyring::{read_key_text, KeyFileKind, KeyRingError, Manifest};
 use crate::store::{AuditRecord, SignedEvidence};
+use sm2_fast::VerifyingKey;
 
 /// The public keys a proof is checked against, by version.
 #[derive(Debug, Default, Clone)]

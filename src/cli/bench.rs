@@ -1,12 +1,92 @@
-//! `bench …`: engine throughput and load against a running gateway.
+//! `bench …`: engine throughput and load against a running gateway. The measuring is the
+//! `bench` crate's (crates/bench); what is gateway-specific is here: the engines it measures,
+//! the request signed as WeChat signs it, and the check of each answer's signature.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use ::bench::cpu::ServerCpuSource;
+use ::bench::crypto::Subject;
+use ::bench::http::{Answer, Request, Workload};
 use anyhow::Context as _;
 use clap::Subcommand;
-use pension_gateway::bench::cpu::ServerCpuSource;
+use pension_gateway::accounts::demo::DEMO_PEOPLE;
+use pension_gateway::client::WechatClient;
 use pension_gateway::config::Settings;
-use pension_gateway::crypto::EngineKind;
+use pension_gateway::crypto::{nonce, EngineKind, SecretKey, DEFAULT_SIGNER_ID};
+
+/// The signing string both engine measurements sign and verify (`bench crypto` and the crypto
+/// floor of `bench http`): a real account query's method, path, timestamp, nonce and body.
+fn sample_request_message() -> Vec<u8> {
+    pension_gateway::crypto::signing_string::request_signing_string(
+        "POST",
+        b"/v1/pension/account",
+        "1661776967",
+        "5f270f2ff52b0c67dd47cd5c3ee17e91",
+        br#"{"user_true_name":"\u5f20\u4e09","user_identify_card_num":"11010519491231002X","corpno":"weibao"}"#,
+    )
+}
+
+/// Engine `kind` as a measurement subject: a fresh key prepared once, one signature and one
+/// verification of the sample signing string.
+fn subject(kind: EngineKind) -> anyhow::Result<Subject> {
+    let engine = kind.engine();
+    let sk = SecretKey::generate();
+    let signer: Arc<dyn pension_gateway::crypto::PreparedSigner> =
+        Arc::from(engine.signer(&sk, DEFAULT_SIGNER_ID)?);
+    let verifier: Arc<dyn pension_gateway::crypto::PreparedVerifier> =
+        Arc::from(engine.verifier(&sk.public_key(), DEFAULT_SIGNER_ID)?);
+    let msg = Arc::new(sample_request_message());
+    let sig = signer.sign(&msg)?;
+    let (s, m) = (Arc::clone(&signer), Arc::clone(&msg));
+    let (v, vm) = (verifier, msg);
+    Ok(Subject {
+        name: kind.name().to_string(),
+        sign: Arc::new(move || {
+            let _ = std::hint::black_box(s.sign(std::hint::black_box(&m)));
+        }),
+        verify: Arc::new(move || {
+            let _ = std::hint::black_box(v.verify(std::hint::black_box(&vm), &sig));
+        }),
+    })
+}
+
+/// The account-query load: request `i` asks for demo person `i mod 4`, signed as WeChat signs
+/// (a fresh nonce, the current time); an answer is accepted when its WxIns signature verifies.
+struct AccountQueries {
+    client: WechatClient,
+}
+
+impl Workload for AccountQueries {
+    fn request(&self, path: &str, i: usize) -> Option<Request> {
+        let p = DEMO_PEOPLE.get(i % DEMO_PEOPLE.len())?;
+        let body = serde_json::to_vec(&serde_json::json!({"user_true_name": p.name,
+            "user_identify_card_num": p.id_number, "corpno": "weibao"}))
+        .ok()?;
+        let now = chrono::Utc::now().timestamp();
+        let signed = self
+            .client
+            .sign_request("POST", path, &body, now, &nonce::generate())
+            .ok()?;
+        Some(Request {
+            headers: vec![
+                ("Authorization".into(), signed.authorization),
+                ("Content-Type".into(), "application/json".into()),
+                ("Accept".into(), "application/json".into()),
+            ],
+            body,
+        })
+    }
+
+    fn accepts(&self, answer: &Answer) -> bool {
+        // The run lasts at most `--max-seconds`, well inside the answers' ±300 s freshness.
+        let now = chrono::Utc::now().timestamp();
+        self.client
+            .verify_response(|n| answer.header(n), &answer.body, now)
+            .is_ok()
+    }
+}
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -70,7 +150,7 @@ pub enum BenchCommand {
 }
 
 /// Prints one round: the OpenSSL baseline and one row per engine with its ratios.
-fn print_round(round: &pension_gateway::bench::crypto::Round) {
+fn print_round(round: &::bench::crypto::Round) {
     let openssl = round.openssl_one_core;
     match openssl {
         Some(o) => println!(
@@ -180,7 +260,7 @@ impl HttpCpuArgs {
 
 /// Runs a `bench` command.
 pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
-    use pension_gateway::bench;
+    use ::bench;
     match cmd {
         BenchCommand::Crypto {
             engine,
@@ -194,7 +274,11 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 .max(1);
             let engines: Vec<EngineKind> =
                 engine.map_or_else(|| EngineKind::ALL.to_vec(), |e| vec![e]);
-            let rounds = bench::crypto::run_rounds(&engines, threads, seconds, repeat)?;
+            let subjects = engines
+                .iter()
+                .map(|&kind| subject(kind))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rounds = bench::crypto::run_rounds(&subjects, threads, seconds, repeat);
             if output == "json" {
                 let mut medians = serde_json::Map::new();
                 for kind in &engines {
@@ -262,20 +346,55 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             let client = super::client::wechat_client(&keys_dir, settings)?;
             let source = cpu.source(&url, settings)?;
             let engine = cpu.engine.unwrap_or(settings.keys.engine);
+            let progress = output != "json";
+            // The floor first, while the server is idle and before pre-signing takes every core.
+            let crypto_floor = if cpu.floor_seconds > 0.0 {
+                if progress {
+                    eprintln!(
+                        "crypto floor: {} sign + verify, 1 thread, {} s each",
+                        engine.name(),
+                        cpu.floor_seconds
+                    );
+                }
+                let subject = subject(engine)?;
+                let secs = cpu.floor_seconds;
+                Some(
+                    actix_web::rt::task::spawn_blocking(move || {
+                        bench::cpu::measure_floor(
+                            &subject.name,
+                            secs,
+                            || (subject.sign)(),
+                            || (subject.verify)(),
+                        )
+                    })
+                    .await
+                    .context("crypto floor")?,
+                )
+            } else {
+                None
+            };
+            let ca_file = ca_file.or_else(|| settings.tls.ca_file.clone());
+            let tls = pension_gateway::tls::client::client_config(ca_file.as_deref())?;
+            let http = || {
+                pension_gateway::tls::client::http_client_with(
+                    Arc::clone(&tls),
+                    Duration::from_secs(10),
+                )
+            };
+            let clients: Vec<awc::Client> = (0..concurrency.max(1)).map(|_| http()).collect();
             let opts = bench::http::HttpBenchOptions {
                 url,
-                concurrency,
                 requests,
                 max_seconds,
-                progress: output != "json",
+                progress,
                 request_id_prefix,
-                ca_file: ca_file.or_else(|| settings.tls.ca_file.clone()),
                 warmup: cpu.warmup,
                 server_cpu: source.as_ref().map(|(s, _)| s.clone()),
-                floor: (cpu.floor_seconds > 0.0).then_some((engine, cpu.floor_seconds)),
+                crypto_floor,
                 rate,
             };
-            let r = bench::http::run(&opts, std::sync::Arc::new(client)).await?;
+            let workload = Arc::new(AccountQueries { client });
+            let r = bench::http::run(&opts, workload, &clients, &http()).await?;
             if output == "json" {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

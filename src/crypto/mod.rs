@@ -7,7 +7,6 @@
 
 pub mod authorization;
 pub mod engine;
-pub mod fast;
 pub mod keys;
 pub mod nonce;
 pub mod signature;

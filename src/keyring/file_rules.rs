@@ -369,7 +369,11 @@ impl KeyDirHandle {
     }
 
     /// [`read`](Self::read) for a text file (UTF-8, zeroized on drop).
-    pub fn read_text(&self, name: &str, kind: KeyFileKind) -> Result<Zeroizing<String>, KeyRingError> {
+    pub fn read_text(
+        &self,
+        name: &str,
+        kind: KeyFileKind,
+    ) -> Result<Zeroizing<String>, KeyRingError> {
         let bytes = self.read(name, kind)?;
         utf8(&self.path.join(name), &bytes)
     }

@@ -43,7 +43,8 @@ pub const PUBLISHED: &[Published] = &[
     Published {
         kind: PublishedKind::Sm2Key,
         sha256: "47f241a5688b83b475b57ffa68df6094fe2e3591b1768627e74625e237cea22e",
-        origin: "the demo bank key (keys/demo/bank-v1.key, bank-v1.pub; also built into the binary)",
+        origin:
+            "the demo bank key (keys/demo/bank-v1.key, bank-v1.pub; also built into the binary)",
     },
     Published {
         kind: PublishedKind::Sm2Key,

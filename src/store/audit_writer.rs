@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::models::AuditRow;
 use super::schema::{audit_batches as ab, query_audit as qa};
-use super::{NewAudit, StoreError};
+use super::{DriverError, NewAudit, StoreError, Unavailable};
 
 /// Most rows in one batch (MySQL: one text `INSERT` of ~300 bytes a row, ~150 KiB at most, far
 /// below MySQL's and MariaDB's default `max_allowed_packet` of 16–64 MiB).
@@ -74,7 +74,7 @@ pub(crate) enum WriterTarget {
     Mysql {
         connect: std::sync::Arc<super::pool::MysqlConnect>,
         deadline: Duration,
-        password: Option<String>,
+        password: Option<Arc<super::error::Password>>,
     },
 }
 
@@ -92,11 +92,15 @@ impl AuditWriter {
                     connect,
                     deadline,
                     password,
-                } => run_mysql(&connect, deadline, password.as_deref(), rx, &obs),
+                } => run_mysql(&connect, deadline, password.as_ref(), rx, &obs),
             });
-        spawned
-            .map(|_| AuditWriter { tx, observer })
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the audit writer: {e}")))
+        spawned.map(|_| AuditWriter { tx, observer }).map_err(|e| {
+            Unavailable::Task {
+                what: "starting the audit writer",
+                source: DriverError::new(e),
+            }
+            .into()
+        })
     }
 
     /// Queues `row` and waits until the batch holding it committed (or failed).
@@ -105,9 +109,9 @@ impl AuditWriter {
         self.tx
             .send(Job { row, done })
             .await
-            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+            .map_err(|_| Unavailable::Stopped("the audit writer has stopped"))?;
         wait.await.map_err(|_| {
-            StoreError::Unavailable("the audit writer stopped before the row was written".into())
+            Unavailable::Stopped("the audit writer stopped before the row was written")
         })?
     }
 
@@ -178,11 +182,15 @@ fn write_sqlite(
     let c = match conn {
         Some(c) => c,
         None => {
-            let mut c = SqliteConnection::establish(path).map_err(|e| {
-                StoreError::Unavailable(format!("audit writer cannot open SQLite: {e}"))
+            let mut c = SqliteConnection::establish(path).map_err(|e| Unavailable::Open {
+                what: "audit writer cannot open SQLite",
+                source: DriverError::new(e),
             })?;
             diesel::connection::SimpleConnection::batch_execute(&mut c, pragmas).map_err(|e| {
-                StoreError::Unavailable(format!("audit writer cannot set up SQLite: {e}"))
+                Unavailable::Open {
+                    what: "audit writer cannot set up SQLite",
+                    source: DriverError::new(e),
+                }
             })?;
             conn.insert(c)
         }
@@ -241,7 +249,7 @@ enum Fate {
 fn run_mysql(
     connect: &super::pool::MysqlConnect,
     deadline: Duration,
-    password: Option<&str>,
+    password: Option<&Arc<super::error::Password>>,
     mut rx: mpsc::Receiver<Job>,
     obs: &BatchObserver,
 ) {
@@ -251,20 +259,19 @@ fn run_mysql(
     {
         Ok(rt) => rt,
         Err(e) => {
-            let msg = format!("audit writer runtime failed: {e}");
-            tracing::error!(error = %msg, "audit writer cannot start");
+            let err = StoreError::from(Unavailable::Task {
+                what: "the audit writer runtime",
+                source: DriverError::new(e),
+            });
+            tracing::error!(error = %err, "audit writer cannot start");
             let mut batch = Vec::new();
             while gather_blocking(&mut rx, &mut batch) {
-                finish(&mut batch, Err(StoreError::Unavailable(msg.clone())), obs);
+                finish(&mut batch, Err(err.clone()), obs);
             }
             return;
         }
     };
-    let scrub = |e: StoreError| match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(super::pool::scrub(m, password)),
-        StoreError::Query(m) => StoreError::Query(super::pool::scrub(m, password)),
-        other => other,
-    };
+    let scrub = |e: StoreError| e.masking(password);
     rt.block_on(async move {
         use diesel_async::AsyncMysqlConnection;
         let mut conn: Option<AsyncMysqlConnection> = None;
@@ -303,10 +310,13 @@ fn run_mysql(
             )
             .await
             .unwrap_or_else(|_| {
-                Written::Unknown(StoreError::Unavailable(format!(
-                    "audit batch not acknowledged within {} ms",
-                    deadline.as_millis()
-                )))
+                Written::Unknown(
+                    Unavailable::Timeout {
+                        what: "audit batch acknowledgement",
+                        timeout: deadline,
+                    }
+                    .into(),
+                )
             });
             let res = match written {
                 Written::Committed => Ok(()),
@@ -359,8 +369,9 @@ async fn connection<'c>(
     match conn {
         Some(c) => Ok(c),
         None => {
-            let c = connect.establish().await.map_err(|e| {
-                StoreError::Unavailable(format!("audit writer cannot connect to MySQL: {e}"))
+            let c = connect.establish().await.map_err(|e| Unavailable::Open {
+                what: "audit writer cannot connect to MySQL",
+                source: DriverError::new(e),
             })?;
             Ok(conn.insert(c))
         }
@@ -420,7 +431,7 @@ async fn settle_later(
     conn: &mut Option<diesel_async::AsyncMysqlConnection>,
     connect: &super::pool::MysqlConnect,
     unsettled: &mut std::collections::VecDeque<[u8; 16]>,
-    password: Option<&str>,
+    password: Option<&Arc<super::error::Password>>,
 ) {
     use diesel::result::{DatabaseErrorKind, Error as E};
     use diesel_async::SimpleAsyncConnection;
@@ -453,7 +464,7 @@ async fn settle_later(
                 unsettled.pop_front();
             }
             Err(e) => {
-                let error = super::pool::scrub(e.to_string(), password);
+                let error = e.masking(password).to_string();
                 tracing::warn!(%error, "cannot settle an audit batch of unknown fate yet");
                 *conn = None;
                 return;

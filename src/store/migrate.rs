@@ -14,7 +14,7 @@ use diesel_async::AsyncMysqlConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::pool::{self, Pools};
-use super::{Store, StoreError};
+use super::{DriverError, MigrationError, Store, StoreError};
 
 /// `migrations/mysql`, embedded at compile time.
 pub(crate) const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
@@ -41,16 +41,16 @@ pub(super) async fn run(store: &Store) -> Result<Vec<String>, StoreError> {
                     .map_err(diesel::result::Error::QueryBuilderError)
             })
             .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?
+            .map_err(|e| MigrationError::Run(DriverError::new(e)))?
         }
         Pools::Mysql(p, _) => {
             let obj =
-                pool::acquire_mysql(p, inner.acquire_timeout, inner.password.as_deref()).await?;
+                pool::acquire_mysql(p, inner.acquire_timeout, inner.password.as_ref()).await?;
             // Taken out of the pool: the wrapper owns it and it is closed afterwards.
             let conn: AsyncMysqlConnection = Object::take(obj);
             tokio::task::spawn_blocking(move || migrate_mysql(conn))
                 .await
-                .map_err(|e| StoreError::Migration(format!("migration task failed: {e}")))??
+                .map_err(|e| MigrationError::Task(DriverError::new(e)))??
         }
     };
     if applied.is_empty() {
@@ -78,14 +78,14 @@ pub(super) async fn pending(store: &Store) -> Result<Vec<String>, StoreError> {
                 )
             })
             .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?
+            .map_err(|e| StoreError::from(MigrationError::Task(DriverError::new(e))))?
             .into_iter()
             .map(|r| r.version)
             .collect()
         }
         Pools::Mysql(p, _) => {
             let obj =
-                pool::acquire_mysql(p, inner.acquire_timeout, inner.password.as_deref()).await?;
+                pool::acquire_mysql(p, inner.acquire_timeout, inner.password.as_ref()).await?;
             let conn: AsyncMysqlConnection = Object::take(obj);
             tokio::task::spawn_blocking(move || {
                 let mut w: AsyncConnectionWrapper<AsyncMysqlConnection> =
@@ -95,7 +95,7 @@ pub(super) async fn pending(store: &Store) -> Result<Vec<String>, StoreError> {
                     .unwrap_or_default()
             })
             .await
-            .map_err(|e| StoreError::Migration(format!("schema check failed: {e}")))?
+            .map_err(|e| StoreError::from(MigrationError::Task(DriverError::new(e))))?
             .into_iter()
             .map(|r| r.version)
             .collect()
@@ -104,13 +104,13 @@ pub(super) async fn pending(store: &Store) -> Result<Vec<String>, StoreError> {
     let all: Vec<String> = match &inner.pools {
         Pools::Sqlite(_) => {
             MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
-                .map_err(|e| StoreError::Migration(e.to_string()))?
+                .map_err(|e| StoreError::from(MigrationError::Run(DriverError::boxed(e))))?
                 .iter()
                 .map(|m| m.name().version().to_string())
                 .collect()
         }
         Pools::Mysql(..) => MigrationSource::<diesel::mysql::Mysql>::migrations(&MYSQL_MIGRATIONS)
-            .map_err(|e| StoreError::Migration(e.to_string()))?
+            .map_err(|e| StoreError::from(MigrationError::Run(DriverError::boxed(e))))?
             .iter()
             .map(|m| m.name().version().to_string())
             .collect(),
@@ -158,16 +158,18 @@ fn migrate_mysql(conn: AsyncMysqlConnection) -> Result<Vec<String>, StoreError> 
         "GET_LOCK('{LOCK_NAME}', {LOCK_WAIT_SECS})"
     )))
     .get_result(&mut w)
-    .map_err(|e| StoreError::Migration(format!("cannot take migration lock: {e}")))?;
+    .map_err(|e| MigrationError::Lock(DriverError::new(e)))?;
     if got != Some(1) {
-        return Err(StoreError::Migration(format!(
-            "another instance held the migration lock `{LOCK_NAME}` for over {LOCK_WAIT_SECS} s"
-        )));
+        return Err(MigrationError::LockBusy {
+            name: LOCK_NAME,
+            secs: LOCK_WAIT_SECS,
+        }
+        .into());
     }
     let res = w
         .run_pending_migrations(MYSQL_MIGRATIONS)
         .map(versions)
-        .map_err(|e| StoreError::Migration(e.to_string()));
+        .map_err(|e| MigrationError::Run(DriverError::boxed(e)).into());
     // The lock also goes away with the connection; release explicitly anyway.
     let _ = w.batch_execute(&format!("DO RELEASE_LOCK('{LOCK_NAME}')"));
     res

@@ -18,12 +18,16 @@ use diesel::SqliteConnection;
 
 mod audit_sql;
 mod audit_writer;
+mod error;
 mod migrate;
 pub mod models;
 mod pool;
 mod readers;
 pub mod schema;
 
+pub use error::{
+    ConfigError, Conflict, DriverError, MigrationError, QueryError, StoreError, Unavailable,
+};
 pub use models::{
     Account, AuditEvidence, AuditRecord, BindingSession, NewAccount, NewAudit, SignedEvidence,
     UpsertSummary,
@@ -42,7 +46,7 @@ macro_rules! db_run {
                 let mut obj = super::pool::acquire_mysql(
                     pool,
                     inner.acquire_timeout,
-                    inner.password.as_deref(),
+                    inner.password.as_ref(),
                 )
                 .await?;
                 let $conn: &mut diesel_async::AsyncMysqlConnection = &mut *obj;
@@ -66,8 +70,6 @@ macro_rules! db_run {
 mod grants;
 mod queries;
 mod retry;
-#[doc(hidden)]
-pub mod testing;
 mod upsert;
 
 /// Which database engine a [`Store`] talks to.
@@ -112,46 +114,6 @@ impl Default for StoreOptions {
     }
 }
 
-/// Errors of the storage layer. Messages are safe to log (no passwords, no personal data).
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// Bad URL, missing SQLite file, unsupported scheme: an operator must fix the configuration.
-    #[error("database configuration error: {0}")]
-    Config(String),
-    /// The database cannot be reached right now (pool timeout, connection refused, lost link).
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// A statement failed (constraint, type mismatch, corrupt row).
-    #[error("database query failed: {0}")]
-    Query(String),
-    /// Applying the embedded migrations failed.
-    #[error("database migration failed: {0}")]
-    Migration(String),
-}
-
-impl From<diesel::result::Error> for StoreError {
-    fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind as K, Error as E};
-        match e {
-            // MySQL's duplicate-key message quotes the conflicting value (a session id, an account
-            // number), so unique violations are reported by constraint only.
-            E::DatabaseError(K::UniqueViolation, info) => {
-                StoreError::Query(match info.constraint_name() {
-                    Some(c) => format!("unique constraint `{c}` violated"),
-                    None => "unique constraint violated (duplicate key)".to_owned(),
-                })
-            }
-            E::DatabaseError(K::ClosedConnection, info) => {
-                StoreError::Unavailable(format!("connection lost: {}", info.message()))
-            }
-            E::BrokenTransactionManager => {
-                StoreError::Unavailable("connection left in a broken transaction state".into())
-            }
-            other => StoreError::Query(other.to_string()),
-        }
-    }
-}
-
 /// Handle to the database: cheap to clone, shares one pool.
 #[derive(Clone)]
 pub struct Store {
@@ -164,8 +126,8 @@ struct Inner {
     acquire_timeout: Duration,
     /// Printable target: the MySQL URL with `***` for the password, or the SQLite path.
     display: String,
-    /// Kept only to scrub it out of driver messages.
-    password: Option<String>,
+    /// Kept only to mask it in driver messages when they are displayed.
+    password: Option<Arc<error::Password>>,
     /// Keeps a shared-cache in-memory database alive for the store's lifetime.
     _keepalive: Option<Arc<Mutex<SqliteConnection>>>,
     /// Group commit of audit rows (file SQLite and MySQL; `None` for in-memory SQLite, whose
@@ -176,14 +138,9 @@ struct Inner {
 }
 
 impl Inner {
+    /// `e` with this store's MySQL password masked wherever a driver's text is displayed.
     fn scrub(&self, e: StoreError) -> StoreError {
-        let pw = self.password.as_deref();
-        match e {
-            StoreError::Config(m) => StoreError::Config(pool::scrub(m, pw)),
-            StoreError::Unavailable(m) => StoreError::Unavailable(pool::scrub(m, pw)),
-            StoreError::Query(m) => StoreError::Query(pool::scrub(m, pw)),
-            StoreError::Migration(m) => StoreError::Migration(pool::scrub(m, pw)),
-        }
+        e.masking(self.password.as_ref())
     }
 }
 
@@ -228,10 +185,7 @@ impl Store {
         if let (Some(path), Target::SqliteFile { .. } | Target::SqliteMemory { .. }) =
             (ca_file, &target)
         {
-            return Err(StoreError::Config(format!(
-                "database.ca_file `{}` is set but the database is SQLite; the CA applies to MySQL only",
-                path.display()
-            )));
+            return Err(ConfigError::CaFileWithSqlite(path.to_owned()).into());
         }
         let inner = match target {
             Target::Mysql {
@@ -242,7 +196,7 @@ impl Store {
                 let connect = Arc::new(pool::MysqlConnect::new(
                     &url,
                     &redacted,
-                    password.as_deref(),
+                    password.as_ref(),
                     ca_file,
                 )?);
                 let pools = pool::mysql_pool(connect.clone(), opts.max_connections)?;
@@ -265,7 +219,7 @@ impl Store {
             Target::SqliteFile { path } => {
                 pool::check_sqlite_path(&path, opts.create_if_missing)?;
                 let Some(conn_str) = path.to_str() else {
-                    return Err(StoreError::Config("SQLite path is not valid UTF-8".into()));
+                    return Err(ConfigError::SqlitePathNotUtf8.into());
                 };
                 let audit = audit_writer::AuditWriter::start(audit_writer::WriterTarget::Sqlite {
                     path: conn_str.to_owned(),

@@ -8,7 +8,7 @@ use std::fmt;
 use diesel::prelude::*;
 
 use super::schema::{binding_sessions, pension_accounts, query_audit};
-use super::StoreError;
+use super::{QueryError, StoreError};
 
 /// A personal pension account as the gateway reads it.
 #[derive(Clone, PartialEq, Eq)]
@@ -275,39 +275,12 @@ impl fmt::Debug for AuditRecord {
 // Row types (crate-private): digests travel as byte slices / vectors, converted at the edge.
 
 fn to_digest(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
-    <[u8; 32]>::try_from(v.as_slice()).map_err(|_| {
-        StoreError::Query(format!(
-            "stored id_digest has {} bytes, expected 32",
-            v.len()
-        ))
-    })
+    <[u8; 32]>::try_from(v.as_slice())
+        .map_err(|_| super::QueryError::Invalid("stored id_digest is not 32 bytes").into())
 }
 
 fn to_opt_digest(v: Option<Vec<u8>>) -> Result<Option<[u8; 32]>, StoreError> {
     v.map(to_digest).transpose()
-}
-
-/// Columns selected for [`Account`], in this order.
-pub(crate) type AccountTuple = (
-    String,
-    String,
-    String,
-    Vec<u8>,
-    i16,
-    Option<i64>,
-    Option<i64>,
-);
-
-pub(crate) fn account_from_tuple(t: AccountTuple) -> Result<Account, StoreError> {
-    Ok(Account {
-        account_no: t.0,
-        holder_name: t.1,
-        phone: t.2,
-        id_digest: to_digest(t.3)?,
-        status: t.4,
-        opened_at: t.5,
-        closed_at: t.6,
-    })
 }
 
 #[derive(Insertable)]
@@ -356,18 +329,6 @@ impl<'a> From<&'a BindingSession> for SessionRow<'a> {
             expires_at: s.expires_at,
         }
     }
-}
-
-/// Columns selected for [`BindingSession`], in this order.
-pub(crate) type SessionTuple = (String, Option<Vec<u8>>, i64, i64);
-
-pub(crate) fn session_from_tuple(t: SessionTuple) -> Result<BindingSession, StoreError> {
-    Ok(BindingSession {
-        session_id: t.0,
-        id_digest: to_opt_digest(t.1)?,
-        created_at: t.2,
-        expires_at: t.3,
-    })
 }
 
 #[derive(Insertable)]
@@ -464,13 +425,8 @@ pub(crate) type EvidenceTuple = (
     Option<Vec<u8>>,
 );
 
-fn fixed<const N: usize>(v: Vec<u8>, column: &str) -> Result<[u8; N], StoreError> {
-    <[u8; N]>::try_from(v.as_slice()).map_err(|_| {
-        StoreError::Query(format!(
-            "stored {column} has {} bytes, expected {N}",
-            v.len()
-        ))
-    })
+fn fixed<const N: usize>(v: Vec<u8>, column: &'static str) -> Result<[u8; N], StoreError> {
+    <[u8; N]>::try_from(v.as_slice()).map_err(|_| StoreError::Query(QueryError::Invalid(column)))
 }
 
 fn evidence_from_tuple(t: EvidenceTuple) -> Result<Option<SignedEvidence>, StoreError> {
@@ -478,14 +434,13 @@ fn evidence_from_tuple(t: EvidenceTuple) -> Result<Option<SignedEvidence>, Store
         (Some(nonce), Some(timestamp), Some(d), Some(s)) => Ok(Some(SignedEvidence {
             nonce,
             timestamp,
-            digest: fixed(d, "evidence digest")?,
-            signature: fixed(s, "evidence signature")?,
+            digest: fixed(d, "stored evidence digest has the wrong length")?,
+            signature: fixed(s, "stored evidence signature has the wrong length")?,
         })),
         (None, None, None, None) => Ok(None),
-        _ => Err(StoreError::Query(
-            "stored evidence is incomplete (some of nonce, timestamp, digest, signature NULL)"
-                .into(),
-        )),
+        _ => Err(StoreError::Query(QueryError::Invalid(
+            "stored evidence is incomplete (some of nonce, timestamp, digest, signature NULL)",
+        ))),
     }
 }
 

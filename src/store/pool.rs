@@ -19,6 +19,7 @@ use diesel_async::pooled_connection::{
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
 
+use super::error::{ConfigError, DriverError, Password, Unavailable};
 use super::StoreError;
 
 /// The async SQLite connection type: diesel's sync connection run on tokio's blocking pool.
@@ -39,7 +40,7 @@ pub(crate) enum Target {
     Mysql {
         url: String,
         redacted: String,
-        password: Option<String>,
+        password: Option<Arc<Password>>,
     },
     /// `sqlite://path`.
     SqliteFile { path: PathBuf },
@@ -61,10 +62,7 @@ pub(crate) fn parse_target(url: &str) -> Result<Target, StoreError> {
             .take_while(|c| *c != ':' && *c != '@')
             .take(16)
             .collect();
-        return Err(StoreError::Config(format!(
-            "database URL `{shown}…` has no scheme; use mysql://user:pass@host:port/db, \
-             sqlite://path/to/file.db or sqlite::memory:"
-        )));
+        return Err(ConfigError::NoScheme { shown }.into());
     };
     match scheme.to_ascii_lowercase().as_str() {
         "mysql" => {
@@ -72,32 +70,26 @@ pub(crate) fn parse_target(url: &str) -> Result<Target, StoreError> {
             let authority = rest.split(['/', '?']).next().unwrap_or("");
             let host = authority.rsplit('@').next().unwrap_or("");
             if host.is_empty() {
-                return Err(StoreError::Config(format!(
-                    "MySQL URL `{redacted}` has no host"
-                )));
+                return Err(ConfigError::MysqlNoHost(redacted).into());
             }
             let db = rest
                 .split_once('/')
                 .map(|(_, p)| p.split('?').next().unwrap_or(""));
             if db.is_none_or(str::is_empty) {
-                return Err(StoreError::Config(format!(
-                    "MySQL URL `{redacted}` names no database (expected mysql://user:pass@host:port/db)"
-                )));
+                return Err(ConfigError::MysqlNoDatabase(redacted).into());
             }
             Ok(Target::Mysql {
                 url: url.to_owned(),
                 redacted,
-                password,
+                password: password.map(|p| Arc::new(Password::new(&p))),
             })
         }
         "sqlite" => {
             if rest.is_empty() {
-                return Err(StoreError::Config("sqlite:// URL has an empty path".into()));
+                return Err(ConfigError::SqliteEmptyPath.into());
             }
             if rest.starts_with("file:") || rest.contains('?') {
-                return Err(StoreError::Config(format!(
-                    "SQLite path `{rest}` must be a plain file path (no `file:` URI or `?` options)"
-                )));
+                return Err(ConfigError::SqliteNotAPlainPath(rest.to_owned()).into());
             }
             Ok(Target::SqliteFile {
                 path: PathBuf::from(rest),
@@ -105,9 +97,7 @@ pub(crate) fn parse_target(url: &str) -> Result<Target, StoreError> {
         }
         other => {
             let shown: String = other.chars().take(16).collect();
-            Err(StoreError::Config(format!(
-                "unsupported database URL scheme `{shown}://`; expected `mysql://`, `sqlite://` or `sqlite::memory:`"
-            )))
+            Err(ConfigError::UnsupportedScheme(shown).into())
         }
     }
 }
@@ -150,11 +140,8 @@ fn unique_memory_uri() -> String {
 /// Refuses a missing SQLite file unless `create_if_missing` (vaultwarden: a typo never silently
 /// creates an empty database); the parent directory must always exist.
 pub(crate) fn check_sqlite_path(path: &Path, create_if_missing: bool) -> Result<(), StoreError> {
-    let shown = path.display();
     if path.is_dir() {
-        return Err(StoreError::Config(format!(
-            "SQLite path `{shown}` is a directory"
-        )));
+        return Err(ConfigError::SqliteIsADirectory(path.to_owned()).into());
     }
     if path.exists() {
         return Ok(());
@@ -164,51 +151,16 @@ pub(crate) fn check_sqlite_path(path: &Path, create_if_missing: bool) -> Result<
         _ => Path::new("."),
     };
     if !parent.is_dir() {
-        return Err(StoreError::Config(format!(
-            "directory `{}` of SQLite database `{shown}` does not exist",
-            parent.display()
-        )));
+        return Err(ConfigError::SqliteNoDirectory {
+            dir: parent.to_owned(),
+            path: path.to_owned(),
+        }
+        .into());
     }
     if !create_if_missing {
-        return Err(StoreError::Config(format!(
-            "SQLite database `{shown}` does not exist; check the path, or set create_if_missing to create it"
-        )));
+        return Err(ConfigError::SqliteMissing(path.to_owned()).into());
     }
     Ok(())
-}
-
-/// Removes the MySQL password (raw and percent-decoded) from a driver message.
-pub(crate) fn scrub(msg: String, password: Option<&str>) -> String {
-    let Some(pw) = password.filter(|p| !p.is_empty()) else {
-        return msg;
-    };
-    let mut out = msg.replace(pw, "***");
-    let decoded = percent_decode(pw);
-    if !decoded.is_empty() && decoded != pw {
-        out = out.replace(&decoded, "***");
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The two pools; the enum is what [`db_run!`](super::db_run) matches on.
@@ -251,17 +203,25 @@ impl MysqlConnect {
     pub(crate) fn new(
         url: &str,
         redacted: &str,
-        password: Option<&str>,
+        password: Option<&Arc<Password>>,
         ca_file: Option<&Path>,
     ) -> Result<Self, StoreError> {
         let opts = mysql_async::Opts::from_url(url).map_err(|e| {
-            StoreError::Config(scrub(format!("MySQL URL `{redacted}`: {e}"), password))
+            StoreError::from(ConfigError::MysqlUrl {
+                url: redacted.to_owned(),
+                source: DriverError::new(e),
+            })
+            .masking(password)
         })?;
         let mut builder = mysql_async::OptsBuilder::from_opts(opts.clone())
             // diesel-async caches statements itself and relies on found-rows semantics; the
             // session setup statements run in `AsyncMysqlConnection::try_from`.
             .stmt_cache_size(0)
-            .client_found_rows(true);
+            .client_found_rows(true)
+            // Server messages in English whatever the server's default: diesel-async keeps only
+            // the text of a server error, and the lock conflicts to retry (1213, 1205) are
+            // recognised by it (`Conflict::from_server_message`).
+            .init(vec!["SET SESSION lc_messages = 'en_US'"]);
         let mut ssl = opts.ssl_opts().cloned();
         let mut roots = ssl
             .as_ref()
@@ -271,14 +231,10 @@ impl MysqlConnect {
             });
         if let Some(path) = ca_file {
             if url_flag(url, "require_ssl") == Some(false) {
-                return Err(StoreError::Config(format!(
-                    "database.ca_file `{}` is set but the database URL says require_ssl=false; \
-                     remove one of them",
-                    path.display()
-                )));
+                return Err(ConfigError::CaFileWithoutTls(path.to_owned()).into());
             }
             let pem = crate::tls::read_ca_file(path, crate::tls::unix_now())
-                .map_err(|e| StoreError::Config(format!("database.ca_file: {e}")))?
+                .map_err(|e| ConfigError::CaFile(Arc::new(e)))?
                 .pem;
             let mut with_ca = ssl
                 .take()
@@ -391,7 +347,13 @@ pub(crate) fn mysql_pool(connect: Arc<MysqlConnect>, max: usize) -> Result<Pools
             },
         ))
         .build()
-        .map_err(|e| StoreError::Config(format!("cannot build MySQL pool: {e}")))
+        .map_err(|e| {
+            ConfigError::PoolBuild {
+                backend: "MySQL",
+                source: DriverError::new(e),
+            }
+            .into()
+        })
         .map(|pool| Pools::Mysql(pool, idle_check_ms))
 }
 
@@ -421,7 +383,13 @@ pub(crate) fn sqlite_pool(conn_str: &str, max: usize) -> Result<Pool<SqliteConn>
     Pool::builder(mgr)
         .max_size(max.max(1))
         .build()
-        .map_err(|e| StoreError::Config(format!("cannot build SQLite pool: {e}")))
+        .map_err(|e| {
+            ConfigError::PoolBuild {
+                backend: "SQLite",
+                source: DriverError::new(e),
+            }
+            .into()
+        })
 }
 
 /// Opens the connection that keeps a shared-cache in-memory database alive: SQLite frees such a
@@ -432,37 +400,55 @@ pub(crate) async fn memory_keepalive(
     let uri = uri.to_owned();
     let conn = tokio::task::spawn_blocking(move || SqliteConnection::establish(&uri))
         .await
-        .map_err(|e| StoreError::Unavailable(format!("SQLite open task failed: {e}")))?
-        .map_err(|e| {
-            StoreError::Unavailable(format!("cannot open in-memory SQLite database: {e}"))
+        .map_err(|e| Unavailable::Task {
+            what: "the SQLite open task",
+            source: DriverError::new(e),
+        })?
+        .map_err(|e| Unavailable::Open {
+            what: "cannot open in-memory SQLite database",
+            source: DriverError::new(e),
         })?;
     Ok(Arc::new(Mutex::new(conn)))
 }
 
-fn map_pool_error(e: PoolError, what: &str, password: Option<&str>) -> StoreError {
+fn map_pool_error(
+    e: PoolError,
+    what: &'static str,
+    password: Option<&Arc<Password>>,
+) -> StoreError {
     use diesel_async::pooled_connection::deadpool::PoolError as P;
     use diesel_async::pooled_connection::PoolError as Backend;
-    let msg = match &e {
+    let err: StoreError = match e {
         P::Backend(Backend::ConnectionError(ConnectionError::InvalidConnectionUrl(_))) => {
-            return StoreError::Config(format!("invalid {what} connection URL"));
+            return ConfigError::InvalidUrl(what).into();
         }
-        P::Backend(Backend::ConnectionError(c)) => format!("cannot connect to {what}: {c}"),
-        P::Backend(Backend::QueryError(q)) => {
-            format!("{what} connection failed its health check: {q}")
+        P::Backend(Backend::ConnectionError(c)) => Unavailable::Connect {
+            backend: what,
+            source: DriverError::new(c),
         }
-        P::Closed => format!("{what} pool is closed"),
-        other => format!("{what} pool error: {other}"),
+        .into(),
+        P::Backend(Backend::QueryError(q)) => Unavailable::HealthCheck {
+            backend: what,
+            source: DriverError::new(q),
+        }
+        .into(),
+        P::Closed => Unavailable::PoolClosed(what).into(),
+        other => Unavailable::Pool {
+            backend: what,
+            source: DriverError::new(other),
+        }
+        .into(),
     };
-    let msg = scrub(msg, password);
-    tracing::warn!(backend = what, error = %msg, "database connection unavailable");
-    StoreError::Unavailable(msg)
+    let err = err.masking(password);
+    tracing::warn!(backend = what, error = %err, "database connection unavailable");
+    err
 }
 
 /// Checks a connection out of the pool within `timeout` (wait + create + recycle together).
 pub(crate) async fn acquire_mysql(
     pool: &Pool<AsyncMysqlConnection>,
     timeout: Duration,
-    password: Option<&str>,
+    password: Option<&Arc<Password>>,
 ) -> Result<Object<AsyncMysqlConnection>, StoreError> {
     match tokio::time::timeout(timeout, pool.get()).await {
         Ok(Ok(c)) => Ok(c),
@@ -483,11 +469,11 @@ pub(crate) async fn acquire_sqlite(
     }
 }
 
-pub(crate) fn deadline(what: &str, timeout: Duration) -> StoreError {
-    let msg = format!(
-        "no {what} connection available within {} ms",
-        timeout.as_millis()
-    );
-    tracing::warn!(backend = what, error = %msg, "database connection unavailable");
-    StoreError::Unavailable(msg)
+pub(crate) fn deadline(what: &'static str, timeout: Duration) -> StoreError {
+    let err = Unavailable::Deadline {
+        backend: what,
+        timeout,
+    };
+    tracing::warn!(backend = what, error = %err, "database connection unavailable");
+    err.into()
 }

@@ -3,14 +3,70 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::models::{
-    account_from_tuple, audit_from_tuple, session_from_tuple, AccountTuple, AuditRow, AuditTuple,
-    SessionRow, SessionTuple,
-};
+use super::models::{audit_from_tuple, AuditRow, AuditTuple, SessionRow};
 use super::schema::{
     audit_undelivered as ud, binding_sessions as bs, pension_accounts as pa, query_audit as qa,
 };
-use super::{Account, AuditRecord, BindingSession, NewAudit, Store, StoreError};
+use super::{Account, AuditRecord, BindingSession, NewAudit, QueryError, Store, StoreError};
+
+/// The columns of [`Account`] as stored, selected by name (`AccountRead::as_select()`), so the
+/// column list and the row type cannot drift apart.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = pa)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+struct AccountRead {
+    account_no: String,
+    holder_name: String,
+    phone: String,
+    id_digest: Vec<u8>,
+    status: i16,
+    opened_at: Option<i64>,
+    closed_at: Option<i64>,
+}
+
+/// The columns of [`BindingSession`] as stored, selected by name.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = bs)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::mysql::Mysql))]
+struct SessionRead {
+    session_id: String,
+    id_digest: Option<Vec<u8>>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+/// A stored digest as 32 bytes (the schema cannot say the length).
+fn digest(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(v.as_slice())
+        .map_err(|_| QueryError::Invalid("stored id_digest is not 32 bytes").into())
+}
+
+impl TryFrom<AccountRead> for Account {
+    type Error = StoreError;
+    fn try_from(r: AccountRead) -> Result<Account, StoreError> {
+        Ok(Account {
+            account_no: r.account_no,
+            holder_name: r.holder_name,
+            phone: r.phone,
+            id_digest: digest(r.id_digest)?,
+            status: r.status,
+            opened_at: r.opened_at,
+            closed_at: r.closed_at,
+        })
+    }
+}
+
+impl TryFrom<SessionRead> for BindingSession {
+    type Error = StoreError;
+    fn try_from(r: SessionRead) -> Result<BindingSession, StoreError> {
+        Ok(BindingSession {
+            session_id: r.session_id,
+            id_digest: r.id_digest.map(digest).transpose()?,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        })
+    }
+}
 
 impl Store {
     pub(super) async fn ping_inner(&self) -> Result<(), StoreError> {
@@ -30,31 +86,25 @@ impl Store {
     ) -> Result<Option<Account>, StoreError> {
         if let Some(readers) = &self.inner.readers {
             let row = readers.with(|c| {
-                let q = pa::table.filter(pa::id_digest.eq(&digest[..])).select((
-                    pa::account_no,
-                    pa::holder_name,
-                    pa::phone,
-                    pa::id_digest,
-                    pa::status,
-                    pa::opened_at,
-                    pa::closed_at,
-                ));
-                diesel::RunQueryDsl::first::<AccountTuple>(q, c)
+                let q = pa::table
+                    .filter(pa::id_digest.eq(&digest[..]))
+                    .select(AccountRead::as_select());
+                diesel::RunQueryDsl::first(q, c)
                     .optional()
                     .map_err(StoreError::from)
             })?;
-            return row.map(account_from_tuple).transpose();
+            return row.map(Account::try_from).transpose();
         }
-        let row: Option<AccountTuple> = db_run!(self, conn => {
+        let row: Option<AccountRead> = db_run!(self, conn => {
             pa::table
                 .filter(pa::id_digest.eq(&digest[..]))
-                .select((pa::account_no, pa::holder_name, pa::phone, pa::id_digest, pa::status, pa::opened_at, pa::closed_at))
-                .first::<AccountTuple>(conn)
+                .select(AccountRead::as_select())
+                .first(conn)
                 .await
                 .optional()
                 .map_err(StoreError::from)
         })?;
-        row.map(account_from_tuple).transpose()
+        row.map(Account::try_from).transpose()
     }
 
     /// The session `session_id` if it is still live at `now` (unix seconds): `expires_at > now`,
@@ -69,37 +119,30 @@ impl Store {
                 let q = bs::table
                     .filter(bs::session_id.eq(session_id))
                     .filter(bs::expires_at.gt(now))
-                    .select((
-                        bs::session_id,
-                        bs::id_digest,
-                        bs::created_at,
-                        bs::expires_at,
-                    ));
-                diesel::RunQueryDsl::first::<SessionTuple>(q, c)
+                    .select(SessionRead::as_select());
+                diesel::RunQueryDsl::first(q, c)
                     .optional()
                     .map_err(StoreError::from)
             })?;
-            return row.map(session_from_tuple).transpose();
+            return row.map(BindingSession::try_from).transpose();
         }
-        let row: Option<SessionTuple> = db_run!(self, conn => {
+        let row: Option<SessionRead> = db_run!(self, conn => {
             bs::table
                 .filter(bs::session_id.eq(session_id))
                 .filter(bs::expires_at.gt(now))
-                .select((bs::session_id, bs::id_digest, bs::created_at, bs::expires_at))
-                .first::<SessionTuple>(conn)
+                .select(SessionRead::as_select())
+                .first(conn)
                 .await
                 .optional()
                 .map_err(StoreError::from)
         })?;
-        row.map(session_from_tuple).transpose()
+        row.map(BindingSession::try_from).transpose()
     }
 
-    /// Records a session; a duplicate `session_id` is a [`StoreError::Query`].
+    /// Records a session; a duplicate `session_id` is a [`QueryError::Duplicate`].
     pub async fn insert_session(&self, s: &BindingSession) -> Result<(), StoreError> {
         if s.session_id.is_empty() || s.session_id.chars().count() > 128 {
-            return Err(StoreError::Query(
-                "session_id must be 1 to 128 characters".into(),
-            ));
+            return Err(QueryError::Invalid("session_id must be 1 to 128 characters").into());
         }
         let row = SessionRow::from(s);
         db_run!(self, conn => {
@@ -118,9 +161,10 @@ impl Store {
             || a.outcome.chars().count() > 32
             || a.channel.chars().count() > 16
         {
-            return Err(StoreError::Query(
-                "request_id over 64, outcome over 32 or channel over 16 characters".into(),
-            ));
+            return Err(QueryError::Invalid(
+                "request_id over 64, outcome over 32 or channel over 16 characters",
+            )
+            .into());
         }
         if let Some(w) = &self.inner.audit {
             return w.append(a.clone()).await;
@@ -188,6 +232,21 @@ impl Store {
     pub async fn count_accounts(&self) -> Result<i64, StoreError> {
         db_run!(self, conn => {
             pa::table.count().get_result::<i64>(conn).await.map_err(StoreError::from)
+        })
+    }
+}
+
+/// The one hook the test kit (`crates/testkit`) needs inside the store: SQL on the store's own
+/// pooled connection (an in-memory SQLite database is reachable no other way). Compiled only
+/// with the `test-hooks` feature, which only the test kit turns on.
+#[cfg(feature = "test-hooks")]
+impl Store {
+    #[doc(hidden)]
+    /// Runs `sql` (one or more statements, no results) on a pooled connection.
+    pub async fn execute_sql_for_tests(&self, sql: &str) -> Result<(), StoreError> {
+        use diesel_async::SimpleAsyncConnection;
+        db_run!(self, conn => {
+            conn.batch_execute(sql).await.map_err(StoreError::from)
         })
     }
 }

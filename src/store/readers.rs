@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 
-use super::StoreError;
+use super::{DriverError, StoreError, Unavailable};
 
 /// Idle read connections kept for reuse (more are opened under a burst, then closed).
 const MAX_IDLE: usize = 8;
@@ -41,12 +41,16 @@ impl SqliteReaders {
         let mut conn = match idle {
             Some(c) => c,
             None => {
-                let mut c = SqliteConnection::establish(&self.path).map_err(|e| {
-                    StoreError::Unavailable(format!("cannot open SQLite for reading: {e}"))
-                })?;
-                c.batch_execute(self.pragmas).map_err(|e| {
-                    StoreError::Unavailable(format!("cannot set up SQLite reader: {e}"))
-                })?;
+                let mut c =
+                    SqliteConnection::establish(&self.path).map_err(|e| Unavailable::Open {
+                        what: "cannot open SQLite for reading",
+                        source: DriverError::new(e),
+                    })?;
+                c.batch_execute(self.pragmas)
+                    .map_err(|e| Unavailable::Open {
+                        what: "cannot set up SQLite reader",
+                        source: DriverError::new(e),
+                    })?;
                 c
             }
         };

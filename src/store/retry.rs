@@ -2,9 +2,11 @@
 //!
 //! Two imports (or an import and demo seeding, or two instances seeding) writing overlapping
 //! accounts at the same time on MySQL can make InnoDB pick one transaction as a deadlock victim
-//! (error 1213) or let it time out waiting for a row lock (1205); both messages end in "try
-//! restarting transaction", and the transaction is rolled back. The import's read-back check
-//! ("changed concurrently") is the same situation seen from a REPEATABLE READ snapshot. Each is
+//! (error 1213) or let it time out waiting for a row lock (1205), and the transaction is rolled
+//! back; SQLite gives up with `SQLITE_BUSY` once its busy timeout has run out. The import's
+//! read-back check ("changed concurrently") is the same situation seen from a REPEATABLE READ
+//! snapshot. Each arrives as a [`StoreError::Conflict`] (classified where the driver's error
+//! becomes a `StoreError`, see `error`), and only that variant is retried. Each is
 //! safe to run again from the start: the upsert is idempotent. Attempts are bounded and spaced by
 //! an exponential backoff with full jitter, so two writers that collided do not collide again
 //! in lock step.
@@ -23,23 +25,9 @@ const BASE_BACKOFF: Duration = Duration::from_millis(20);
 /// Longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_millis(800);
 
-/// The text of the import's read-back refusal (kept in one place for the check below).
-pub(crate) const CHANGED_CONCURRENTLY: &str =
-    "account rows changed concurrently during import; transaction rolled back, retry";
-
 /// Whether `e` is a lost lock conflict after which the whole transaction can simply run again.
 pub(crate) fn is_retryable(e: &StoreError) -> bool {
-    let StoreError::Query(msg) = e else {
-        return false;
-    };
-    // MySQL / MariaDB 1213 "Deadlock found when trying to get lock; try restarting transaction"
-    // and 1205 "Lock wait timeout exceeded; try restarting transaction"; SQLite's busy error
-    // once its busy timeout has run out.
-    msg.contains("try restarting transaction")
-        || msg.contains("Deadlock found")
-        || msg.contains("Lock wait timeout exceeded")
-        || msg.contains("database is locked")
-        || msg.contains(CHANGED_CONCURRENTLY)
+    matches!(e, StoreError::Conflict(_))
 }
 
 /// The wait before attempt `attempt + 1` (`attempt` ≥ 1): uniform in `[0, min(cap, base·2^(n-1))]`.
@@ -86,21 +74,28 @@ mod tests {
 
     #[test]
     fn lock_conflicts_are_retryable_and_other_errors_are_not() {
-        for msg in [
-            "Deadlock found when trying to get lock; try restarting transaction",
-            "Lock wait timeout exceeded; try restarting transaction",
-            "database is locked",
-            CHANGED_CONCURRENTLY,
+        use crate::store::{Conflict, QueryError, Unavailable};
+        for c in [
+            Conflict::Deadlock,
+            Conflict::LockWaitTimeout,
+            Conflict::Busy,
+            Conflict::ChangedConcurrently,
         ] {
-            assert!(is_retryable(&StoreError::Query(msg.into())), "{msg}");
+            assert!(is_retryable(&StoreError::Conflict(c)), "{c}");
         }
-        assert!(!is_retryable(&StoreError::Query(
-            "unique constraint `x` violated".into()
-        )));
+        assert!(!is_retryable(&StoreError::Query(QueryError::Duplicate {
+            constraint: Some("x".into())
+        })));
         assert!(!is_retryable(&StoreError::Unavailable(
-            "Deadlock found; try restarting transaction".into()
+            Unavailable::BrokenTransaction
         )));
-        assert!(!is_retryable(&StoreError::Config("x".into())));
+        // The text of a server error decides nothing once it is typed: a failed statement that
+        // quotes "try restarting transaction" (a trigger's message, a value) is not retried.
+        let quoted = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("poisoned row 'x; try restarting transaction'".to_owned()),
+        );
+        assert!(!is_retryable(&StoreError::from(quoted)));
     }
 
     #[test]
@@ -122,9 +117,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r: Result<(), StoreError> = on_conflict("test", || async {
             calls.fetch_add(1, Ordering::Relaxed);
-            Err(StoreError::Query(
-                "Deadlock found when trying to get lock; try restarting transaction".into(),
-            ))
+            Err(StoreError::Conflict(crate::store::Conflict::Deadlock))
         })
         .await;
         assert!(r.is_err());
@@ -133,7 +126,9 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r = on_conflict("test", || async {
             if calls.fetch_add(1, Ordering::Relaxed) < 2 {
-                Err(StoreError::Query(CHANGED_CONCURRENTLY.into()))
+                Err(StoreError::Conflict(
+                    crate::store::Conflict::ChangedConcurrently,
+                ))
             } else {
                 Ok(7)
             }
@@ -145,7 +140,9 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r: Result<(), StoreError> = on_conflict("test", || async {
             calls.fetch_add(1, Ordering::Relaxed);
-            Err(StoreError::Query("unique constraint violated".into()))
+            Err(StoreError::Query(crate::store::QueryError::Duplicate {
+                constraint: None,
+            }))
         })
         .await;
         assert!(r.is_err());

@@ -241,7 +241,7 @@ impl Store {
                     ok += found.iter().filter(|(a, d)| expected.get(a.as_str()) == Some(&d.as_slice())).count();
                 }
                 if ok != batch.len() {
-                    return Err(StoreError::Query(super::retry::CHANGED_CONCURRENTLY.into()));
+                    return Err(super::Conflict::ChangedConcurrently.into());
                 }
                 Ok((ins, upd, rej))
             })

@@ -232,7 +232,9 @@ pub fn read_crls(
             vec![CertificateRevocationListDer::from(bytes.to_vec())]
         };
     if crls.is_empty() {
-        return Err(bad("holds no CRL (no -----BEGIN X509 CRL----- block)".into()));
+        return Err(bad(
+            "holds no CRL (no -----BEGIN X509 CRL----- block)".into()
+        ));
     }
     for (i, crl) in crls.iter().enumerate() {
         let (_, parsed) = x509_parser::parse_x509_crl(crl)
@@ -443,10 +445,19 @@ mod tests {
                     san-uri spiffe://bank/partner-a\nsan-email ops@partner-a.example\nsan-ip 10.0.0.7\n";
         let pins = parse_pins(p, text).unwrap();
         assert_eq!(pins.len(), 6);
-        assert_eq!(pins[1], Pin::Subject("CN=partner-a,O=Example\\, Inc.,C=CN".into()));
+        assert_eq!(
+            pins[1],
+            Pin::Subject("CN=partner-a,O=Example\\, Inc.,C=CN".into())
+        );
         assert_eq!(pins[2], Pin::SanDns("partner-a.example".into()));
         assert_eq!(pins[5], Pin::SanIp("10.0.0.7".parse().unwrap()));
-        for junk in ["spki-sha256 abcd", "cn foo", "san-ip 300.1.1.1", "subject", "# only\n"] {
+        for junk in [
+            "spki-sha256 abcd",
+            "cn foo",
+            "san-ip 300.1.1.1",
+            "subject",
+            "# only\n",
+        ] {
             assert!(parse_pins(p, junk).is_err(), "{junk}");
         }
     }

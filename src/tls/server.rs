@@ -184,7 +184,9 @@ impl ServerTls {
             .with_protocol_versions(versions)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = match &self.client_auth {
-            Some(auth) => builder.with_client_cert_verifier(Arc::new(SwapVerifier(Arc::clone(auth)))),
+            Some(auth) => {
+                builder.with_client_cert_verifier(Arc::new(SwapVerifier(Arc::clone(auth))))
+            }
             None => builder.with_no_client_auth(),
         };
         Ok(builder.with_cert_resolver(Arc::new(SwapResolver(Arc::clone(&self.current)))))

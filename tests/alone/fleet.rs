@@ -63,10 +63,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 impl SharedDb {
     fn create(server: &str) -> Self {
         let name = format!("pg_fleet_{}", uuid::Uuid::new_v4().simple());
-        let url = block_on(pension_gateway::store::testing::create_mysql_database(
-            server, &name,
-        ))
-        .unwrap_or_else(|e| {
+        let url = block_on(testkit::create_mysql_database(server, &name)).unwrap_or_else(|e| {
             panic!("TEST_MYSQL_URL is set but MySQL is unusable ({e}); start MariaDB or unset it")
         });
         Self {
@@ -94,10 +91,7 @@ impl SharedDb {
 
 impl Drop for SharedDb {
     fn drop(&mut self) {
-        let _ = block_on(pension_gateway::store::testing::drop_mysql_database(
-            &self.server,
-            &self.name,
-        ));
+        let _ = block_on(testkit::drop_mysql_database(&self.server, &self.name));
     }
 }
 

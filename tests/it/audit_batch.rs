@@ -4,7 +4,7 @@
 //! row; batches without the fault are intact.
 
 use crate::common::{self, send, Db, Gateway, Req};
-use pension_gateway::store::testing;
+use testkit as testing;
 
 async fn gateway(db: Db, dir: &tempfile::TempDir) -> Option<Gateway> {
     let tdb = match db {

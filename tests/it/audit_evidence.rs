@@ -7,7 +7,7 @@ use pension_gateway::audit::prove::{prove, PublicKeys, Verdict};
 use pension_gateway::crypto::signing_string::{request_signing_string, response_signing_string};
 use pension_gateway::crypto::sm3::{message_digest, z_a};
 use pension_gateway::crypto::Signature;
-use pension_gateway::store::testing;
+use testkit as testing;
 
 const SIGNER_ID: &[u8] = b"1234567812345678";
 

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use pension_gateway::client::WechatClient;
 use pension_gateway::config::Settings;
 use pension_gateway::crypto::SecretKey;
-use pension_gateway::store::{testing, Store, StoreOptions};
+use pension_gateway::store::{Store, StoreOptions};
+use testkit as testing;
 
 use crate::common::{self, free_port};
 
@@ -54,7 +55,11 @@ fn demo_client() -> WechatClient {
 fn start(db_url: &str, tmp: &Path) -> (Server, u16) {
     let port = free_port();
     let token_file = tmp.join("admin.token");
-    std::fs::write(&token_file, "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=\n").unwrap();
+    std::fs::write(
+        &token_file,
+        "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=\n",
+    )
+    .unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();

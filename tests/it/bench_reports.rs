@@ -7,14 +7,12 @@ use crate::common;
 
 use std::collections::BTreeMap;
 
-use pension_gateway::bench::cpu::{
+use bench::cpu::{
     cpu_per_request, parse_process_cpu_seconds, proc_stat_cpu_seconds, CryptoFloor, ServerCpu,
 };
-use pension_gateway::bench::http::HttpBenchReport;
-use pension_gateway::bench::latency::{
-    latency_bins, percentile_curve, percentiles, rate_per_second,
-};
-use pension_gateway::bench::report::{render_html, text_summary, write_html};
+use bench::http::HttpBenchReport;
+use bench::latency::{latency_bins, percentile_curve, percentiles, rate_per_second};
+use bench::report::{render_html, text_summary, write_html};
 
 fn hist(values: impl IntoIterator<Item = u64>) -> hdrhistogram::Histogram<u64> {
     let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
@@ -345,7 +343,7 @@ fn html_report_of_an_empty_run_still_renders() {
 #[test]
 fn html_report_opens_in_headless_chromium() {
     let Ok(bin) = std::env::var("TEST_CHROMIUM_BIN") else {
-        eprintln!("note: TEST_CHROMIUM_BIN unset, headless Chromium check skipped");
+        common::skips::not_run("TEST_CHROMIUM_BIN", "headless Chromium check");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -397,7 +395,11 @@ fn open_loop_rate_paces_the_measured_phase() {
     let tmp = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let token_file = tmp.path().join("admin.token");
-    std::fs::write(&token_file, "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=\n").unwrap();
+    std::fs::write(
+        &token_file,
+        "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=\n",
+    )
+    .unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();

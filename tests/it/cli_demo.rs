@@ -77,7 +77,11 @@ fn demo_server_answers_the_printed_command() {
     let port = free_port();
     let (ops_port, admin_port) = (free_port(), free_port());
     let token_file = tmp.path().join("admin.token");
-    std::fs::write(&token_file, "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=\n").unwrap();
+    std::fs::write(
+        &token_file,
+        "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=\n",
+    )
+    .unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();

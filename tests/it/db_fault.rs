@@ -172,9 +172,7 @@ impl Drop for DropDatabase {
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(pension_gateway::store::testing::drop_mysql_database(
-                    &server, &name,
-                ))
+                .block_on(testkit::drop_mysql_database(&server, &name))
         })
         .join();
     }
@@ -185,7 +183,7 @@ impl Rig {
     async fn start(prefix: &str) -> Option<Self> {
         let server = common::mysql_url()?;
         let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-        let direct = pension_gateway::store::testing::create_mysql_database(&server, &name)
+        let direct = testkit::create_mysql_database(&server, &name)
             .await
             .unwrap_or_else(|e| panic!("TEST_MYSQL_URL is set but MySQL is unusable ({e})"));
         let db = DropDatabase {

@@ -340,7 +340,11 @@ fn example_in(etc: &Path) -> (PathBuf, common::Keys) {
          [[bank]]\nversion = 2\nstate = \"staged\"\nprivate_key = \"bank-v2.key\"\n\n\
          [[wechat]]\nversion = 1\nstate = \"trusted\"\npublic_key = \"wechat-v1.pub\"\n",
     );
-    std::fs::write(etc.join("admin-token"), "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=\n").unwrap();
+    std::fs::write(
+        etc.join("admin-token"),
+        "dGVzdCBhZG1pbiB0b2tlbiwgbm90IGEgc2VjcmV0ISE=\n",
+    )
+    .unwrap();
     set_mode(&etc.join("admin-token"), 0o600);
     let example = std::fs::read_to_string(repo_file("deploy/gateway.example.toml")).unwrap();
     let text = example

@@ -496,7 +496,7 @@ async fn two_simultaneous_overlapping_imports_equal_one_import() {
 
 /// Empties the accounts table between rounds.
 async fn testing_clear(t: &common::TestDb) {
-    pension_gateway::store::testing::mysql_exec(
+    testkit::mysql_exec(
         t.url.as_deref().unwrap(),
         None,
         "DELETE FROM pension_accounts",

@@ -436,7 +436,11 @@ fn partner_secrets_shorter_than_their_rule_are_refused() {
         (Channel::OpenPlatform, &"a1".repeat(16), true),
         (Channel::OpenPlatform, &"a1".repeat(32), true),
         (Channel::OpenPlatform, &"a1".repeat(33), false),
-        (Channel::OpenPlatform, "abcdefghijklmnopqrstuvwxyz-12345", false),
+        (
+            Channel::OpenPlatform,
+            "abcdefghijklmnopqrstuvwxyz-12345",
+            false,
+        ),
         (Channel::Callback, "x", false),
         (Channel::Callback, "fifteen-chars-x", false),
         (Channel::Callback, "sixteen-chars-xy", true),
@@ -490,7 +494,10 @@ fn a_weak_admin_token_is_refused() {
             Err(KeyRingError::WeakSecret { path: p, rule }) => {
                 assert_eq!(p, path);
                 assert!(
-                    matches!(rule, SecretRule::Length { .. } | SecretRule::NotRandom { .. }),
+                    matches!(
+                        rule,
+                        SecretRule::Length { .. } | SecretRule::NotRandom { .. }
+                    ),
                     "{rule:?}"
                 );
             }

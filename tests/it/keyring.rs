@@ -296,7 +296,10 @@ fn published_keys_are_refused_by_fingerprint_outside_demo_mode() {
     )
     .unwrap();
     for (file, channel) in [
-        ("open-platform-wbdemo0000000001-v1.secret", Channel::OpenPlatform),
+        (
+            "open-platform-wbdemo0000000001-v1.secret",
+            Channel::OpenPlatform,
+        ),
         ("callback-demo-partner-v1.secret", Channel::Callback),
         ("hmac-fappdemo0001-v1.secret", Channel::Hmac),
     ] {
@@ -402,7 +405,10 @@ fn the_published_list_matches_every_key_and_secret_in_the_repository() {
                 let mut keys_in_file = 0;
                 for (set, entry) in v.as_object().unwrap() {
                     if let Some(hex) = entry.get("public_key_hex").and_then(|h| h.as_str()) {
-                        check_key(&format!("{shown} → {set}"), PublicKey::from_hex(hex).unwrap());
+                        check_key(
+                            &format!("{shown} → {set}"),
+                            PublicKey::from_hex(hex).unwrap(),
+                        );
                         keys_in_file += 1;
                     }
                     if let Some(hex) = entry.get("private_key_hex").and_then(|h| h.as_str()) {
@@ -410,11 +416,16 @@ fn the_published_list_matches_every_key_and_secret_in_the_repository() {
                         check_key(&format!("{shown} → {set} (private)"), key);
                     }
                 }
-                assert!(keys_in_file > 0, "{shown}: no key found; classify this file");
+                assert!(
+                    keys_in_file > 0,
+                    "{shown}: no key found; classify this file"
+                );
             }
             // Not key material: the manifest, the READMEs, and an HMAC-SM3 output (its key is
             // the three bytes `key`, far below every secret rule).
-            _ if name == "keyring.toml" || name == "README.md" || name == "hmac_sm3_key_fox.hex" => {}
+            _ if name == "keyring.toml"
+                || name == "README.md"
+                || name == "hmac_sm3_key_fox.hex" => {}
             _ => panic!(
                 "{shown}: a file under keys/ or tests/data/ of a kind this test does not know; \
                  if it holds a key or secret add it to src/keyring/published.rs, then teach \
@@ -488,7 +499,10 @@ fn published_keys_are_refused_by_check_config_at_start_and_on_reload() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("bank-v1.key") && err.contains("published key"), "{err}");
+    assert!(
+        err.contains("bank-v1.key") && err.contains("published key"),
+        "{err}"
+    );
 
     let log = tmp.path().join("refused.log");
     let mut p = Proc::spawn(&["--config", bad, "serve"], &log);
@@ -497,7 +511,10 @@ fn published_keys_are_refused_by_check_config_at_start_and_on_reload() {
         .expect("the gateway refuses to start");
     assert!(!status.success());
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("bank-v1.key") && text.contains("published key"), "{text}");
+    assert!(
+        text.contains("bank-v1.key") && text.contains("published key"),
+        "{text}"
+    );
 
     // A production ring starts; a reload bringing the guide's published WeChat key is refused.
     let keys = production_keys(tmp.path());
@@ -512,7 +529,11 @@ fn published_keys_are_refused_by_check_config_at_start_and_on_reload() {
     let a = post_query(port, &q.0, "published-before", &q.1).expect("answered");
     assert_eq!(a.status, 200, "{:?}", a.json());
 
-    std::fs::copy(published.path().join("wechat-v1.pub"), keys.join("wechat-v1.pub")).unwrap();
+    std::fs::copy(
+        published.path().join("wechat-v1.pub"),
+        keys.join("wechat-v1.pub"),
+    )
+    .unwrap();
     p.signal("HUP");
     let until = Instant::now() + Duration::from_secs(30);
     loop {
@@ -525,7 +546,11 @@ fn published_keys_are_refused_by_check_config_at_start_and_on_reload() {
             );
             break;
         }
-        assert!(Instant::now() < until, "no reload logged:\n{}", log_tail(&log, 20));
+        assert!(
+            Instant::now() < until,
+            "no reload logged:\n{}",
+            log_tail(&log, 20)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // The previous ring still verifies the fresh WeChat key and signs the answer.

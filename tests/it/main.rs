@@ -1,6 +1,6 @@
 //! The integration tests, built as one test binary (`cargo test --test it`): each module below
 //! is one former test file, and all of them share the harness in `common`. Run one area with a
-//! name filter, e.g. `cargo test --test it fast_differential::`.
+//! name filter, e.g. `cargo test --test it partners::`.
 //!
 //! Tests in one process share its environment, working directory and global logger, so none of
 //! them changes those: configuration is handed to the loader as data, servers bind port 0, files
@@ -24,12 +24,6 @@ mod crypto_wire;
 mod db_fault;
 mod deploy_artefacts;
 mod drain;
-mod fast_arith;
-mod fast_differential;
-mod fast_edge;
-mod fast_inversion;
-mod fast_props;
-mod fast_vectors;
 mod gateway;
 mod hostile;
 mod import;

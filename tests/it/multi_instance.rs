@@ -44,7 +44,7 @@ struct SharedDb {
 impl SharedDb {
     async fn create(server: &str) -> Self {
         let name = format!("pg_multi_{}", uuid::Uuid::new_v4().simple());
-        let url = pension_gateway::store::testing::create_mysql_database(server, &name)
+        let url = testkit::create_mysql_database(server, &name)
             .await
             .unwrap_or_else(|e| {
                 panic!(
@@ -67,9 +67,7 @@ impl Drop for SharedDb {
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(pension_gateway::store::testing::drop_mysql_database(
-                    &server, &name,
-                ))
+                .block_on(testkit::drop_mysql_database(&server, &name))
         })
         .join();
     }

@@ -8,7 +8,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use pension_gateway::store::{testing, Store, StoreError, StoreOptions};
+use pension_gateway::store::{Store, StoreError, StoreOptions};
+use testkit as testing;
 
 async fn lookup(store: &Store) -> Result<(), StoreError> {
     store.find_account_by_digest(&[7u8; 32]).await.map(|a| {

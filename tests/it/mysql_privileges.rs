@@ -16,8 +16,9 @@ use pension_gateway::client::partners::OpenPlatformClient;
 use pension_gateway::clock::ManualClock;
 use pension_gateway::config::DEMO_PEPPER_HEX;
 use pension_gateway::server::{build_state, load_keys};
-use pension_gateway::store::{testing, Store, StoreOptions};
+use pension_gateway::store::{Store, StoreOptions};
 use serde_json::Value;
+use testkit as testing;
 use zeroize::Zeroizing;
 
 /// The runtime grants of `docs/mysql.md`, for database `db` and account `who`.

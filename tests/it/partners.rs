@@ -340,10 +340,19 @@ async fn changing_the_app_secret_invalidates_its_token_and_tickets() {
     );
     assert_envelope(&get(&svc, &ticket_uri(&token, "sign")).await, "60851002");
     assert_envelope(&get(&svc, &token_uri(APP_SECRET)).await, "60851009");
-    let token2 = value(&svc, &token_uri("newAppSecret0002newAppSecret0002"), "/access_token").await;
+    let token2 = value(
+        &svc,
+        &token_uri("newAppSecret0002newAppSecret0002"),
+        "/access_token",
+    )
+    .await;
     let ticket2 = value(&svc, &ticket_uri(&token2, "sign"), "/tickets/0/value").await;
-    let c = OpenPlatformClient::new("", APP, Zeroizing::new("newAppSecret0002newAppSecret0002".into()))
-        .sign_call("pension", "10001", None, QUERY, &ticket2, &nonce());
+    let c = OpenPlatformClient::new(
+        "",
+        APP,
+        Zeroizing::new("newAppSecret0002newAppSecret0002".into()),
+    )
+    .sign_call("pension", "10001", None, QUERY, &ticket2, &nonce());
     let (_, b) = post(&svc, &c.url, QUERY).await;
     assert_envelope(&serde_json::from_slice(&b).unwrap(), "60840000");
     // With the new chain in place, a ticket of the old one still answers 60841017 ("ticket
@@ -634,7 +643,8 @@ async fn callbacks_are_verified_and_every_reply_is_signed() {
     let old = seal(QUERY, SALT, now + 9, "S9", "PensionAccountQuery");
     let (_, bytes) = post(&svc, &format!("/callback/{PARTNER}"), &old).await;
     let reply = Envelope::parse(&bytes).unwrap();
-    let plain: Value = serde_json::from_str(&reply.open(["test-salt-0002-for-tests"], now).unwrap()).unwrap();
+    let plain: Value =
+        serde_json::from_str(&reply.open(["test-salt-0002-for-tests"], now).unwrap()).unwrap();
     assert_eq!(plain["CODE"], "0000");
     key_dir(&gw)
         .partner_retire(Channel::Callback, PARTNER, 1)

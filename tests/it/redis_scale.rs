@@ -26,7 +26,7 @@ fn env_var(name: &str, what: &str) -> Option<String> {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
-            eprintln!("note: {name} is not set; {what} not run (.ci/services sets it)");
+            crate::common::skips::not_run(name, what);
             None
         }
     }

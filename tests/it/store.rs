@@ -1,7 +1,7 @@
 //! Integration tests of the `store` module, run against SQLite (in-memory and a temp file) and,
 //! when `TEST_MYSQL_URL` is set (e.g. `mysql://root@127.0.0.1:3306/test`), MySQL/MariaDB.
 //!
-//! Each MySQL test creates its own database via `store::testing` and drops it afterwards. With
+//! Each MySQL test creates its own database via the test kit (`crates/testkit`) and drops it afterwards. With
 //! `TEST_MYSQL_URL` unset the MySQL tests print a skip note and pass; with it set and the server
 //! unreachable they fail.
 
@@ -9,9 +9,9 @@ use crate::common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pension_gateway::store::{
-    testing, Account, Backend, BindingSession, NewAccount, NewAudit, Store, StoreError,
-    StoreOptions,
+    Account, Backend, BindingSession, NewAccount, NewAudit, Store, StoreError, StoreOptions,
 };
+use testkit as testing;
 
 // ------------------------------------------------------------------------------------------------
 // Fixtures
@@ -165,7 +165,7 @@ async fn session_expiry_boundary(s: Store) {
     // Same id twice is a query error whose text does not quote the id.
     match s.insert_session(&sess).await {
         Err(StoreError::Query(m)) => assert!(
-            !m.contains("sess-abcDEF"),
+            !m.to_string().contains("sess-abcDEF"),
             "message leaks the session id: {m}"
         ),
         other => panic!("expected Query error, got {other:?}"),
@@ -607,7 +607,7 @@ async fn sqlite_file_persists_and_missing_file_is_refused() {
     let path = dir.path().join("typo.db");
     let url = format!("sqlite://{}", path.display());
     match Store::open(&url, opts()).await {
-        Err(StoreError::Config(m)) => assert!(m.contains("does not exist"), "{m}"),
+        Err(StoreError::Config(m)) => assert!(m.to_string().contains("does not exist"), "{m}"),
         other => panic!("expected Config error, got {other:?}"),
     }
     assert!(!path.exists(), "refused open must not create the file");
@@ -623,7 +623,7 @@ async fn sqlite_file_persists_and_missing_file_is_refused() {
     )
     .await
     {
-        Err(StoreError::Config(m)) => assert!(m.contains("does not exist"), "{m}"),
+        Err(StoreError::Config(m)) => assert!(m.to_string().contains("does not exist"), "{m}"),
         other => panic!("expected Config error, got {other:?}"),
     }
 
@@ -657,9 +657,12 @@ async fn unknown_scheme_is_refused() {
     ] {
         match Store::open(url, opts()).await {
             Err(StoreError::Config(m)) => {
-                assert!(!m.contains("pw@"), "{m}");
+                assert!(!m.to_string().contains("pw@"), "{m}");
                 if url.starts_with("postgres") {
-                    assert!(m.contains("postgres"), "error should name the scheme: {m}");
+                    assert!(
+                        m.to_string().contains("postgres"),
+                        "error should name the scheme: {m}"
+                    );
                 }
             }
             other => panic!("{url}: expected Config error, got {other:?}"),
@@ -684,7 +687,10 @@ async fn unreachable_mysql_is_unavailable_within_deadline() {
         let took = t0.elapsed();
         match r {
             Err(StoreError::Unavailable(m)) => {
-                assert!(!m.contains("Sup3rSecretPw"), "password leaked: {m}")
+                assert!(
+                    !m.to_string().contains("Sup3rSecretPw"),
+                    "password leaked: {m}"
+                )
             }
             other => panic!("{url}: expected Unavailable, got {other:?}"),
         }
@@ -757,7 +763,7 @@ fn debug_masks_personal_data() {
 /// (each connection is used by one thread at a time) and no global allocation statistics.
 #[test]
 fn sqlite_is_built_without_per_call_mutexes() {
-    let opts = pension_gateway::store::testing::sqlite_compile_options().unwrap();
+    let opts = testkit::sqlite_compile_options().unwrap();
     for want in ["THREADSAFE=2", "DEFAULT_MEMSTATUS=0"] {
         assert!(opts.iter().any(|o| o == want), "{want} not in {opts:?}");
     }

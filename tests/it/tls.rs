@@ -114,7 +114,11 @@ impl Pki {
                 .collect(),
             key_identifier_method: rcgen::KeyIdMethod::Sha256,
         };
-        params.signed_by(&self.cert, &self.key).unwrap().pem().unwrap()
+        params
+            .signed_by(&self.cert, &self.key)
+            .unwrap()
+            .pem()
+            .unwrap()
     }
 
     fn server(&self, serial: u64) -> Issued {
@@ -883,7 +887,10 @@ async fn mutual_tls_pins_admit_the_pinned_client_and_refuse_the_others() {
     let a = clients.issue(&["partner-a.example"], now() - 60, now() + 3600, 41, true);
     let b = clients.issue(&["partner-b.example"], now() - 60, now() + 3600, 42, true);
     let client_ca = dir.install_ca("clients.pem", &clients.ca_pem());
-    let pins = dir.install_ca("pins", format!("# partner A\nspki-sha256 {}\n", a.spki_sha256).as_str());
+    let pins = dir.install_ca(
+        "pins",
+        format!("# partner A\nspki-sha256 {}\n", a.spki_sha256).as_str(),
+    );
     let server = start(&dir, move |s| {
         s.tls.client_ca_file = Some(client_ca);
         s.tls.client_pins_file = Some(pins);
@@ -894,7 +901,10 @@ async fn mutual_tls_pins_admit_the_pinned_client_and_refuse_the_others() {
     )
     .await;
     assert!(client_served(&server, &pki, &a).await, "pinned by SPKI");
-    assert!(!client_served(&server, &pki, &b).await, "same CA, not pinned");
+    assert!(
+        !client_served(&server, &pki, &b).await,
+        "same CA, not pinned"
+    );
 
     // Re-pinned to B by subject: takes effect on the reload, A is now refused.
     dir.install_ca("pins", "subject CN=partner-b.example\n");
@@ -949,7 +959,10 @@ async fn a_revoked_client_is_refused_and_a_crl_replaced_at_run_time_takes_effect
     let (status, body) = admin_reload(&server).await;
     assert_eq!(status, 200, "{body}");
     assert!(!client_served(&server, &pki, &a).await, "A is revoked now");
-    assert!(client_served(&server, &pki, &b).await, "B is no longer revoked");
+    assert!(
+        client_served(&server, &pki, &b).await,
+        "B is no longer revoked"
+    );
 
     // A list past its next update: refused, the previous list stays in force.
     dir.install_ca("clients.crl", &clients.crl(&[], 60));
@@ -999,7 +1012,8 @@ fn subject_pin_text_is_rfc4514_as_openssl_prints_it() {
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(vec!["partner-c.example".to_string()]).unwrap();
     p.distinguished_name.push(DnType::CountryName, "CN");
-    p.distinguished_name.push(DnType::OrganizationName, "微众, 测试");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "微众, 测试");
     p.distinguished_name.push(DnType::CommonName, "partner-c");
     let cert = p.self_signed(&key).unwrap();
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
@@ -1010,11 +1024,21 @@ fn subject_pin_text_is_rfc4514_as_openssl_prints_it() {
         &format!("subject {text}\n"),
     )
     .unwrap();
-    assert!(pension_gateway::tls::client_auth::matches_pins(cert.der(), &pins));
+    assert!(pension_gateway::tls::client_auth::matches_pins(
+        cert.der(),
+        &pins
+    ));
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("c.pem"), cert.pem()).unwrap();
     if let Ok(out) = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253,-esc_msb", "-in"])
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "RFC2253,-esc_msb",
+            "-in",
+        ])
         .arg(tmp.path().join("c.pem"))
         .output()
     {

@@ -1,13 +1,13 @@
-//! The project's own engine (`crypto::fast`): per-key precomputation, fixed-base tables read by
+//! The project's own engine (the `sm2-fast` crate): per-key precomputation, fixed-base tables read by
 //! constant-time scans, (1+d)⁻¹ cached, constant-time signing; verification (public data) uses
 //! per-key tables for WeChat's few trusted keys, built once at key-ring load.
 
 use super::prehash::{PrehashSign, PrehashVerify, WithZa};
 use super::{EngineKind, PreparedSigner, PreparedVerifier, Sm2Engine};
-use crate::crypto::fast;
 use crate::crypto::keys::{KeyError, PublicKey, SecretKey};
 use crate::crypto::signature::Signature;
 use crate::crypto::SignError;
+use sm2_fast as fast;
 
 /// The project's fast SM2 engine.
 #[derive(Debug, Clone, Copy, Default)]

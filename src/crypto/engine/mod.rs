@@ -60,7 +60,7 @@ pub trait Sm2Engine: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
-    /// The project's own engine (`crypto::fast`): constant-time signing with fixed-base tables,
+    /// The project's own engine (the `sm2-fast` crate): constant-time signing with fixed-base tables,
     /// per-key verification tables. The default.
     Fast,
     /// RustCrypto `sm2` (constant-time field and scalar arithmetic).

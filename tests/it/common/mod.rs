@@ -8,9 +8,9 @@
     reason = "each test binary uses a different part of the helpers"
 )]
 
-pub mod fast_sm2;
 pub mod partners;
 pub mod process;
+pub mod skips;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ pub fn mysql_url() -> Option<String> {
     match std::env::var("TEST_MYSQL_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            eprintln!("note: TEST_MYSQL_URL is not set; MySQL variant not run (.ci/run sets it)");
+            skips::not_run("TEST_MYSQL_URL", "MySQL variant");
             None
         }
     }
@@ -60,9 +60,7 @@ pub fn mysql_tls() -> Option<(String, std::path::PathBuf)> {
             Some((u, ca.into()))
         }
         _ => {
-            eprintln!(
-                "note: TEST_MYSQL_TLS_URL is not set; MySQL-over-TLS variant not run (.ci/services sets it)"
-            );
+            skips::not_run("TEST_MYSQL_TLS_URL", "MySQL-over-TLS variant");
             None
         }
     }
@@ -74,7 +72,7 @@ pub fn redis_url() -> Option<String> {
     match std::env::var("TEST_REDIS_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            eprintln!("note: TEST_REDIS_URL is not set; Redis variants not run (.ci/run sets it)");
+            skips::not_run("TEST_REDIS_URL", "Redis variant");
             None
         }
     }
@@ -106,13 +104,11 @@ impl Drop for TestDb {
                 .build()
                 .unwrap();
             let _ = std::thread::spawn(move || {
-                rt.block_on(
-                    pension_gateway::store::testing::drop_mysql_database_with_ca(
-                        &server,
-                        ca.as_deref(),
-                        &name,
-                    ),
-                )
+                rt.block_on(testkit::drop_mysql_database_with_ca(
+                    &server,
+                    ca.as_deref(),
+                    &name,
+                ))
             })
             .join();
         }
@@ -158,7 +154,7 @@ pub async fn test_db(db: Db) -> Option<TestDb> {
         Db::Mysql => {
             let server = mysql_url()?;
             let name = format!("pg_test_{}", uuid::Uuid::new_v4().simple());
-            let url = pension_gateway::store::testing::create_mysql_database(&server, &name)
+            let url = testkit::create_mysql_database(&server, &name)
                 .await
                 .unwrap_or_else(|e| panic!("TEST_MYSQL_URL is set but MySQL is unusable ({e}); start MariaDB or unset it"));
             let store = Store::open(&url, opts).await.expect("open MySQL");
@@ -172,7 +168,7 @@ pub async fn test_db(db: Db) -> Option<TestDb> {
         Db::MysqlTls => {
             let (server, ca) = mysql_tls()?;
             let name = format!("pg_test_{}", uuid::Uuid::new_v4().simple());
-            let url = pension_gateway::store::testing::create_mysql_database_with_ca(
+            let url = testkit::create_mysql_database_with_ca(
                 &server,
                 Some(&ca),
                 &name,
@@ -461,7 +457,7 @@ impl Drop for DropUser {
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(pension_gateway::store::testing::mysql_exec(
+            rt.block_on(testkit::mysql_exec(
                 &url,
                 None,
                 &format!(
@@ -511,7 +507,7 @@ pub async fn temp_mysql_user(
         sql.push_str(&format!("CREATE USER {who} IDENTIFIED BY '{password}';"));
         sql.push_str(&grants(&db_name, &who));
     }
-    pension_gateway::store::testing::mysql_exec(admin_url, None, &sql)
+    testkit::mysql_exec(admin_url, None, &sql)
         .await
         .expect("create the test account");
     let url = as_user(admin_url, &user, &password);

@@ -22,7 +22,10 @@ pub fn production_keys(dir: &Path) -> PathBuf {
         let e = e.unwrap();
         let to = keys.join(e.file_name());
         let name = e.file_name().to_string_lossy().to_string();
-        let Some(stem) = name.strip_suffix(".key").or_else(|| name.strip_suffix(".secret")) else {
+        let Some(stem) = name
+            .strip_suffix(".key")
+            .or_else(|| name.strip_suffix(".secret"))
+        else {
             if name == "keyring.toml" {
                 let text = std::fs::read_to_string(e.path()).unwrap();
                 std::fs::write(&to, text.replace("demo = true", "demo = false")).unwrap();

@@ -1,8 +1,8 @@
 //! Property tests: sign/verify round trip, rejection of tampered signatures, parse/encode
 //! round trip, and "never panics" on arbitrary inputs.
-use crate::common::fast_sm2;
-use pension_gateway::crypto::fast::{Error, SigningKey, VerifyingKey};
+use crate::common as fast_sm2;
 use proptest::prelude::*;
+use sm2_fast::{Error, SigningKey, VerifyingKey};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
@@ -53,7 +53,7 @@ proptest! {
 
     #[test]
     fn safegcd_inverse_equals_fermat(x in any::<[u8; 32]>(), shift in 0u32..256) {
-        use pension_gateway::crypto::fast::arith;
+        use sm2_fast::arith;
         // Also a shifted-down copy, to reach small values with many halvings.
         let mut small = [0u8; 32];
         let v = fast_sm2::big(&x) >> shift;

@@ -1,9 +1,9 @@
 //! Edge cases: extreme secret keys and nonces, forced degenerate signatures, malformed
 //! signatures and public keys, single-bit tampering.
-use crate::common::fast_sm2::*;
+use crate::common::*;
 use num_bigint::BigUint;
-use pension_gateway::crypto::fast::{arith, Error, SigningKey, VerifyingKey};
 use sm2::dsa::signature::hazmat::PrehashVerifier;
+use sm2_fast::{arith, Error, SigningKey, VerifyingKey};
 
 fn n() -> BigUint {
     big(&h32(N))

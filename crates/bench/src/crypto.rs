@@ -1,5 +1,6 @@
 //! `bench crypto`: multi-threaded SM2 sign and verify throughput per engine, beside
-//! `openssl speed sm2` run in the same command.
+//! `openssl speed sm2` run in the same command. The engines are the caller's: each is a
+//! [`Subject`], a name and two operations (one signature, one verification) that the loops call.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,8 +10,21 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::cpu::thread_cpu;
-use super::BenchError;
-use crate::crypto::{EngineKind, SecretKey, DEFAULT_SIGNER_ID};
+
+/// One operation the loops call, from many threads at once.
+pub type Op = Arc<dyn Fn() + Send + Sync>;
+
+/// An engine to measure: its name and one signature and one verification with a prepared key
+/// over a fixed message (the caller prepares both once).
+#[derive(Clone)]
+pub struct Subject {
+    /// The engine's name, as reported.
+    pub name: String,
+    /// Makes one signature.
+    pub sign: Op,
+    /// Checks one signature.
+    pub verify: Op,
+}
 
 /// One engine's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -68,25 +82,20 @@ impl Round {
 
 /// Runs `rounds` same-run comparisons: each round runs `openssl speed -seconds S sm2` and then
 /// every engine in `engines` for `secs` seconds each.
-pub fn run_rounds(
-    engines: &[EngineKind],
-    threads: usize,
-    secs: u64,
-    rounds: usize,
-) -> Result<Vec<Round>, BenchError> {
+pub fn run_rounds(engines: &[Subject], threads: usize, secs: u64, rounds: usize) -> Vec<Round> {
     let mut out = Vec::with_capacity(rounds);
     for _ in 0..rounds.max(1) {
         let openssl_one_core = openssl_speed(secs);
         let engines = engines
             .iter()
-            .map(|&kind| measure_engine(kind, threads, secs as f64))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|subject| measure_engine(subject, threads, secs as f64))
+            .collect();
         out.push(Round {
             openssl_one_core,
             engines,
         });
     }
-    Ok(out)
+    out
 }
 
 /// The median of `xs` (mean of the two middle values for an even count); `None` when empty or
@@ -107,7 +116,7 @@ pub fn median(xs: &[f64]) -> Option<f64> {
 
 /// Runs `op` on `threads` threads for `secs`, returning (operations per wall-clock second,
 /// operations per CPU second of the threads when readable).
-fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> (f64, Option<f64>) {
+fn throughput(threads: usize, secs: f64, op: Op) -> (f64, Option<f64>) {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
@@ -141,38 +150,12 @@ fn throughput(threads: usize, secs: f64, op: Arc<dyn Fn() + Send + Sync>) -> (f6
     (total as f64 / started.elapsed().as_secs_f64(), per_cpu_sec)
 }
 
-/// Measures one engine.
-pub fn measure_engine(
-    kind: EngineKind,
-    threads: usize,
-    secs: f64,
-) -> Result<EngineFigures, BenchError> {
-    let engine = kind.engine();
-    let sk = SecretKey::generate();
-    let signer: Arc<dyn crate::crypto::PreparedSigner> =
-        Arc::from(engine.signer(&sk, DEFAULT_SIGNER_ID)?);
-    let verifier: Arc<dyn crate::crypto::PreparedVerifier> =
-        Arc::from(engine.verifier(&sk.public_key(), DEFAULT_SIGNER_ID)?);
-    let msg = Arc::new(super::sample_request_message());
-    let sig = signer.sign(&msg)?;
-    let (s, m) = (Arc::clone(&signer), Arc::clone(&msg));
-    let (sign, sign_cpu) = throughput(
-        threads,
-        secs,
-        Arc::new(move || {
-            let _ = std::hint::black_box(s.sign(&m));
-        }),
-    );
-    let (v, m) = (Arc::clone(&verifier), Arc::clone(&msg));
-    let (verify, verify_cpu) = throughput(
-        threads,
-        secs,
-        Arc::new(move || {
-            let _ = std::hint::black_box(v.verify(&m, &sig));
-        }),
-    );
-    Ok(EngineFigures {
-        engine: kind.name().to_string(),
+/// Measures one engine: signatures, then verifications, each on `threads` threads for `secs`.
+pub fn measure_engine(subject: &Subject, threads: usize, secs: f64) -> EngineFigures {
+    let (sign, sign_cpu) = throughput(threads, secs, Arc::clone(&subject.sign));
+    let (verify, verify_cpu) = throughput(threads, secs, Arc::clone(&subject.verify));
+    EngineFigures {
+        engine: subject.name.clone(),
         threads,
         sign_per_sec: sign,
         verify_per_sec: verify,
@@ -180,7 +163,7 @@ pub fn measure_engine(
         verify_per_sec_per_core: verify / threads as f64,
         sign_per_cpu_sec: sign_cpu,
         verify_per_cpu_sec: verify_cpu,
-    })
+    }
 }
 
 /// Runs `openssl speed -seconds S sm2` (one core) and parses its last line; `None` when

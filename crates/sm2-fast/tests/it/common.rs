@@ -1,4 +1,4 @@
-//! Shared helpers for the fast SM2 engine tests: Z_A, e = SM3(Z_A ‖ M), DER decoding.
+//! Shared helpers for the engine tests: Z_A, e = SM3(Z_A ‖ M), DER decoding.
 #![allow(
     dead_code,
     reason = "each test binary uses a different part of the helpers"

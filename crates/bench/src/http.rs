@@ -1,11 +1,13 @@
-//! `bench http`: a bounded load generator. It first pre-signs N unique requests (distinct
-//! nonces, current timestamps, the WeChat key) on every core, then sends them over keep-alive
-//! connections with C concurrent workers, and finally verifies every response signature (on
-//! every core, after the clock stops, so verification does not slow the sender). It talks only
-//! to the URL it is given and stops by itself after N requests or `max_seconds`.
+//! `bench http`: a bounded load generator. It first builds N unique requests on every core (the
+//! caller's [`Workload`]: for the gateway, pre-signed with distinct nonces, current timestamps
+//! and the WeChat key), then sends them over keep-alive connections with C concurrent workers,
+//! and finally checks every answer (the workload's check, e.g. the response signature; on every
+//! core, after the clock stops, so checking does not slow the sender). It talks only to the URL
+//! it is given and stops by itself after N requests or `max_seconds`.
 //!
-//! Phases: crypto floor (client side, single thread, server idle) → pre-signing → warm-up (sent,
-//! not counted) → server CPU reading → measured phase → server CPU reading → verification.
+//! Phases: crypto floor (measured by the caller beforehand: client side, single thread, server
+//! idle) → pre-building → warm-up (sent, not counted) → server CPU reading → measured phase →
+//! server CPU reading → checking.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,17 +19,55 @@ use serde::Serialize;
 use super::cpu::{CryptoFloor, ServerCpu, ServerCpuSource};
 use super::latency::{self, Percentiles};
 use super::BenchError;
-use crate::accounts::demo::DEMO_PEOPLE;
-use crate::client::WechatClient;
-use crate::crypto::{nonce, EngineKind};
+
+/// What is sent and how answers are checked: the caller's side of a load test.
+pub trait Workload: Send + Sync {
+    /// Unique request number `i` for the request target `path` (path and query of the URL),
+    /// or `None` when it cannot be built (it is then left out). Called once per request, on
+    /// every core, before anything is sent.
+    fn request(&self, path: &str, i: usize) -> Option<Request>;
+    /// Whether `answer` is right (for the gateway: its response signature verifies). Called once
+    /// per answer, on every core, after the measured phase.
+    fn accepts(&self, answer: &Answer) -> bool;
+}
+
+/// One pre-built request: its headers (besides `Request-ID`) and its body, sent as a POST.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Header names and values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// One answer as received.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The request's number in its phase.
+    pub index: usize,
+    /// The HTTP status.
+    pub status: u16,
+    /// Every response header (names in lower case).
+    pub headers: Vec<(String, String)>,
+    /// The body (up to 1 MiB).
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The value of header `name` (any case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct HttpBenchOptions {
-    /// Full URL of the account-query API.
+    /// The URL every request is POSTed to.
     pub url: String,
-    /// Concurrent workers (each with its own keep-alive connection).
-    pub concurrency: usize,
     /// Requests to send (each unique).
     pub requests: usize,
     /// Hard stop, seconds.
@@ -37,14 +77,13 @@ pub struct HttpBenchOptions {
     /// Request `i` of the measured phase carries `Request-ID: <prefix><i>` (so its audit row
     /// can be found); warm-up request `i` carries `<prefix>warmup-<i>`.
     pub request_id_prefix: String,
-    /// PEM CA trusted for an `https://` URL besides the platform's roots.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// Requests sent before the measured phase and not counted (also unique, also pre-signed).
+    /// Requests sent before the measured phase and not counted (also unique, also pre-built).
     pub warmup: usize,
     /// Where to read the server's CPU time around the measured phase (`None`: not reported).
     pub server_cpu: Option<ServerCpuSource>,
-    /// Engine and seconds per operation for the client-side crypto floor (`None`: skipped).
-    pub floor: Option<(EngineKind, f64)>,
+    /// The client-side crypto floor, measured by the caller before the run while the server
+    /// was idle (`None`: not measured).
+    pub crypto_floor: Option<CryptoFloor>,
     /// Open-loop pacing of the measured phase: request i is due at start + i / rate and is sent
     /// then (or as soon as a worker is free); how late each one left is reported as the schedule
     /// lag. `None`: closed loop (each worker sends its next request as soon as it has an answer).
@@ -58,7 +97,7 @@ pub struct HttpBenchReport {
     pub requests: u64,
     /// Warm-up requests sent before it (not counted anywhere else).
     pub warmup_requests: u64,
-    /// Seconds spent pre-signing (not part of the rate).
+    /// Seconds spent pre-building (pre-signing) the requests (not part of the rate).
     pub presign_seconds: f64,
     /// Seconds of sending.
     pub seconds: f64,
@@ -86,7 +125,8 @@ pub struct HttpBenchReport {
     pub by_status: BTreeMap<u16, u64>,
     /// Transport errors (no response).
     pub transport_errors: u64,
-    /// Responses whose WxIns signature did not verify.
+    /// Answers the workload did not accept (for the gateway: whose WxIns signature did not
+    /// verify).
     pub bad_signatures: u64,
     /// Request-IDs of the measured requests that got no response or a status other than 200,
     /// sorted by request index.
@@ -119,41 +159,15 @@ impl HttpBenchReport {
     }
 }
 
-struct Presigned {
-    authorization: String,
-    body: Vec<u8>,
-}
-
-struct Answer {
-    index: usize,
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-fn presign(client: &WechatClient, path: &str, n: usize) -> Vec<Presigned> {
+fn prebuild(workload: &dyn Workload, path: &str, n: usize) -> Vec<Request> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = n.div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
-                    let now = chrono::Utc::now().timestamp();
                     (t * per..((t + 1) * per).min(n))
-                        .filter_map(|i| {
-                            let p = DEMO_PEOPLE.get(i % DEMO_PEOPLE.len())?;
-                            let body =
-                                serde_json::to_vec(&serde_json::json!({"user_true_name": p.name,
-                                "user_identify_card_num": p.id_number, "corpno": "weibao"}))
-                                .ok()?;
-                            let signed = client
-                                .sign_request("POST", path, &body, now, &nonce::generate())
-                                .ok()?;
-                            Some(Presigned {
-                                authorization: signed.authorization,
-                                body,
-                            })
-                        })
+                        .filter_map(|i| workload.request(path, i))
                         .collect::<Vec<_>>()
                 })
             })
@@ -178,17 +192,12 @@ struct Phase {
     seconds: f64,
 }
 
-/// The HTTP client of one worker (one keep-alive connection), HTTPS with `tls`.
-fn http_client(tls: &Arc<rustls::ClientConfig>) -> awc::Client {
-    crate::tls::client::http_client_with(Arc::clone(tls), Duration::from_secs(10))
-}
-
 /// Sends `requests` over the workers' connections until done or `deadline`.
 async fn send_phase(
     clients: &[awc::Client],
     url: &str,
     id_prefix: &str,
-    requests: Arc<[Presigned]>,
+    requests: Arc<[Request]>,
     deadline: Instant,
     progress: bool,
     rate: Option<f64>,
@@ -224,13 +233,13 @@ async fn send_phase(
             id_prefix.to_string(),
             Arc::clone(&lag),
         );
-        workers.push(actix_web::rt::spawn(async move {
+        workers.push(actix_rt::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(req) = requests.get(i) else { break };
                 if let Some(r) = rate {
                     let due = started + Duration::from_secs_f64(i as f64 / r);
-                    actix_web::rt::time::sleep_until(due.into()).await;
+                    actix_rt::time::sleep_until(due.into()).await;
                     let late = due.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                     if let Ok(mut h) = lag.lock() {
                         let _ = h.record(late.max(1));
@@ -240,14 +249,13 @@ async fn send_phase(
                 if Instant::now() > deadline {
                     break;
                 }
-                let resp = http
+                let mut post = http
                     .post(url.as_str())
-                    .insert_header(("Authorization", req.authorization.as_str()))
-                    .insert_header(("Request-ID", format!("{prefix}{i}")))
-                    .insert_header(("Content-Type", "application/json"))
-                    .insert_header(("Accept", "application/json"))
-                    .send_body(req.body.clone())
-                    .await;
+                    .insert_header(("Request-ID", format!("{prefix}{i}")));
+                for (k, v) in &req.headers {
+                    post = post.insert_header((k.as_str(), v.as_str()));
+                }
+                let resp = post.send_body(req.body.clone()).await;
                 match resp {
                     Ok(mut r) => {
                         let body = r
@@ -267,7 +275,6 @@ async fn send_phase(
                         let headers = r
                             .headers()
                             .iter()
-                            .filter(|(k, _)| k.as_str().starts_with("wxins-"))
                             .map(|(k, v)| {
                                 (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
                             })
@@ -293,9 +300,9 @@ async fn send_phase(
     }
     if progress {
         let (next, total) = (Arc::clone(&next), requests.len());
-        actix_web::rt::spawn(async move {
+        actix_rt::spawn(async move {
             loop {
-                actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                actix_rt::time::sleep(Duration::from_secs(1)).await;
                 let done = next.load(Ordering::Relaxed).min(total);
                 if done >= total {
                     break;
@@ -334,45 +341,29 @@ async fn send_phase(
     })
 }
 
-/// Runs the load. Must be called inside an actix (tokio) runtime.
+/// Runs the load with one HTTP client per worker in `clients` (each its own keep-alive
+/// connection; HTTPS as the caller configured them) and `scraper` for the server's CPU readings.
+/// Must be called inside an actix (tokio) runtime.
 pub async fn run(
     opts: &HttpBenchOptions,
-    client: Arc<WechatClient>,
+    workload: Arc<dyn Workload>,
+    clients: &[awc::Client],
+    scraper: &awc::Client,
 ) -> Result<HttpBenchReport, BenchError> {
-    let uri: actix_web::http::Uri = opts.url.parse().map_err(BenchError::Url)?;
+    let uri: awc::http::Uri = opts.url.parse().map_err(BenchError::Url)?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    // The floor first, while the server is idle and before pre-signing takes every core.
-    let crypto_floor = match opts.floor {
-        Some((kind, secs)) => {
-            if opts.progress {
-                eprintln!(
-                    "crypto floor: {} sign + verify, 1 thread, {secs} s each",
-                    kind.name()
-                );
-            }
-            let f =
-                actix_web::rt::task::spawn_blocking(move || super::cpu::measure_floor(kind, secs))
-                    .await
-                    .map_err(|_| BenchError::Poisoned)??;
-            Some(f)
-        }
-        None => None,
-    };
+    let crypto_floor = opts.crypto_floor.clone();
     let t0 = Instant::now();
-    let mut presigned = presign(&client, &path, opts.warmup + opts.requests);
+    let mut presigned = prebuild(workload.as_ref(), &path, opts.warmup + opts.requests);
     let presign_seconds = t0.elapsed().as_secs_f64();
     if opts.progress {
         eprintln!(
-            "pre-signed {} unique requests in {presign_seconds:.2} s",
+            "pre-built {} unique requests in {presign_seconds:.2} s",
             presigned.len()
         );
     }
-    let measured: Arc<[Presigned]> = presigned.split_off(opts.warmup.min(presigned.len())).into();
-    let warmup: Arc<[Presigned]> = presigned.into();
-    let tls = crate::tls::client::client_config(opts.ca_file.as_deref())?;
-    let clients: Vec<awc::Client> = (0..opts.concurrency.max(1))
-        .map(|_| http_client(&tls))
-        .collect();
+    let measured: Arc<[Request]> = presigned.split_off(opts.warmup.min(presigned.len())).into();
+    let warmup: Arc<[Request]> = presigned.into();
     let deadline = Instant::now() + Duration::from_secs(opts.max_seconds);
     let mut warmup_requests = 0;
     if !warmup.is_empty() {
@@ -380,7 +371,7 @@ pub async fn run(
             eprintln!("warm-up: {} requests (not counted)", warmup.len());
         }
         let w = send_phase(
-            &clients,
+            clients,
             &opts.url,
             &format!("{}warmup-", opts.request_id_prefix),
             warmup,
@@ -391,13 +382,12 @@ pub async fn run(
         .await?;
         warmup_requests = w.answers.len() as u64 + w.transport_errors;
     }
-    let scraper = http_client(&tls);
     let cpu_before = match &opts.server_cpu {
-        Some(src) => Some(src.read(&scraper).await),
+        Some(src) => Some(src.read(scraper).await),
         None => None,
     };
     let phase = send_phase(
-        &clients,
+        clients,
         &opts.url,
         &opts.request_id_prefix,
         measured,
@@ -407,7 +397,7 @@ pub async fn run(
     )
     .await?;
     let (server_cpu, server_cpu_error) = match (&opts.server_cpu, cpu_before) {
-        (Some(src), Some(Ok(before))) => match src.read(&scraper).await {
+        (Some(src), Some(Ok(before))) => match src.read(scraper).await {
             Ok(after) => match super::cpu::cpu_per_request(
                 before,
                 after,
@@ -437,7 +427,7 @@ pub async fn run(
         (Some(c), Some(f)) if f.floor_us > 0.0 => Some(c.per_request_us / f.floor_us),
         _ => None,
     };
-    let bad_signatures = verify_all(&client, &phase.answers);
+    let bad_signatures = check_all(workload.as_ref(), &phase.answers);
     let mut by_status = BTreeMap::new();
     for a in &phase.answers {
         *by_status.entry(a.status).or_insert(0u64) += 1;
@@ -483,28 +473,14 @@ pub async fn run(
     })
 }
 
-fn verify_all(client: &WechatClient, answers: &[Answer]) -> u64 {
+fn check_all(workload: &dyn Workload, answers: &[Answer]) -> u64 {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = answers.len().div_ceil(threads).max(1);
-    // The run lasts at most `--max-seconds`, well inside the answers' ±300 s freshness.
-    let now = chrono::Utc::now().timestamp();
     std::thread::scope(|s| {
         answers
             .chunks(chunk)
             .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .filter(|a| {
-                            let get = |n: &str| {
-                                a.headers
-                                    .iter()
-                                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                                    .map(|(_, v)| v.as_str())
-                            };
-                            client.verify_response(get, &a.body, now).is_err()
-                        })
-                        .count() as u64
-                })
+                s.spawn(move || part.iter().filter(|a| !workload.accepts(a)).count() as u64)
             })
             .collect::<Vec<_>>()
             .into_iter()

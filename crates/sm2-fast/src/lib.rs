@@ -12,7 +12,23 @@
 //!   window-7 per-key table built when the key is loaded; the x-coordinate check is done in
 //!   Jacobian coordinates (no inversion).
 //!
-//! No `unsafe`, no panics reachable from the public API.
+//! No `unsafe`, no panics reachable from the public API. Runtime dependencies: `subtle`,
+//! `zeroize` and `rand_core` only.
+//!
+//! ```
+//! use sm2_fast::{SigningKey, VerifyingKey};
+//! // e = SM3(Z_A ‖ M) is the caller's to compute; a fixed one stands in for it here.
+//! let d = [7u8; 32];
+//! let e = [0x42u8; 32];
+//! let sk = SigningKey::from_bytes(&d)?;
+//! let (r, s) = sk.sign_prehash(&e, &mut rand_core::OsRng);
+//! let vk = VerifyingKey::from_sec1(&sk.public_key().to_sec1_uncompressed())?;
+//! assert_eq!(vk.verify_prehash(&e, &r, &s), Ok(()));
+//! # Ok::<(), sm2_fast::Error>(())
+//! ```
+//!
+//! The design, the constant-time argument and how the crate is tested are in the crate's
+//! README.
 
 #![forbid(unsafe_code)]
 #![deny(

@@ -1,9 +1,9 @@
 //! Field (mod p) and scalar (mod n) arithmetic against a `num-bigint` reference, on random
 //! inputs and on values near 0, p, n and 2^256; plus the constant-time fixed-base
 //! multiplication against a plain double-and-add.
-use crate::common::fast_sm2::*;
+use crate::common::*;
 use num_bigint::BigUint;
-use pension_gateway::crypto::fast::arith;
+use sm2_fast::arith;
 
 /// Interesting values below modulus m: 0, 1, 2, m-1, m-2, m-2^32, m-2^64, 2^255, 2^224, …
 fn specials(m: &BigUint) -> Vec<BigUint> {

@@ -6,12 +6,12 @@
 //!   (Linux, clock ticks: 10 ms) when the server runs on the same machine.
 //! - The **crypto floor** is one SM2 verify plus one SM2 sign with the configured engine,
 //!   measured single-threaded on the client side in the same run (the loop of `bench crypto`,
-//!   in thread CPU time so that it compares with the server's CPU time on a busy machine).
+//!   in thread CPU time so that it compares with the server's CPU time on a busy machine); the
+//!   caller supplies the two operations ([`measure_floor`]).
 
 use serde::Serialize;
 
 use super::BenchError;
-use crate::crypto::EngineKind;
 
 /// The name of the counter read from `/metrics`.
 pub const CPU_METRIC: &str = "process_cpu_seconds_total";
@@ -192,7 +192,7 @@ impl CryptoFloor {
 }
 
 /// CPU time of the calling thread, where the platform has a per-thread clock.
-pub(crate) fn thread_cpu() -> Option<std::time::Duration> {
+pub fn thread_cpu() -> Option<std::time::Duration> {
     #[cfg(unix)]
     {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
@@ -226,27 +226,21 @@ fn cpu_us_per_op(seconds: f64, mut op: impl FnMut()) -> f64 {
     used.as_secs_f64() * 1e6 / n as f64
 }
 
-/// Measures the floor like `bench crypto --threads 1` (a prepared key of the engine, the
-/// signing string of a real request), `seconds` each for sign and verify, counting this
-/// thread's CPU time. Blocking.
-pub fn measure_floor(kind: EngineKind, seconds: f64) -> Result<CryptoFloor, BenchError> {
-    use crate::crypto::{SecretKey, DEFAULT_SIGNER_ID};
-    let engine = kind.engine();
-    let sk = SecretKey::generate();
-    let signer = engine.signer(&sk, DEFAULT_SIGNER_ID)?;
-    let verifier = engine.verifier(&sk.public_key(), DEFAULT_SIGNER_ID)?;
-    let msg = super::sample_request_message();
-    let sig = signer.sign(&msg)?;
-    let sign_us = cpu_us_per_op(seconds, || {
-        let _ = std::hint::black_box(signer.sign(std::hint::black_box(&msg)));
-    });
-    let verify_us = cpu_us_per_op(seconds, || {
-        let _ = std::hint::black_box(verifier.verify(std::hint::black_box(&msg), &sig));
-    });
-    Ok(CryptoFloor {
-        engine: kind.name().to_string(),
+/// Measures the floor like `bench crypto --threads 1`: `seconds` each for `sign` and `verify`
+/// (one signature and one verification with a prepared key of the engine `engine`, over the
+/// signing string of a real request), counting this thread's CPU time. Blocking.
+pub fn measure_floor(
+    engine: &str,
+    seconds: f64,
+    mut sign: impl FnMut(),
+    mut verify: impl FnMut(),
+) -> CryptoFloor {
+    let sign_us = cpu_us_per_op(seconds, &mut sign);
+    let verify_us = cpu_us_per_op(seconds, &mut verify);
+    CryptoFloor {
+        engine: engine.to_string(),
         sign_us,
         verify_us,
         floor_us: sign_us + verify_us,
-    })
+    }
 }

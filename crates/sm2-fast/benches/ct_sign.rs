@@ -7,11 +7,11 @@
 //! does not differ between classes. Welch's t-test is run on the raw timings and on timings
 //! cropped at several percentiles (as dudect does); |t| > 4.5 would indicate a leak.
 //!
-//! Run: `cargo bench --bench ct_sign` (env `CT_SIGN_SAMPLES`, default 300000 per fixed-k case).
+//! Run: `cargo bench -p sm2-fast --bench ct_sign` (env `CT_SIGN_SAMPLES`, default 300000 per fixed-k case).
 //! Two fixed-nonce cases are tried: an ordinary random-looking k and k = 1 (all Booth digits
 //! but the lowest are zero, which would expose any zero-digit shortcut).
 
-use pension_gateway::crypto::fast::SigningKey;
+use sm2_fast::SigningKey;
 use std::hint::black_box;
 use std::time::Instant;
 

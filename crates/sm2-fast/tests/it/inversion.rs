@@ -1,9 +1,9 @@
 //! The constant-time safegcd inversion (mod p and mod n) against known inverses, the Fermat
 //! inversion it replaced, and a big-integer reference; and the Jacobian fixed-base
 //! multiplication on the scalars closest to its one excluded exceptional case.
-use crate::common::fast_sm2::*;
+use crate::common::*;
 use num_bigint::BigUint;
-use pension_gateway::crypto::fast::arith;
+use sm2_fast::arith;
 
 /// (x, x⁻¹ mod p) and (x, x⁻¹ mod n), computed independently (Python's `pow(x, -1, m)`).
 const P_VECTORS: &[(&str, &str)] = &[

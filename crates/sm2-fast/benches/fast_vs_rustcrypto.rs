@@ -1,15 +1,15 @@
 //! Sign and verify throughput of the fast engine against RustCrypto `sm2` 0.13 and libsm 0.6,
 //! all in one criterion run, over the prehash paths (e = SM3(Z_A ‖ M) computed up front).
 //!
-//! Run: `cargo bench --bench fast_vs_rustcrypto`. At the end it prints the speed-up ratios
+//! Run: `cargo bench -p sm2-fast --bench fast_vs_rustcrypto`. At the end it prints the speed-up ratios
 //! read back from criterion's estimates of this run.
 
 use criterion::Criterion;
 use std::hint::black_box;
 use std::time::Duration;
 
-use pension_gateway::crypto::fast;
 use sm2::dsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
+use sm2_fast as fast;
 use sm3::{Digest, Sm3};
 
 const D: &str = "3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8";
@@ -120,7 +120,9 @@ mod group {
 
 /// Mean time in ns from criterion's estimates.json of this run, if present.
 fn mean_ns(group: &str, func: &str) -> Option<f64> {
-    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    // Benches run in the package's directory; criterion writes to the workspace's target.
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").into());
     let path = format!("{dir}/criterion/{group}/{func}/new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let mean = text.get(text.find("\"mean\"")?..)?;

@@ -1,8 +1,8 @@
 //! Known-answer vectors: GB/T 32918.5 Annex A and the WeChat Pay SDK test signature.
-use crate::common::fast_sm2;
+use crate::common as fast_sm2;
 use base64::Engine as _;
 use fast_sm2::*;
-use pension_gateway::crypto::fast::{Error, SigningKey, VerifyingKey};
+use sm2_fast::{Error, SigningKey, VerifyingKey};
 
 const ANNEX_D: &str = "3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8";
 const ANNEX_K: &str = "59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21";

@@ -1,14 +1,14 @@
 //! Differential tests against libsm 0.6 and RustCrypto `sm2` 0.13, both directions.
 //!
 //! Case count: env `FAST_SM2_CASES` (default 5,000 for CI; the nightly-size run uses 100,000:
-//! `FAST_SM2_CASES=100000 cargo test --test it fast_differential:: -- --nocapture`, with
+//! `FAST_SM2_CASES=100000 cargo test -p sm2-fast --test it differential:: -- --nocapture`, with
 //! `[profile.test] opt-level = 2` or `--release`).
 //! Seed: env `FAST_SM2_SEED` (default fixed, so failures reproduce).
-use crate::common::fast_sm2::*;
+use crate::common::*;
 use num_bigint::BigUint;
-use pension_gateway::crypto::fast::{SigningKey, VerifyingKey};
 use sm2::dsa::signature::{RandomizedSigner, Verifier};
 use sm2::elliptic_curve::sec1::ToEncodedPoint;
+use sm2_fast::{SigningKey, VerifyingKey};
 
 #[test]
 fn differential_against_libsm_and_rustcrypto() {
