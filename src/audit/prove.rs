@@ -9,7 +9,7 @@
 //! body's (docs/audit.md).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -66,7 +66,7 @@ fn invalid(path: &Path, e: impl std::fmt::Display) -> KeyRingError {
     KeyRingError::Invalid(format!("{}: {e}", path.display()))
 }
 
-fn parse_public(path: &PathBuf) -> Result<PublicKey, KeyRingError> {
+fn parse_public(path: &Path) -> Result<PublicKey, KeyRingError> {
     let text = read_key_text(path, KeyFileKind::PublicKey)?;
     PublicKey::parse(&text).map_err(|e| invalid(path, e))
 }

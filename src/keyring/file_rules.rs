@@ -328,7 +328,10 @@ impl KeyDirHandle {
                 return Err(refused(path, FileRule::NotDirectory));
             }
             let euid = rustix::process::geteuid().as_raw();
-            if meta.uid() != euid && meta.uid() != 0 {
+            // Root administers the service user's directory (`keys` run as root hands the files
+            // it writes to the directory's owner); anyone else needs a directory of their own or
+            // root's.
+            if meta.uid() != euid && meta.uid() != 0 && euid != 0 {
                 return Err(refused(
                     path,
                     FileRule::Owner {

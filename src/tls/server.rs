@@ -144,7 +144,8 @@ impl ServerTls {
             Some(files) => {
                 let (auth, policy) = ClientAuth::load(files, unix_now())?;
                 tracing::info!(
-                    crls = policy.crls, pins = ?policy.pins,
+                    crls = policy.crls,
+                    pins = policy.pins.unwrap_or(0),
                     "mutual TLS: client CA loaded"
                 );
                 Some(Arc::new(auth))

@@ -139,7 +139,7 @@ async fn admin_reload_requires_the_bearer_token() {
 fn the_admin_token_file_follows_the_secret_file_rules() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("admin.token");
-    std::fs::write(&path, "tok-123\n").unwrap();
+    std::fs::write(&path, "tok-123-Vb8Nm3Kj6Hg1Fd4Sa9Pl2Ok7Ij5Uh0Yt\n").unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -149,7 +149,7 @@ fn the_admin_token_file_follows_the_secret_file_rules() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let token = AdminToken::from_file(&path).unwrap();
-    assert!(token.accepts(Some(b"Bearer tok-123")));
+    assert!(token.accepts(Some(b"Bearer tok-123-Vb8Nm3Kj6Hg1Fd4Sa9Pl2Ok7Ij5Uh0Yt")));
     assert_eq!(format!("{token:?}"), "AdminToken(***)");
 }
 
@@ -201,7 +201,7 @@ async fn a_replaced_admin_token_file_takes_effect_without_a_restart() {
     let gw = Gateway::start(Db::Sqlite).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("admin.token");
-    replace_file(&path, b"first-token\n");
+    replace_file(&path, b"first-token-Qm7Xz2Lp9Wv4Kt8Rb3Nc6Hd1Fg5Js0Ya\n");
     let token = Arc::new(AdminToken::from_file(&path).unwrap());
     let reloader = Arc::new(Reloader::new(
         gw.state.clone(),
@@ -220,38 +220,41 @@ async fn a_replaced_admin_token_file_takes_effect_without_a_restart() {
             .insert_header(("Authorization", format!("Bearer {bearer}")))
             .to_request()
     };
-    replace_file(&path, b"second-token\n");
+    replace_file(&path, b"second-token-Ue4Ti9Ob2Pm7Qs1Vw6Xz3Cn8Lk5Hg0Jd\n");
     // The admin call (made with the token still in force) reloads the token file too.
-    let r = test::call_service(&admin, call("first-token")).await;
+    let r = test::call_service(&admin, call("first-token-Qm7Xz2Lp9Wv4Kt8Rb3Nc6Hd1Fg5Js0Ya")).await;
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = test::read_body_json(r).await;
     assert_eq!(body["admin_token"]["status"], "reloaded", "{body}");
     assert_eq!(body["admin_token"]["changed"], true, "{body}");
     assert_eq!(
-        test::call_service(&admin, call("first-token"))
+        test::call_service(&admin, call("first-token-Qm7Xz2Lp9Wv4Kt8Rb3Nc6Hd1Fg5Js0Ya"))
             .await
             .status(),
         401
     );
     assert_eq!(
-        test::call_service(&admin, call("second-token"))
-            .await
-            .status(),
+        test::call_service(
+            &admin,
+            call("second-token-Ue4Ti9Ob2Pm7Qs1Vw6Xz3Cn8Lk5Hg0Jd")
+        )
+        .await
+        .status(),
         200
     );
     // The file watch picks a replaced token up as well.
-    replace_file(&path, b"third-token\n");
+    replace_file(&path, b"third-token-Rf6Ds1Ga9Hk4Jl7Zx2Cv5Bn8Mq3Wo0Ey\n");
     let report = reloader.poll().expect("token file change seen");
     assert!(matches!(report.admin_token, Some(Ok(true))), "{report:?}");
     assert!(report.keys.is_none(), "only the token changed");
-    assert!(token.accepts(Some(b"Bearer third-token")));
+    assert!(token.accepts(Some(b"Bearer third-token-Rf6Ds1Ga9Hk4Jl7Zx2Cv5Bn8Mq3Wo0Ey")));
     // A token file that breaks the rules is refused and the running token stays.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(token.reload().is_err());
-        assert!(token.accepts(Some(b"Bearer third-token")));
+        assert!(token.accepts(Some(b"Bearer third-token-Rf6Ds1Ga9Hk4Jl7Zx2Cv5Bn8Mq3Wo0Ey")));
     }
 }
 

@@ -983,6 +983,7 @@ fn client_pins_and_crl_settings_and_their_checks() {
     let leaf = pki.server(71);
     dir.install_pair(&leaf.cert_pem, &leaf.key_pem);
     let mut s = Settings::default();
+    s.accounts.id_pepper = "00".repeat(32);
     s.tls.cert_file = Some(dir.path("cert.pem"));
     s.tls.key_file = Some(dir.path("key.pem"));
     s.tls.client_pins_file = Some(dir.install_ca("pins", "# none yet\n"));
@@ -1011,6 +1012,8 @@ fn client_pins_and_crl_settings_and_their_checks() {
 fn subject_pin_text_is_rfc4514_as_openssl_prints_it() {
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(vec!["partner-c.example".to_string()]).unwrap();
+    // A fresh name (the parameters start with rcgen's own CN in first place).
+    p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(DnType::CountryName, "CN");
     p.distinguished_name
         .push(DnType::OrganizationName, "微众, 测试");
