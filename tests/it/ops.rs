@@ -139,7 +139,7 @@ async fn admin_reload_requires_the_bearer_token() {
 fn the_admin_token_file_follows_the_secret_file_rules() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("admin.token");
-    std::fs::write(&path, "tok-123-Vb8Nm3Kj6Hg1Fd4Sa9Pl2Ok7Ij5Uh0Yt\n").unwrap();
+    std::fs::write(&path, "tok-123-Vb8Nm3Kj6Hg1Fd4Sa9Pl2Ok7Ij5Uh0YtXqW\n").unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -149,7 +149,7 @@ fn the_admin_token_file_follows_the_secret_file_rules() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let token = AdminToken::from_file(&path).unwrap();
-    assert!(token.accepts(Some(b"Bearer tok-123-Vb8Nm3Kj6Hg1Fd4Sa9Pl2Ok7Ij5Uh0Yt")));
+    assert!(token.accepts(Some(b"Bearer tok-123-Vb8Nm3Kj6Hg1Fd4Sa9Pl2Ok7Ij5Uh0YtXqW")));
     assert_eq!(format!("{token:?}"), "AdminToken(***)");
 }
 
