@@ -3,8 +3,9 @@
 #
 # The example names files under /etc/pension-gateway/ (key ring, admin token), which CI does not
 # have. So the check generates them in a temporary directory — a fresh key ring made with
-# `pension-gateway keys init` / `keys generate` (WeChat's key: the demo's public key, it is only
-# a public key here), a random admin token, mode 0600 — and checks a copy of the example whose
+# `pension-gateway keys init` / `keys generate` (WeChat's key: a fresh SM2 public key from
+# OpenSSL — the demo's is a published key, refused outside demo mode), a random admin token,
+# mode 0600 — and checks a copy of the example whose
 # /etc/pension-gateway/ paths are rewritten to that directory; nothing else changes. The pepper
 # comes from the environment, as the example says (gateway.env). Then two broken variants must be
 # refused with exit code 2: an admin token file readable by others, and an unknown key.
@@ -25,7 +26,9 @@ mkdir -m 700 "$etc"
 
 # The key commands must not see any GATEWAY_* configuration of the caller.
 clean_env() { env -u GATEWAY_CONFIG $(env | sed -n 's/^\(GATEWAY__[^=]*\)=.*/-u \1/p') "$@"; }
-clean_env "$bin" keys --dir "$etc/keys" init --wechat-key keys/demo/wechat-v1.pub >/dev/null
+openssl genpkey -algorithm SM2 -out "$work/wechat.key" 2>/dev/null
+openssl pkey -in "$work/wechat.key" -pubout -out "$work/wechat.pub"
+clean_env "$bin" keys --dir "$etc/keys" init --wechat-key "$work/wechat.pub" >/dev/null
 clean_env "$bin" keys --dir "$etc/keys" generate >/dev/null
 (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$etc/admin-token")
 
