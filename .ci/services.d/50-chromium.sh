@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless Chromium for the HTML-report check (tests/it/bench_reports.rs): TEST_CHROMIUM_BIN.
+# Headless Chromium for the HTML-report check (tests/it/ops/bench_reports.rs): TEST_CHROMIUM_BIN.
 # Nothing to start: the test runs the browser on a file:// page with networking off.
 set -euo pipefail
 bin="${TEST_CHROMIUM_BIN:-$(command -v chromium || true)}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GmSSL 3.1's command-line tool, the independent SDF client of the software SDF device's
-# conformance test (tests/it/sdf_conformance.rs, docs/hsm.md): TEST_GMSSL_BIN.
+# conformance test (tests/it/module/sdf_conformance.rs, docs/hsm.md): TEST_GMSSL_BIN.
 #
 # GmSSL's source is taken from the `easy-gmssl` 2.0.1 source distribution on PyPI (it ships
 # GmSSL-3.1.1 inside), checked against the sha256 pinned below, built with cmake into

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pymerkle, the independent Merkle-tree implementation the audit log's roots and proofs are
-# checked against (tests/it/audit_log.rs runs tests/data/verify_with_pymerkle.py):
+# checked against (tests/it/audit/log.rs runs tests/data/verify_with_pymerkle.py):
 # TEST_PYMERKLE_PYTHON. A venv under $PG_CI_DIR with pinned versions; SM3 comes from gmssl
 # (pure Python), so the check does not depend on the local OpenSSL offering SM3.
 set -euo pipefail

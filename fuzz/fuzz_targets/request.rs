@@ -78,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
         let resp = w.rt.block_on(async {
             use actix_web::FromRequest;
             let payload = actix_web::web::Payload::from_request(&http_req, &mut payload).await.unwrap();
-            pension_gateway::http::wechat::account_query::entry(http_req, payload, Data::new(w.state.clone())).await
+            pension_gateway::http::wechat::get_account::entry(http_req, payload, Data::new(w.state.clone())).await
         });
         assert_ne!(resp.status().as_u16(), 200, "random input must never be accepted");
         let headers = resp.headers().clone();

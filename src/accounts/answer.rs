@@ -1,8 +1,8 @@
 //! The account query use case, the same for every channel: parse the authenticated body,
 //! apply the per-identity limit, look the account up. Channels only authenticate before it and
-//! wrap its outcome in their own envelope afterwards (see `http::wechat::account_query`).
+//! wrap its outcome in their own envelope afterwards (see `http::outcome`).
 
-use super::query::{AccountQuery, AccountReply, InvalidBody};
+use super::message::{AccountQuery, AccountReply, InvalidBody};
 use super::{AccountDirectory, LookupError};
 use crate::limits::{IdentityLimit, LimitError};
 

@@ -3,7 +3,7 @@
 //! `accounts seed-demo`.
 
 use super::AccountDirectory;
-use crate::store::{BindingSession, NewAccount, QueryError, StoreError};
+use crate::store::{BindingSession, NewAccount, StatementError, StoreError};
 
 /// A fictional person of the demo data set.
 #[derive(Debug, Clone, Copy)]
@@ -89,12 +89,13 @@ pub async fn seed_demo(dir: &AccountDirectory, now: i64) -> Result<usize, StoreE
         if let Err(e) = dir.store().insert_session(&session).await {
             // Another instance seeding at the same moment inserted it first: that is the
             // wanted end state, not an error.
-            let inserted_by_other = matches!(&e, StoreError::Query(QueryError::Duplicate { .. }))
-                && dir
-                    .store()
-                    .find_live_session(DEMO_SESSION_ID, now)
-                    .await?
-                    .is_some();
+            let inserted_by_other =
+                matches!(&e, StoreError::Statement(StatementError::Duplicate { .. }))
+                    && dir
+                        .store()
+                        .find_live_session(DEMO_SESSION_ID, now)
+                        .await?
+                        .is_some();
             if !inserted_by_other {
                 return Err(e);
             }

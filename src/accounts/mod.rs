@@ -10,13 +10,13 @@ pub mod answer;
 pub mod demo;
 pub mod identity;
 pub mod import;
-pub mod query;
+pub mod message;
 
 use zeroize::Zeroizing;
 
 use crate::crypto::sm3::hmac_sm3;
 use crate::store::{Account, Store, StoreError};
-pub use query::{AccountQuery, AccountReply, InvalidBody, PensionStatus};
+pub use message::{AccountQuery, AccountReply, InvalidBody, PensionStatus};
 
 /// Why a lookup did not produce an account reply.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +27,10 @@ pub enum LookupError {
     /// The name does not match the account of that ID number.
     #[error("name does not match the account")]
     NameMismatch,
-    /// The stored row is inconsistent (e.g. unknown status).
-    #[error("stored account is inconsistent: {0}")]
-    Corrupt(String),
+    /// The stored row holds a status outside 1–4 (the import and the store refuse those, so
+    /// the row was written around them).
+    #[error("stored account is inconsistent: status {0}")]
+    UnknownStatus(i16),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -94,8 +95,8 @@ impl AccountDirectory {
     }
 
     fn reply_for(&self, q: &AccountQuery, acc: &Account) -> Result<AccountReply, LookupError> {
-        let status = PensionStatus::from_i16(acc.status)
-            .ok_or_else(|| LookupError::Corrupt(format!("status {}", acc.status)))?;
+        let status =
+            PensionStatus::from_i16(acc.status).ok_or(LookupError::UnknownStatus(acc.status))?;
         if acc.holder_name.trim() != q.name {
             // A row that would disclose nothing (no account here, or one at another bank)
             // answers a wrong name as an unknown ID number does: status 3. Answering

@@ -2,6 +2,7 @@
 
 pub(crate) mod body;
 pub mod handlers;
+pub mod outcome;
 pub mod partners;
 pub mod wechat;
 
@@ -38,7 +39,7 @@ impl RouteEntry {
 pub fn public_routes(wechat_route: &str, p: &crate::config::PartnerSettings) -> Vec<RouteEntry> {
     let mut table = vec![
         RouteEntry::new("POST", wechat_route, || {
-            web::route().to(wechat::account_query::entry)
+            web::route().to(wechat::get_account::entry)
         }),
         RouteEntry::new("GET", "/healthz", || web::get().to(health::healthz)),
         RouteEntry::new("GET", "/openapi.json", || {

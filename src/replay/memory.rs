@@ -37,7 +37,7 @@ impl MemoryReplayStore {
         let shard = self
             .shards
             .get(idx)
-            .ok_or(ReplayError::Unavailable("shard index".into()))?;
+            .ok_or(ReplayError::Internal("shard index out of range"))?;
         // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&expiry) = map.get(nonce) {

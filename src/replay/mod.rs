@@ -35,15 +35,40 @@ pub enum ReplayError {
     /// The store is full of live nonces (a flood of *validly signed* requests).
     #[error("replay store is at capacity ({0} live nonces)")]
     Full(usize),
-    /// The backing store could not be reached.
-    #[error("replay store unavailable: {0}")]
-    Unavailable(String),
+    /// A Redis call (`what`: connect, SET, PING, …) did not finish within the deadline.
+    #[error("replay store unavailable: redis {what} timed out")]
+    TimedOut {
+        /// The call.
+        what: &'static str,
+    },
+    /// A Redis call failed (connection refused or lost, an error reply, …).
+    #[error("replay store unavailable: redis {what}: {cause}")]
+    Redis {
+        /// The call.
+        what: &'static str,
+        /// The client's error (in the message; not also reported as the source).
+        cause: redis::RedisError,
+    },
+    /// `PING` was answered with something else than `PONG` (not a Redis server?).
+    #[error("replay store unavailable: redis PING answered {0:?}")]
+    NotPong(String),
     /// The Redis server's TLS certificate was refused (wrong CA, wrong name, expired).
     #[error("the Redis server's TLS certificate was refused: {0}")]
-    Untrusted(String),
-    /// The Redis settings cannot be used (the message names the setting).
-    #[error("{0}")]
-    Config(String),
+    Untrusted(redis::RedisError),
+    /// A Redis setting cannot be used; `setting` names it.
+    #[error("{setting}: {cause}")]
+    Setting {
+        /// The setting (`replay.redis_url`, `replay.redis_cluster_nodes`).
+        setting: &'static str,
+        /// What the client said of it.
+        cause: redis::RedisError,
+    },
+    /// `replay.redis_ca_file` cannot be used.
+    #[error("replay.redis_ca_file: {0}")]
+    CaFile(crate::tls::TlsError),
+    /// An internal invariant did not hold (a bug; the request is refused, never answered).
+    #[error("replay store: internal error: {0}")]
+    Internal(&'static str),
 }
 
 /// Where nonces are remembered.

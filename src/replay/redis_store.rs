@@ -59,7 +59,7 @@ impl std::fmt::Debug for RedisTarget {
 pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, ReplayError> {
     crate::tls::read_ca_file(path, crate::tls::unix_now())
         .map(|ca| ca.pem)
-        .map_err(|e| ReplayError::Config(format!("replay.redis_ca_file: {e}")))
+        .map_err(ReplayError::CaFile)
 }
 
 #[expect(
@@ -124,7 +124,10 @@ impl RedisLink {
         };
         let (client, tls, description) = if target.cluster_nodes.is_empty() {
             let info = redis::IntoConnectionInfo::into_connection_info(target.url.as_str())
-                .map_err(|e| ReplayError::Config(format!("replay.redis_url: {e}")))?;
+                .map_err(|cause| ReplayError::Setting {
+                    setting: "replay.redis_url",
+                    cause,
+                })?;
             let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
             if tls {
                 crate::tls::ensure_default_provider();
@@ -134,7 +137,10 @@ impl RedisLink {
             } else {
                 redis::Client::open(info)
             }
-            .map_err(|e| ReplayError::Config(format!("replay.redis_url: {e}")))?;
+            .map_err(|cause| ReplayError::Setting {
+                setting: "replay.redis_url",
+                cause,
+            })?;
             (
                 Client::Single(client),
                 tls,
@@ -159,9 +165,10 @@ impl RedisLink {
             if tls && target.ca_pem.is_some() {
                 b = b.certs(certs);
             }
-            let client = b
-                .build()
-                .map_err(|e| ReplayError::Config(format!("replay.redis_cluster_nodes: {e}")))?;
+            let client = b.build().map_err(|cause| ReplayError::Setting {
+                setting: "replay.redis_cluster_nodes",
+                cause,
+            })?;
             let description = format!(
                 "cluster {}",
                 target
@@ -205,19 +212,23 @@ impl RedisLink {
         };
         let c = tokio::time::timeout(self.timeout, connect)
             .await
-            .map_err(|_| ReplayError::Unavailable("redis connect timed out".into()))?
-            .map_err(|e| connect_error(&e))?;
+            .map_err(|_| ReplayError::TimedOut { what: "connect" })?
+            .map_err(connect_error)?;
         *slot = Some(c.clone());
         Ok(c)
     }
 
     /// Runs `cmd` within the deadline; `what` names it in errors.
-    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd, what: &str) -> Result<T, ReplayError> {
+    pub async fn query<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+        what: &'static str,
+    ) -> Result<T, ReplayError> {
         let mut conn = self.connection().await?;
         tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
             .await
-            .map_err(|_| ReplayError::Unavailable(format!("redis {what} timed out")))?
-            .map_err(|e| ReplayError::Unavailable(format!("redis {what}: {e}")))
+            .map_err(|_| ReplayError::TimedOut { what })?
+            .map_err(|cause| ReplayError::Redis { what, cause })
     }
 
     /// Runs `script` with one key and its arguments within the deadline (`EVALSHA`, falling
@@ -227,7 +238,7 @@ impl RedisLink {
         script: &redis::Script,
         key: &str,
         args: &[i64],
-        what: &str,
+        what: &'static str,
     ) -> Result<T, ReplayError> {
         let mut conn = self.connection().await?;
         let mut inv = script.key(key);
@@ -236,13 +247,13 @@ impl RedisLink {
         }
         tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn))
             .await
-            .map_err(|_| ReplayError::Unavailable(format!("redis {what} timed out")))?
-            .map_err(|e| ReplayError::Unavailable(format!("redis {what}: {e}")))
+            .map_err(|_| ReplayError::TimedOut { what })?
+            .map_err(|cause| ReplayError::Redis { what, cause })
     }
 
     /// Connects and sends `PING` once, at start-up. A refused TLS certificate is
     /// [`ReplayError::Untrusted`] (the caller refuses to start); anything else is returned as
-    /// [`ReplayError::Unavailable`] (the caller may start and keep retrying).
+    /// any other error (the caller may start and keep retrying).
     pub async fn probe(&self) -> Result<(), ReplayError> {
         // A one-shot connection, not the reconnecting one: its first error is the answer (the
         // connection manager would retry a refused certificate until the deadline).
@@ -260,23 +271,24 @@ impl RedisLink {
         };
         let pong = tokio::time::timeout(self.timeout, ping)
             .await
-            .map_err(|_| ReplayError::Unavailable("redis PING timed out".into()))?
-            .map_err(|e| connect_error(&e))?;
+            .map_err(|_| ReplayError::TimedOut { what: "PING" })?
+            .map_err(connect_error)?;
         if pong != "PONG" {
-            return Err(ReplayError::Unavailable(format!(
-                "redis PING answered {pong:?}"
-            )));
+            return Err(ReplayError::NotPong(pong));
         }
         Ok(())
     }
 }
 
 /// A failed connect; a refused server certificate is told apart so start-up can stop on it.
-fn connect_error(e: &redis::RedisError) -> ReplayError {
-    if is_certificate_error(e) {
-        ReplayError::Untrusted(e.to_string())
+fn connect_error(e: redis::RedisError) -> ReplayError {
+    if is_certificate_error(&e) {
+        ReplayError::Untrusted(e)
     } else {
-        ReplayError::Unavailable(format!("redis connect: {e}"))
+        ReplayError::Redis {
+            what: "connect",
+            cause: e,
+        }
     }
 }
 

@@ -242,7 +242,7 @@ pub fn build_state(
 /// enabled partner channels (exported at 0 from the start).
 fn exported_routes(p: &crate::config::PartnerSettings) -> Vec<&'static str> {
     use crate::http::partners;
-    let mut routes = vec![crate::http::wechat::account_query::ROUTE];
+    let mut routes = vec![crate::http::wechat::get_account::ROUTE];
     if p.open_platform {
         routes.extend([
             partners::op_access_token::ROUTE,

@@ -27,8 +27,8 @@ pub enum StoreError {
     #[error("database lock conflict: {0}")]
     Conflict(#[from] Conflict),
     /// A statement failed (constraint, type mismatch, corrupt row).
-    #[error("database query failed: {0}")]
-    Query(#[from] QueryError),
+    #[error("database statement failed: {0}")]
+    Statement(#[from] StatementError),
     /// Applying the embedded migrations failed.
     #[error("database migration failed: {0}")]
     Migration(#[from] MigrationError),
@@ -248,7 +248,7 @@ impl Conflict {
 
 /// Why a statement failed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum QueryError {
+pub enum StatementError {
     /// A unique constraint refused the row. MySQL's own message quotes the conflicting value
     /// (a session id, an account number), so only the constraint is kept.
     #[error("unique constraint {} violated", .constraint.as_deref().map_or("(duplicate key)".to_owned(), |c| format!("`{c}`")))]
@@ -419,7 +419,7 @@ impl StoreError {
                 },
                 other => other,
             }),
-            StoreError::Query(QueryError::Driver(d)) => QueryError::Driver(m(d)).into(),
+            StoreError::Statement(StatementError::Driver(d)) => StatementError::Driver(m(d)).into(),
             StoreError::Migration(e) => StoreError::Migration(match e {
                 MigrationError::Run(d) => MigrationError::Run(m(d)),
                 MigrationError::Task(d) => MigrationError::Task(m(d)),
@@ -436,7 +436,7 @@ impl From<diesel::result::Error> for StoreError {
         use diesel::result::{DatabaseErrorKind as K, Error as E};
         match &e {
             E::DatabaseError(K::UniqueViolation, info) => {
-                return QueryError::Duplicate {
+                return StatementError::Duplicate {
                     constraint: info.constraint_name().map(str::to_owned),
                 }
                 .into();
@@ -452,7 +452,7 @@ impl From<diesel::result::Error> for StoreError {
             }
             _ => {}
         }
-        QueryError::Driver(DriverError::new(e)).into()
+        StatementError::Driver(DriverError::new(e)).into()
     }
 }
 
@@ -505,7 +505,7 @@ mod tests {
             assert!(
                 matches!(
                     StoreError::from(e),
-                    StoreError::Query(QueryError::Driver(_))
+                    StoreError::Statement(StatementError::Driver(_))
                 ),
                 "quoted text"
             );
@@ -518,7 +518,10 @@ mod tests {
             K::UniqueViolation,
             "Duplicate entry 'sess-abcDEF' for key 'PRIMARY'",
         ));
-        assert!(matches!(e, StoreError::Query(QueryError::Duplicate { .. })));
+        assert!(matches!(
+            e,
+            StoreError::Statement(StatementError::Duplicate { .. })
+        ));
         assert!(!e.to_string().contains("sess-abcDEF"), "{e}");
     }
 

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::op_grants as og;
-use super::{QueryError, Store, StoreError};
+use super::{StatementError, Store, StoreError};
 use crate::partners::open_platform::{GrantKind, GrantRecord};
 
 type GrantTuple = (
@@ -36,12 +36,13 @@ struct GrantRow<'a> {
 }
 
 fn from_tuple(t: GrantTuple) -> Result<GrantRecord, StoreError> {
-    let kind = GrantKind::parse(&t.2).ok_or(QueryError::Invalid("op_grants.kind is unknown"))?;
+    let kind =
+        GrantKind::parse(&t.2).ok_or(StatementError::Invalid("op_grants.kind is unknown"))?;
     let user_ref = match t.7 {
         None => None,
         Some(v) => Some(
             <[u8; 32]>::try_from(v.as_slice())
-                .map_err(|_| QueryError::Invalid("op_grants.user_ref is not 32 bytes"))?,
+                .map_err(|_| StatementError::Invalid("op_grants.user_ref is not 32 bytes"))?,
         ),
     };
     Ok(GrantRecord {
@@ -49,7 +50,7 @@ fn from_tuple(t: GrantTuple) -> Result<GrantRecord, StoreError> {
         app_id: t.1,
         kind,
         secret_version: u32::try_from(t.3)
-            .map_err(|_| QueryError::Invalid("op_grants.secret_version is negative"))?,
+            .map_err(|_| StatementError::Invalid("op_grants.secret_version is negative"))?,
         issued_at_ms: t.4,
         expires_at_ms: t.5,
         used_at_ms: t.6,
@@ -82,7 +83,7 @@ impl Store {
             app_id: &g.app_id,
             kind: g.kind.as_str(),
             secret_version: i32::try_from(g.secret_version)
-                .map_err(|_| QueryError::Invalid("secret version too large"))?,
+                .map_err(|_| StatementError::Invalid("secret version too large"))?,
             issued_at_ms: g.issued_at_ms,
             expires_at_ms: g.expires_at_ms,
             used_at_ms: g.used_at_ms,

@@ -26,11 +26,11 @@ mod readers;
 pub mod schema;
 
 pub use error::{
-    ConfigError, Conflict, DriverError, MigrationError, QueryError, StoreError, Unavailable,
+    ConfigError, Conflict, DriverError, MigrationError, StatementError, StoreError, Unavailable,
 };
 pub use models::{
-    Account, AuditEvidence, AuditRecord, BindingSession, NewAccount, NewAudit, SignedEvidence,
-    UpsertSummary,
+    Account, AuditEvidence, AuditRecord, BindingSession, NewAccount, NewAudit, RowRefusal,
+    SignedEvidence, UpsertSummary,
 };
 
 use pool::{Pools, Target};
@@ -68,8 +68,8 @@ macro_rules! db_run {
 }
 
 mod grants;
-mod queries;
 mod retry;
+mod statements;
 mod upsert;
 
 /// Which database engine a [`Store`] talks to.

@@ -8,7 +8,7 @@ use std::fmt;
 use diesel::prelude::*;
 
 use super::schema::{binding_sessions, pension_accounts, query_audit};
-use super::{QueryError, StoreError};
+use super::{StatementError, StoreError};
 
 /// A personal pension account as the gateway reads it.
 #[derive(Clone, PartialEq, Eq)]
@@ -150,8 +150,41 @@ pub struct UpsertSummary {
     pub inserted: u64,
     /// Rows whose `account_no` already existed (counted even when nothing changed).
     pub updated: u64,
-    /// Rows not applied: index in the input slice and a reason free of personal data.
-    pub rejected: Vec<(usize, String)>,
+    /// Rows not applied: index in the input slice and why.
+    pub rejected: Vec<(usize, RowRefusal)>,
+}
+
+/// Why [`Store::upsert_accounts`](super::Store::upsert_accounts) did not apply a row. The
+/// messages name fields and row indices, never a value (no personal data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowRefusal {
+    /// `account_no` empty or longer than 32 characters.
+    #[error("account_no must be 1 to 32 characters")]
+    AccountNo,
+    /// `holder_name` empty or longer than 64 characters.
+    #[error("holder_name must be 1 to 64 characters")]
+    HolderName,
+    /// `phone` longer than 20 characters.
+    #[error("phone longer than 20 characters")]
+    Phone,
+    /// `status` outside 1–4 (a small number, not personal data).
+    #[error("status {0} is not one of 1, 2, 3, 4")]
+    Status(i16),
+    /// The same `account_no` comes again later in the batch; the later row (this index) wins.
+    #[error("duplicate account_no in batch; superseded by row {by}")]
+    Superseded {
+        /// Index of the winning row.
+        by: usize,
+    },
+    /// The row's `id_digest` belongs to another `account_no` in the database.
+    #[error("id_digest already belongs to another account_no")]
+    DigestTaken,
+    /// An earlier row of the batch (this index) has the same `id_digest` for another account.
+    #[error("id_digest repeated in batch (first at row {first})")]
+    DigestRepeated {
+        /// Index of the earlier row.
+        first: usize,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,7 +309,7 @@ impl fmt::Debug for AuditRecord {
 
 fn to_digest(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
     <[u8; 32]>::try_from(v.as_slice())
-        .map_err(|_| super::QueryError::Invalid("stored id_digest is not 32 bytes").into())
+        .map_err(|_| super::StatementError::Invalid("stored id_digest is not 32 bytes").into())
 }
 
 fn to_opt_digest(v: Option<Vec<u8>>) -> Result<Option<[u8; 32]>, StoreError> {
@@ -426,7 +459,8 @@ pub(crate) type EvidenceTuple = (
 );
 
 fn fixed<const N: usize>(v: Vec<u8>, column: &'static str) -> Result<[u8; N], StoreError> {
-    <[u8; N]>::try_from(v.as_slice()).map_err(|_| StoreError::Query(QueryError::Invalid(column)))
+    <[u8; N]>::try_from(v.as_slice())
+        .map_err(|_| StoreError::Statement(StatementError::Invalid(column)))
 }
 
 fn evidence_from_tuple(t: EvidenceTuple) -> Result<Option<SignedEvidence>, StoreError> {
@@ -438,7 +472,7 @@ fn evidence_from_tuple(t: EvidenceTuple) -> Result<Option<SignedEvidence>, Store
             signature: fixed(s, "stored evidence signature has the wrong length")?,
         })),
         (None, None, None, None) => Ok(None),
-        _ => Err(StoreError::Query(QueryError::Invalid(
+        _ => Err(StoreError::Statement(StatementError::Invalid(
             "stored evidence is incomplete (some of nonce, timestamp, digest, signature NULL)",
         ))),
     }

@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn lock_conflicts_are_retryable_and_other_errors_are_not() {
-        use crate::store::{Conflict, QueryError, Unavailable};
+        use crate::store::{Conflict, StatementError, Unavailable};
         for c in [
             Conflict::Deadlock,
             Conflict::LockWaitTimeout,
@@ -83,9 +83,11 @@ mod tests {
         ] {
             assert!(is_retryable(&StoreError::Conflict(c)), "{c}");
         }
-        assert!(!is_retryable(&StoreError::Query(QueryError::Duplicate {
-            constraint: Some("x".into())
-        })));
+        assert!(!is_retryable(&StoreError::Statement(
+            StatementError::Duplicate {
+                constraint: Some("x".into())
+            }
+        )));
         assert!(!is_retryable(&StoreError::Unavailable(
             Unavailable::BrokenTransaction
         )));
@@ -140,9 +142,9 @@ mod tests {
         let calls = AtomicU32::new(0);
         let r: Result<(), StoreError> = on_conflict("test", || async {
             calls.fetch_add(1, Ordering::Relaxed);
-            Err(StoreError::Query(crate::store::QueryError::Duplicate {
-                constraint: None,
-            }))
+            Err(StoreError::Statement(
+                crate::store::StatementError::Duplicate { constraint: None },
+            ))
         })
         .await;
         assert!(r.is_err());

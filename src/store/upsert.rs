@@ -21,7 +21,7 @@ use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use super::models::AccountRow;
 use super::pool::SqliteConn;
 use super::schema::pension_accounts as pa;
-use super::{NewAccount, Store, StoreError, UpsertSummary};
+use super::{NewAccount, RowRefusal, Store, StoreError, UpsertSummary};
 
 /// Rows per INSERT / IN list: 8 bound columns × 500 stays far below SQLite's 32 766 and MySQL's
 /// 65 535 placeholders.
@@ -84,27 +84,27 @@ impl UpsertAccounts for SqliteConn {
     }
 }
 
-/// Why a row is unusable on its own, or `None`. Reasons carry no personal data.
-fn validate(r: &NewAccount) -> Option<String> {
+/// Why a row is unusable on its own, or `None`.
+fn validate(r: &NewAccount) -> Option<RowRefusal> {
     let len = |s: &str| s.chars().count();
     if r.account_no.trim().is_empty() || len(&r.account_no) > 32 {
-        return Some("account_no must be 1 to 32 characters".into());
+        return Some(RowRefusal::AccountNo);
     }
     if r.holder_name.trim().is_empty() || len(&r.holder_name) > 64 {
-        return Some("holder_name must be 1 to 64 characters".into());
+        return Some(RowRefusal::HolderName);
     }
     if len(&r.phone) > 20 {
-        return Some("phone longer than 20 characters".into());
+        return Some(RowRefusal::Phone);
     }
     if !(1..=4).contains(&r.status) {
-        return Some(format!("status {} is not one of 1, 2, 3, 4", r.status));
+        return Some(RowRefusal::Status(r.status));
     }
     None
 }
 
 /// Step 1: validation and in-batch de-duplication by `account_no` (last wins).
 /// Returns the surviving indices in input order.
-fn prefilter(rows: &[NewAccount], rejected: &mut Vec<(usize, String)>) -> Vec<usize> {
+fn prefilter(rows: &[NewAccount], rejected: &mut Vec<(usize, RowRefusal)>) -> Vec<usize> {
     let mut last: HashMap<&str, usize> = HashMap::new();
     let mut valid = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
@@ -121,10 +121,7 @@ fn prefilter(rows: &[NewAccount], rejected: &mut Vec<(usize, String)>) -> Vec<us
         .filter(|&i| {
             let winner = last[rows[i].account_no.as_str()];
             if winner != i {
-                rejected.push((
-                    i,
-                    format!("duplicate account_no in batch; superseded by row {winner}"),
-                ));
+                rejected.push((i, RowRefusal::Superseded { by: winner }));
             }
             winner == i
         })
@@ -138,7 +135,7 @@ fn decide(
     survivors: &[usize],
     existing_accounts: &HashSet<String>,
     digest_owner: &HashMap<Vec<u8>, String>,
-    rejected: &mut Vec<(usize, String)>,
+    rejected: &mut Vec<(usize, RowRefusal)>,
 ) -> (Vec<usize>, u64, u64) {
     let mut seen_digest: HashMap<&[u8; 32], usize> = HashMap::new();
     let (mut accepted, mut inserted, mut updated) = (Vec::new(), 0, 0);
@@ -146,12 +143,12 @@ fn decide(
         let r = &rows[i];
         if let Some(owner) = digest_owner.get(r.id_digest.as_slice()) {
             if *owner != r.account_no {
-                rejected.push((i, "id_digest already belongs to another account_no".into()));
+                rejected.push((i, RowRefusal::DigestTaken));
                 continue;
             }
         }
         if let Some(&j) = seen_digest.get(&r.id_digest) {
-            rejected.push((i, format!("id_digest repeated in batch (first at row {j})")));
+            rejected.push((i, RowRefusal::DigestRepeated { first: j }));
             continue;
         }
         seen_digest.insert(&r.id_digest, i);
@@ -298,7 +295,17 @@ mod tests {
         let (acc, ins, upd) = decide(&rows, &surv, &existing, &owner, &mut rej);
         assert_eq!(acc, vec![1, 2]);
         assert_eq!((ins, upd), (1, 1));
-        let idx: Vec<usize> = rej.iter().map(|r| r.0).collect();
-        assert_eq!(idx, vec![0, 3, 4]);
+        assert_eq!(
+            rej,
+            vec![
+                (0, RowRefusal::Superseded { by: 2 }),
+                (3, RowRefusal::DigestRepeated { first: 1 }),
+                (4, RowRefusal::DigestTaken),
+            ]
+        );
+        assert_eq!(
+            RowRefusal::DigestRepeated { first: 1 }.to_string(),
+            "id_digest repeated in batch (first at row 1)"
+        );
     }
 }

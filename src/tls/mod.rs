@@ -116,7 +116,25 @@ pub enum TlsError {
     },
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
-    Config(String),
+    Rustls(rustls::Error),
+    /// A certificate file parsed to no certificate at all.
+    #[error("TLS configuration: the certificate chain is empty")]
+    EmptyChain,
+    /// `tls self-signed`: certificate generation failed.
+    #[error("certificate generation: {0}")]
+    Generate(rcgen::Error),
+    /// `tls self-signed`: the validity window starts outside the representable times.
+    #[error("certificate generation: the start time is out of range: {0}")]
+    Window(time::error::ComponentRange),
+    /// `tls self-signed` was given no host name.
+    #[error("at least one host name is needed")]
+    NoHostName,
+    /// `tls self-signed --ca-dir`: the directory holds one half of a CA.
+    #[error(
+        "{}: must hold both ca.pem and ca-key.pem (to reuse the CA) or neither (to create one)",
+        .0.display()
+    )]
+    HalfCa(std::path::PathBuf),
 }
 
 impl TlsError {
@@ -133,7 +151,12 @@ impl TlsError {
             TlsError::Ca { .. } => "tls_ca",
             TlsError::Pins { .. } => "tls_pins",
             TlsError::Crl { .. } => "tls_crl",
-            TlsError::Config(_) => "tls_config",
+            TlsError::Rustls(_)
+            | TlsError::EmptyChain
+            | TlsError::Generate(_)
+            | TlsError::Window(_)
+            | TlsError::NoHostName
+            | TlsError::HalfCa(_) => "tls_config",
         }
     }
 }

@@ -40,7 +40,7 @@ impl std::fmt::Debug for Bundle {
 }
 
 fn rc(e: rcgen::Error) -> TlsError {
-    TlsError::Config(format!("certificate generation: {e}"))
+    TlsError::Generate(e)
 }
 
 fn random_serial() -> SerialNumber {
@@ -52,8 +52,7 @@ fn random_serial() -> SerialNumber {
 
 /// The validity window: from one hour before `now` (unix seconds) for `days` days.
 fn window(now: i64, days: u32) -> Result<(time::OffsetDateTime, time::OffsetDateTime), TlsError> {
-    let start = time::OffsetDateTime::from_unix_timestamp(now - 3600)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let start = time::OffsetDateTime::from_unix_timestamp(now - 3600).map_err(TlsError::Window)?;
     Ok((start, start + time::Duration::days(i64::from(days.max(1)))))
 }
 
@@ -86,7 +85,7 @@ fn server_certificate(
     ca_key: &KeyPair,
 ) -> Result<(String, Zeroizing<String>), TlsError> {
     if hosts.is_empty() {
-        return Err(TlsError::Config("at least one host name is needed".into()));
+        return Err(TlsError::NoHostName);
     }
     let key = KeyPair::generate().map_err(rc)?;
     let mut leaf = CertificateParams::new(hosts.to_vec()).map_err(rc)?;
@@ -107,7 +106,7 @@ fn server_certificate(
 /// one), valid from one hour before `now` (unix seconds) for `days` days.
 pub fn generate(hosts: &[String], now: i64, days: u32) -> Result<Bundle, TlsError> {
     if hosts.is_empty() {
-        return Err(TlsError::Config("at least one host name is needed".into()));
+        return Err(TlsError::NoHostName);
     }
     let (start, end) = window(now, days)?;
     let ca_key = KeyPair::generate().map_err(rc)?;
@@ -173,10 +172,7 @@ pub fn generate_with_ca(
                 true,
             ))
         }
-        _ => Err(TlsError::Config(format!(
-            "{} must hold both ca.pem and ca-key.pem (to reuse the CA) or neither (to create one)",
-            ca_dir.display()
-        ))),
+        _ => Err(TlsError::HalfCa(ca_dir.to_path_buf())),
     }
 }
 

@@ -67,10 +67,7 @@ pub fn load_pair(cert_file: &Path, key_file: &Path, now: i64) -> Result<LoadedPa
     certified
         .keys_match()
         .map_err(|e| mismatch(e.to_string()))?;
-    let leaf = infos
-        .into_iter()
-        .next()
-        .ok_or_else(|| TlsError::Config("empty chain".into()))?;
+    let leaf = infos.into_iter().next().ok_or(TlsError::EmptyChain)?;
     Ok(LoadedPair {
         key: Arc::new(certified),
         leaf,
@@ -183,7 +180,7 @@ impl ServerTls {
         };
         let builder = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(versions)
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(TlsError::Rustls)?;
         let builder = match &self.client_auth {
             Some(auth) => {
                 builder.with_client_cert_verifier(Arc::new(SwapVerifier(Arc::clone(auth))))

@@ -3,7 +3,7 @@
 
 Usage: verify_with_pymerkle.py CASES.json
 
-CASES.json (written by tests/it/audit_log.rs):
+CASES.json (written by tests/it/audit/log.rs):
   {"cases": [{"leaves": [hex of each leaf's bytes],
               "leaf_hashes": [hex], "roots": [hex root of the first k leaves, k = 0..n],
               "inclusion": [{"index": i (from 0), "size": n, "path": [hex]}],

@@ -1,6 +1,7 @@
 //! The integration tests, built as one test binary (`cargo test --test it`): each module below
-//! is one former test file, and all of them share the harness in `common`. Run one area with a
-//! name filter, e.g. `cargo test --test it partners::`.
+//! is an area (a folder, one file per subject), and all of them share the harness in `common`.
+//! Run an area or one subject with a name filter, e.g. `cargo test --test it partners::` or
+//! `cargo test --test it partners::flows::`.
 //!
 //! Tests in one process share its environment, working directory and global logger, so none of
 //! them changes those: configuration is handed to the loader as data, servers bind port 0, files
@@ -9,45 +10,14 @@
 
 mod common;
 
-mod accounts;
-mod audit_batch;
-mod audit_evidence;
-mod audit_kill;
-mod audit_log;
-mod bench_reports;
-mod cli_demo;
+mod audit;
 mod config;
-mod config_doc;
-mod crypto_engines;
-mod crypto_vectors;
-mod crypto_wire;
-mod db_fault;
-mod deploy_artefacts;
-mod drain;
-mod gateway;
-mod hostile;
-mod import;
-mod key_files;
-mod keyring;
-mod keyring_admin;
-mod limits_and_replay;
-mod log_scan;
-mod multi_instance;
-mod mysql_pool;
-mod mysql_privileges;
-mod mysql_tls;
-mod openapi;
+mod crypto;
+mod db;
+mod fleet;
+mod keys;
+mod module;
+mod mysql;
 mod ops;
-mod outbound;
 mod partners;
-mod partners_flood;
-mod partners_hostile;
-mod partners_review;
-mod partners_vectors;
-mod redis_scale;
-mod replay_edges;
-mod rotation;
-mod sdf_conformance;
-mod start_modes;
-mod store;
-mod tls;
+mod wechat;

@@ -48,7 +48,7 @@ pub enum BenchError {
     },
     /// A chart of the HTML report could not be drawn.
     #[error("report chart: {0}")]
-    Chart(String),
+    Chart(plotters::drawing::DrawingAreaErrorKind<std::io::Error>),
     /// The HTML report could not be written.
     #[error("report {path}: {source}")]
     Report {

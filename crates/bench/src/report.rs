@@ -143,8 +143,8 @@ const W: u32 = 760;
 const H: u32 = 340;
 const FONT: (&str, u32) = ("sans-serif", 14);
 
-fn chart_err<E: std::fmt::Display>(e: E) -> BenchError {
-    BenchError::Chart(e.to_string())
+fn chart_err(e: plotters::drawing::DrawingAreaErrorKind<std::io::Error>) -> BenchError {
+    BenchError::Chart(e)
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;

@@ -17,8 +17,8 @@ use zeroize::Zeroizing;
 
 use crate::error::ErrorCode;
 use crate::http::body::{admit, read_body};
+use crate::http::outcome::answer_account;
 use crate::http::partners::{first_use, Answered, Exchange, FirstUse};
-use crate::http::wechat::account_query;
 use crate::partners::callback::{is_reply, Envelope, ReplyCode};
 use crate::partners::Channel;
 use crate::state::AppState;
@@ -223,12 +223,12 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState, partner: 
                 "message already received",
             )
         }
-        FirstUse::Unavailable(cause) => return unavailable(d, cause),
+        FirstUse::Unavailable(cause) => return unavailable(d, cause.to_string()),
     }
     if env.trans_name != state.partners().callback_account_trans_name {
         return refuse(d, ReplyCode::InputRequirement, "unknown transName");
     }
-    let answer = account_query::answer(json.as_bytes(), state).await;
+    let answer = answer_account(json.as_bytes(), state).await;
     d.id_digest = answer.id_digest;
     d.pension_status = answer.pension_status;
     match answer.result {

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use crate::error::ErrorCode;
 use crate::http::body::{admit, read_body};
+use crate::http::outcome::answer_account;
 use crate::http::partners::{first_use, Answered, Exchange, FirstUse};
-use crate::http::wechat::account_query;
 use crate::partners::hmac::{
     check_fields, check_timestamp, id_number_on_wire, replay_digest, verify, TimestampError,
     ID_NUMBER_FIELD, TIMESTAMP_WINDOW_SECS,
@@ -173,7 +173,7 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the bank cannot answer now; retry",
             );
-            d.cause = Some(cause);
+            d.cause = Some(cause.to_string());
             return d;
         }
     }
@@ -187,7 +187,7 @@ async fn decide(req: &HttpRequest, payload: Payload, state: &AppState) -> Decisi
         d.verified_by = Some(token.version);
         return d;
     };
-    let answer = account_query::answer(query.as_bytes(), state).await;
+    let answer = answer_account(query.as_bytes(), state).await;
     let mut d = Decision {
         status: StatusCode::OK,
         message: "ok".into(),

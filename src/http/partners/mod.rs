@@ -14,7 +14,7 @@ pub mod hmac_account;
 pub mod op_access_token;
 pub mod op_api_ticket;
 pub mod op_service;
-pub(crate) mod open_platform;
+pub(crate) mod op_shared;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
@@ -26,7 +26,7 @@ use crate::store::{NewAudit, StoreError};
 
 /// Why a query string was refused (the logged cause; the caller sees the channel's code).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum QueryError {
+pub(crate) enum QueryStringError {
     /// Not `application/x-www-form-urlencoded`.
     #[error("the query string is not valid URL encoding")]
     Encoding,
@@ -36,14 +36,14 @@ pub(crate) enum QueryError {
 }
 
 /// The parameters of a query string; a repeated name is refused (which one would count?).
-pub(crate) fn query_params(qs: &str) -> Result<BTreeMap<String, String>, QueryError> {
+pub(crate) fn query_params(qs: &str) -> Result<BTreeMap<String, String>, QueryStringError> {
     let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(qs)
-        .map_err(|_| QueryError::Encoding)?
+        .map_err(|_| QueryStringError::Encoding)?
         .into_inner();
     let mut out = BTreeMap::new();
     for (k, v) in pairs {
         if out.insert(k.clone(), v).is_some() {
-            return Err(QueryError::Repeated(k));
+            return Err(QueryStringError::Repeated(k));
         }
     }
     Ok(out)
@@ -56,7 +56,7 @@ pub(crate) enum FirstUse {
     /// Seen within the window (counted in `verify_failures{reason}`).
     Replayed,
     /// The replay store did not answer; the request must be refused as "retry".
-    Unavailable(String),
+    Unavailable(crate::replay::ReplayError),
 }
 
 /// Records `key` in the replay guard for `window_secs` from `now_secs`.
@@ -81,7 +81,7 @@ pub(crate) async fn first_use(
                 .inc();
             FirstUse::Replayed
         }
-        Err(e) => FirstUse::Unavailable(e.to_string()),
+        Err(e) => FirstUse::Unavailable(e),
     }
 }
 

@@ -5,7 +5,7 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map};
 
-use crate::http::partners::open_platform::{
+use crate::http::partners::op_shared::{
     answer_credential, app_secret, credential_request, issue, refuse_credential, CredentialDecision,
 };
 use crate::partners::ct_eq;

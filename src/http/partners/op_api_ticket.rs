@@ -6,7 +6,7 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use crate::http::partners::open_platform::{
+use crate::http::partners::op_shared::{
     answer_credential, app_secret, check_access_token, credential_request, issue,
     refuse_credential, user_ref, CredentialDecision, TokenRefusal,
 };

@@ -10,9 +10,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ErrorCode;
 use crate::http::body::{admit, read_body};
-use crate::http::partners::open_platform::{answer, app_secret, user_ref};
+use crate::http::outcome::answer_account;
+use crate::http::partners::op_shared::{answer, app_secret, user_ref};
 use crate::http::partners::{db_statement, first_use, query_params, Answered, Exchange, FirstUse};
-use crate::http::wechat::account_query;
 use crate::partners::open_platform::grants::{ticket_states, TicketState};
 use crate::partners::open_platform::{
     nonce_ok, request_values, verify, GrantKind, GrantRecord, GrantValue, OpCode, VERSION,
@@ -268,7 +268,7 @@ async fn decide(
     {
         FirstUse::Yes => {}
         FirstUse::Replayed => return refuse(OpCode::InputRequirement, "nonce replayed"),
-        FirstUse::Unavailable(cause) => return refuse(OpCode::Timeout, cause),
+        FirstUse::Unavailable(cause) => return refuse(OpCode::Timeout, cause.to_string()),
     }
     // Authenticated and fresh: from here on every answer is audited.
     let authenticated = |code: OpCode, cause: String| Decision {
@@ -289,7 +289,7 @@ async fn decide(
         }
     }
 
-    let reply = account_query::answer(&body, state).await;
+    let reply = answer_account(&body, state).await;
     let mut d = Decision {
         code: OpCode::Ok,
         json_data: None,

@@ -5,7 +5,7 @@
 //! verify the raw bytes and to answer oversized bodies with a *signed* error) and must sign
 //! the exact bytes it sends. Owning both ends in one function keeps that airtight.
 
-pub mod account_query;
+pub mod get_account;
 pub mod respond;
 pub mod verify;
 
@@ -19,6 +19,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::http::body::{admit, read_body};
+use crate::http::outcome::HandlerReply;
 use crate::keyring::KeyRing;
 use crate::limits::Permit;
 use crate::state::AppState;
@@ -35,17 +36,6 @@ pub struct VerifiedRequest {
     pub wechat_key_version: u32,
     /// What WeChat signed, for the audit row.
     pub evidence: Option<crate::store::SignedEvidence>,
-}
-
-/// What a handler hands back: the result and what the audit row records.
-#[derive(Debug)]
-pub struct HandlerReply {
-    /// The 200 JSON body, or the error.
-    pub result: Result<Vec<u8>, ApiError>,
-    /// Digest of the ID number, when the body had a valid one.
-    pub id_digest: Option<[u8; 32]>,
-    /// The answered pension status, on success.
-    pub pension_status: Option<i16>,
 }
 
 /// Runs `handler` behind verification, audit and signing.

@@ -1,7 +1,7 @@
 //! MySQL over TLS against the TLS-only MariaDB of `TEST_MYSQL_TLS_URL` (its CA in
 //! `TEST_MYSQL_TLS_CA_FILE`): what is refused at start, and how. The gateway's own MySQL test
-//! sets also run over this server (`gateway::mysql_tls::`, `store::mysql_tls::`,
-//! `import::mysql_tls::`). Unset: a note and no test; set and unreachable: the tests fail.
+//! sets also run over this server (`wechat::end_to_end::mysql_tls::`, `db::store::mysql_tls::`,
+//! `db::import::mysql_tls::`). Unset: a note and no test; set and unreachable: the tests fail.
 
 use crate::common;
 

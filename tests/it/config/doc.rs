@@ -4,7 +4,7 @@
 //! reference cannot drift. After changing a setting, regenerate it:
 //!
 //! ```sh
-//! UPDATE_CONFIG_DOC=1 cargo test --test it config_doc
+//! UPDATE_CONFIG_DOC=1 cargo test --test it config::doc
 //! ```
 
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::path::Path;
 use pension_gateway::config::Settings;
 
 const BEGIN: &str = "<!-- BEGIN settings: generated from the doc comments in src/config.rs; \
-                     regenerate with `UPDATE_CONFIG_DOC=1 cargo test --test it config_doc` -->";
+                     regenerate with `UPDATE_CONFIG_DOC=1 cargo test --test it config::doc` -->";
 const END: &str = "<!-- END settings -->";
 
 /// The doc comment of an item, one line per `///` line, outer spaces trimmed.
@@ -152,6 +152,6 @@ fn configuration_reference_matches_the_settings() {
         .unwrap_or_else(|| " (one has more lines)".into());
     panic!(
         "docs/configuration.md is out of date with src/config.rs; first difference:{first}\n\
-         regenerate: UPDATE_CONFIG_DOC=1 cargo test --test it config_doc"
+         regenerate: UPDATE_CONFIG_DOC=1 cargo test --test it config::doc"
     );
 }

@@ -1,33 +1,28 @@
-//! 获取用户的个人养老金账户 — get the user's personal pension account (docs/protocol.md §9), and
-//! the one mapping of the account query's outcome to public error codes that every channel uses.
-
-use actix_web::web::{Data, Payload};
-use actix_web::{HttpRequest, HttpResponse};
+//! The one place where the account query's outcome becomes a public answer, for every channel:
+//! the use case (`accounts::answer`) runs over a body some channel authenticated, and its
+//! refusals map to the public error codes. The WeChat channel signs the reply; the partner
+//! channels wrap the same reply in their own envelopes.
 
 use crate::accounts::answer::{QueryOutcome, QueryRefusal};
 use crate::accounts::LookupError;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::wechat::{self, HandlerReply, VerifiedRequest};
 use crate::state::AppState;
+use crate::store::StoreError;
 
-/// Route label used in metrics.
-pub const ROUTE: &str = "account_query";
-
-/// The actix entry point: every method lands here so that even a GET gets a signed answer.
-pub async fn entry(req: HttpRequest, payload: Payload, state: Data<AppState>) -> HttpResponse {
-    let state = state.get_ref().clone();
-    wechat::serve(req, payload, state, ROUTE, handle).await
+/// What a handler hands back: the result and what the audit row records.
+#[derive(Debug)]
+pub struct HandlerReply {
+    /// The 200 JSON body, or the error.
+    pub result: Result<Vec<u8>, ApiError>,
+    /// Digest of the ID number, when the body had a valid one.
+    pub id_digest: Option<[u8; 32]>,
+    /// The answered pension status, on success.
+    pub pension_status: Option<i16>,
 }
 
-/// The handler proper: a verified request in, a JSON body or an error out.
-pub async fn handle(req: VerifiedRequest, state: AppState) -> HandlerReply {
-    answer(&req.body, &state).await
-}
-
-/// The account query (`accounts::answer`) over an authenticated body, whatever channel
-/// authenticated it, with its outcome mapped to the public codes. The partner channels wrap
-/// the same reply in their envelopes.
-pub async fn answer(body: &[u8], state: &AppState) -> HandlerReply {
+/// Answers the account query in `body` (already authenticated by its channel), with its
+/// outcome mapped to the public codes.
+pub async fn answer_account(body: &[u8], state: &AppState) -> HandlerReply {
     let outcome = crate::accounts::answer::answer(
         state.accounts(),
         state.rate_limit(),
@@ -52,6 +47,7 @@ fn reply(outcome: QueryOutcome) -> HandlerReply {
     }
 }
 
+/// The public code of each refusal; the logged cause stays in the error.
 fn public_error(refusal: QueryRefusal) -> ApiError {
     match refusal {
         QueryRefusal::InvalidBody(e) => ApiError::new(ErrorCode::InvalidParameters, e.to_string()),
@@ -68,8 +64,8 @@ fn public_error(refusal: QueryRefusal) -> ApiError {
             ErrorCode::InvalidUserInfo,
             "user_true_name does not match the account of this ID number",
         ),
-        QueryRefusal::Lookup(LookupError::Corrupt(c)) => ApiError::internal(c),
-        QueryRefusal::Lookup(LookupError::Store(e @ crate::store::StoreError::Unavailable(_))) => {
+        QueryRefusal::Lookup(e @ LookupError::UnknownStatus(_)) => ApiError::internal(e),
+        QueryRefusal::Lookup(LookupError::Store(e @ StoreError::Unavailable(_))) => {
             ApiError::unavailable("the account database", e)
         }
         QueryRefusal::Lookup(LookupError::Store(other)) => ApiError::internal(other),

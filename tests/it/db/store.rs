@@ -9,7 +9,8 @@ use crate::common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pension_gateway::store::{
-    Account, Backend, BindingSession, NewAccount, NewAudit, Store, StoreError, StoreOptions,
+    Account, Backend, BindingSession, NewAccount, NewAudit, RowRefusal, Store, StoreError,
+    StoreOptions,
 };
 use testkit as testing;
 
@@ -164,7 +165,7 @@ async fn session_expiry_boundary(s: Store) {
 
     // Same id twice is a query error whose text does not quote the id.
     match s.insert_session(&sess).await {
-        Err(StoreError::Query(m)) => assert!(
+        Err(StoreError::Statement(m)) => assert!(
             !m.to_string().contains("sess-abcDEF"),
             "message leaks the session id: {m}"
         ),
@@ -275,13 +276,7 @@ async fn upsert_duplicate_account_in_batch(s: Store) {
     ];
     let sum = s.upsert_accounts(&rows).await.unwrap();
     assert_eq!((sum.inserted, sum.updated), (1, 0));
-    assert_eq!(sum.rejected.len(), 1);
-    assert_eq!(sum.rejected[0].0, 0);
-    assert!(
-        sum.rejected[0].1.contains("duplicate account_no"),
-        "{:?}",
-        sum.rejected
-    );
+    assert_eq!(sum.rejected, vec![(0, RowRefusal::Superseded { by: 1 })]);
     assert_eq!(s.count_accounts().await.unwrap(), 1);
     assert_eq!(s.find_account_by_digest(&digest(30)).await.unwrap(), None);
     let a = s
@@ -313,10 +308,16 @@ async fn upsert_digest_conflict_rejected(s: Store) {
     ];
     let sum = s.upsert_accounts(&rows).await.unwrap();
     assert_eq!((sum.inserted, sum.updated), (2, 0), "{sum:?}");
-    let idx: Vec<usize> = sum.rejected.iter().map(|r| r.0).collect();
-    assert_eq!(idx, vec![1, 3, 4], "{sum:?}");
-    assert!(sum.rejected[0].1.contains("another account_no"), "{sum:?}");
-    for (_, reason) in &sum.rejected {
+    assert_eq!(
+        sum.rejected,
+        vec![
+            (1, RowRefusal::DigestTaken),
+            (3, RowRefusal::DigestRepeated { first: 2 }),
+            (4, RowRefusal::Status(9)),
+        ]
+    );
+    for (_, refusal) in &sum.rejected {
+        let reason = refusal.to_string();
         assert!(
             !reason.contains("冒用") && !reason.contains("6222"),
             "reason leaks data: {reason}"
@@ -395,7 +396,7 @@ async fn audit_batch_failure_fails_only_its_rows(s: Store) {
         .await
         .expect_err("the poisoned row fails");
     assert!(
-        matches!(err, StoreError::Query(_) | StoreError::Unavailable(_)),
+        matches!(err, StoreError::Statement(_) | StoreError::Unavailable(_)),
         "{err:?}"
     );
     s.insert_audit(&audit("after", "OK", None)).await.unwrap();

@@ -56,7 +56,7 @@ async fn broken_connections_are_dropped_and_idle_ones_checked() {
         .await
         .expect_err("a recently used connection is not checked");
     assert!(
-        matches!(e, StoreError::Unavailable(_) | StoreError::Query(_)),
+        matches!(e, StoreError::Unavailable(_) | StoreError::Statement(_)),
         "{e:?}"
     );
     for round in 0..3 {

@@ -18,25 +18,21 @@
 //! (read error, header) or of the database aborts with an [`ImportError`]; batches already
 //! committed stay, and re-running is safe.
 
+mod row;
+mod sample;
+mod source;
+
 use std::collections::hash_map::{DefaultHasher, Entry};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
 
-use super::identity::{check_char, normalize_id_number, IdNumberError};
 use super::AccountDirectory;
-use crate::store::{NewAccount, StoreError};
-
-/// The columns the header row must name (in any order).
-pub const COLUMNS: [&str; 7] = [
-    "account_no",
-    "holder_name",
-    "phone",
-    "id_number",
-    "status",
-    "opened_at",
-    "closed_at",
-];
+use crate::store::{NewAccount, RowRefusal, StoreError};
+pub use row::COLUMNS;
+use row::{columns, parse_row};
+pub use sample::write_sample_csv;
+use source::Source;
 
 /// Rows per batch (one transaction each) when the caller does not choose.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
@@ -77,12 +73,30 @@ pub struct ImportProgress {
     pub rejected: u64,
 }
 
+/// What is wrong with the header row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The first line is empty (or the file is).
+    #[error("the file is empty; the first line must be a header naming {}", COLUMNS.join(", "))]
+    Empty,
+    /// A required column is named twice.
+    #[error("column `{0}` appears more than once")]
+    Repeated(&'static str),
+    /// Required columns are not named.
+    #[error(
+        "missing required column(s): {}; the header must name {}",
+        .0.join(", "),
+        COLUMNS.join(", ")
+    )]
+    Missing(Vec<&'static str>),
+}
+
 /// Why an import stopped. Messages hold no personal data.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The file has no header row, or the header lacks a required column or repeats one.
     #[error("bad header: {0}")]
-    Header(String),
+    Header(#[from] HeaderError),
     /// Reading the file failed.
     #[error("reading the file failed near line {line}: {cause}")]
     Read {
@@ -103,284 +117,6 @@ pub enum ImportError {
         /// What the store said (in the message; not also reported as the source).
         cause: StoreError,
     },
-}
-
-/// Strips a UTF-8 BOM at the very start, counts the bytes read and remembers where the line
-/// feeds are, so records get their true line numbers (the csv crate's own line count skips
-/// blank lines).
-struct Source<R> {
-    inner: R,
-    head: [u8; 3],
-    head_pos: usize,
-    head_len: usize,
-    started: bool,
-    /// Bytes read from `inner` (the BOM included).
-    bytes: u64,
-    /// Bytes handed to the parser (the BOM excluded): the parser's byte offsets.
-    out_pos: u64,
-    /// Offsets of `\n` handed out and not yet passed by [`Source::line_of_record`].
-    newlines: VecDeque<u64>,
-    /// Line feeds already passed.
-    passed: u64,
-    /// Offset of the last line feed passed.
-    last_passed: Option<u64>,
-}
-
-impl<R: Read> Source<R> {
-    fn new(inner: R) -> Self {
-        Self {
-            inner,
-            head: [0; 3],
-            head_pos: 0,
-            head_len: 0,
-            started: false,
-            bytes: 0,
-            out_pos: 0,
-            newlines: VecDeque::new(),
-            passed: 0,
-            last_passed: None,
-        }
-    }
-
-    /// The line a record starts on, given the parser's offset `end` just past the record and
-    /// the number of line feeds inside its fields.
-    fn line_of_record(&mut self, end: u64, newlines_inside: u64) -> u64 {
-        while self.newlines.front().is_some_and(|&o| o < end) {
-            self.last_passed = self.newlines.pop_front();
-            self.passed += 1;
-        }
-        // Line feeds before the record's first byte, whether or not the parser has already
-        // consumed the record's own terminator.
-        let terminator_seen = end > 0 && self.last_passed == Some(end - 1);
-        let before = self.passed - u64::from(terminator_seen);
-        before.saturating_sub(newlines_inside) + 1
-    }
-
-    fn hand_out(&mut self, buf: &[u8]) -> usize {
-        for (i, &b) in buf.iter().enumerate() {
-            if b == b'\n' {
-                self.newlines.push_back(self.out_pos + i as u64);
-            }
-        }
-        self.out_pos += buf.len() as u64;
-        buf.len()
-    }
-}
-
-impl<R: Read> Read for Source<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.started {
-            self.started = true;
-            while self.head_len < 3 {
-                match self.inner.read(&mut self.head[self.head_len..]) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        self.head_len += n;
-                        self.bytes += n as u64;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if self.head[..self.head_len] == [0xEF, 0xBB, 0xBF] {
-                self.head_len = 0;
-            }
-        }
-        if self.head_pos < self.head_len {
-            let n = (self.head_len - self.head_pos).min(buf.len());
-            buf[..n].copy_from_slice(&self.head[self.head_pos..self.head_pos + n]);
-            self.head_pos += n;
-            return Ok(self.hand_out(&buf[..n]));
-        }
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(self.hand_out(&buf[..n]))
-    }
-}
-
-/// Column positions in the file.
-struct Columns {
-    idx: [usize; 7],
-    width: usize,
-}
-
-const ACCOUNT_NO: usize = 0;
-const HOLDER_NAME: usize = 1;
-const PHONE: usize = 2;
-const ID_NUMBER: usize = 3;
-const STATUS: usize = 4;
-const OPENED_AT: usize = 5;
-const CLOSED_AT: usize = 6;
-
-fn columns(header: &csv::ByteRecord) -> Result<Columns, ImportError> {
-    if header.iter().all(|f| f.trim_ascii().is_empty()) {
-        return Err(ImportError::Header(format!(
-            "the file is empty; the first line must be a header naming {}",
-            COLUMNS.join(", ")
-        )));
-    }
-    let mut idx = [usize::MAX; 7];
-    for (pos, name) in header.iter().enumerate() {
-        let name = String::from_utf8_lossy(name);
-        let name = name.trim_start_matches('\u{feff}').trim();
-        if let Some(c) = COLUMNS.iter().position(|c| c.eq_ignore_ascii_case(name)) {
-            if idx[c] != usize::MAX {
-                return Err(ImportError::Header(format!(
-                    "column `{}` appears more than once",
-                    COLUMNS[c]
-                )));
-            }
-            idx[c] = pos;
-        }
-    }
-    let missing: Vec<&str> = COLUMNS
-        .iter()
-        .zip(idx)
-        .filter(|(_, i)| *i == usize::MAX)
-        .map(|(c, _)| *c)
-        .collect();
-    if !missing.is_empty() {
-        return Err(ImportError::Header(format!(
-            "missing required column(s): {}; the header must name {}",
-            missing.join(", "),
-            COLUMNS.join(", ")
-        )));
-    }
-    Ok(Columns {
-        idx,
-        width: header.len(),
-    })
-}
-
-/// Why a row was rejected: the reason in the report. It names columns, never a value from the
-/// row (a status outside 1–4 is a small number, not personal data).
-#[derive(Debug, thiserror::Error)]
-enum RowRejected {
-    #[error("{fields} fields but the header has {header}")]
-    FieldCount { fields: usize, header: usize },
-    #[error("{0} is not valid UTF-8")]
-    NotUtf8(&'static str),
-    #[error("missing value for {0}")]
-    Missing(&'static str),
-    #[error("{0} must be unix seconds (a non-negative integer) or empty")]
-    NotUnixSeconds(&'static str),
-    #[error("account_no must be 1 to 32 visible ASCII characters")]
-    AccountNo,
-    #[error("holder_name is longer than 64 characters")]
-    HolderNameLength,
-    #[error("holder_name contains control characters")]
-    HolderNameControl,
-    #[error("phone must be digits with an optional leading +, at most 20 characters")]
-    Phone,
-    #[error("{}", match .0 {
-        IdNumberError::Format => "id_number must be 17 digits followed by a digit or X",
-        IdNumberError::BirthDate => "id_number has an invalid birth date",
-        IdNumberError::CheckDigit => "id_number check digit does not match",
-    })]
-    IdNumber(IdNumberError),
-    #[error("status {0} is not one of 1, 2, 3, 4")]
-    StatusRange(i16),
-    #[error("status must be 1, 2, 3 or 4")]
-    Status,
-    #[error("closed_at is only allowed with status 2 (closed)")]
-    ClosedNotClosed,
-    #[error("closed_at is before opened_at")]
-    ClosedBeforeOpened,
-}
-
-fn field<'a>(rec: &'a csv::ByteRecord, cols: &Columns, c: usize) -> Result<&'a str, RowRejected> {
-    let raw = rec.get(cols.idx[c]).unwrap_or(b"").trim_ascii();
-    std::str::from_utf8(raw).map_err(|_| RowRejected::NotUtf8(COLUMNS[c]))
-}
-
-fn required<'a>(
-    rec: &'a csv::ByteRecord,
-    cols: &Columns,
-    c: usize,
-) -> Result<&'a str, RowRejected> {
-    let v = field(rec, cols, c)?;
-    if v.is_empty() {
-        return Err(RowRejected::Missing(COLUMNS[c]));
-    }
-    Ok(v)
-}
-
-fn unix_seconds(
-    rec: &csv::ByteRecord,
-    cols: &Columns,
-    c: usize,
-) -> Result<Option<i64>, RowRejected> {
-    let v = field(rec, cols, c)?;
-    if v.is_empty() {
-        return Ok(None);
-    }
-    match v.parse::<i64>() {
-        Ok(t) if t >= 0 => Ok(Some(t)),
-        _ => Err(RowRejected::NotUnixSeconds(COLUMNS[c])),
-    }
-}
-
-/// Validates one record.
-fn parse_row(
-    rec: &csv::ByteRecord,
-    cols: &Columns,
-    dir: &AccountDirectory,
-    now: i64,
-) -> Result<NewAccount, RowRejected> {
-    if rec.len() > cols.width {
-        return Err(RowRejected::FieldCount {
-            fields: rec.len(),
-            header: cols.width,
-        });
-    }
-    let account_no = required(rec, cols, ACCOUNT_NO)?;
-    if account_no.len() > 32 || !account_no.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(RowRejected::AccountNo);
-    }
-    let holder_name = required(rec, cols, HOLDER_NAME)?;
-    if holder_name.chars().count() > 64 {
-        return Err(RowRejected::HolderNameLength);
-    }
-    if holder_name.chars().any(char::is_control) {
-        return Err(RowRejected::HolderNameControl);
-    }
-    let phone = field(rec, cols, PHONE)?;
-    let digits = phone.strip_prefix('+').unwrap_or(phone);
-    if phone.len() > 20
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || (digits.is_empty() && !phone.is_empty())
-    {
-        return Err(RowRejected::Phone);
-    }
-    let id_raw = required(rec, cols, ID_NUMBER)?;
-    let id = normalize_id_number(id_raw).map_err(RowRejected::IdNumber)?;
-    let status_raw = required(rec, cols, STATUS)?;
-    let status = match status_raw.parse::<i16>() {
-        Ok(s @ 1..=4) => s,
-        Ok(s) => return Err(RowRejected::StatusRange(s)),
-        Err(_) => return Err(RowRejected::Status),
-    };
-    let opened_at = unix_seconds(rec, cols, OPENED_AT)?;
-    let closed_at = unix_seconds(rec, cols, CLOSED_AT)?;
-    if closed_at.is_some() && status != 2 {
-        return Err(RowRejected::ClosedNotClosed);
-    }
-    if let (Some(o), Some(c)) = (opened_at, closed_at) {
-        if c < o {
-            return Err(RowRejected::ClosedBeforeOpened);
-        }
-    }
-    let id_digest = dir.digest(&id);
-    Ok(NewAccount {
-        account_no: account_no.to_owned(),
-        holder_name: holder_name.to_owned(),
-        phone: phone.to_owned(),
-        id_digest,
-        status,
-        opened_at,
-        closed_at,
-        updated_at: now,
-    })
 }
 
 /// Where the latest occurrence of an `account_no` is.
@@ -491,22 +227,16 @@ impl Importer<'_> {
             self.report.inserted += summary.inserted;
             self.report.updated += summary.updated;
             self.rows_committed += summary.inserted + summary.updated;
-            for (i, reason) in summary.rejected {
+            for (i, refusal) in summary.rejected {
                 rejected_slots.insert(slots[i]);
-                let reason = if reason.starts_with("id_digest repeated in batch") {
-                    let first = rows[..i]
-                        .iter()
-                        .position(|r| r.id_digest == rows[i].id_digest)
-                        .map(|j| lines[j]);
-                    match first {
-                        Some(l) => format!("id_number repeated: line {l} has the same id_number for another account_no"),
-                        None => "id_number repeated within the batch".into(),
-                    }
-                } else if reason.starts_with("id_digest already belongs") {
-                    "id_number already belongs to another account_no (in the database or earlier in the file)".into()
-                } else {
+                let reason = match refusal {
+                    RowRefusal::DigestRepeated { first } => format!(
+                        "id_number repeated: line {} has the same id_number for another account_no",
+                        lines[first]
+                    ),
+                    RowRefusal::DigestTaken => "id_number already belongs to another account_no (in the database or earlier in the file)".into(),
                     // The store's own field checks: their reasons hold no values either.
-                    reason
+                    other => other.to_string(),
                 };
                 self.report.valid -= 1;
                 self.report.rejected.push((lines[i], reason));
@@ -621,7 +351,7 @@ pub async fn import_csv<R: Read>(
             continue; // a blank (or whitespace-only) line
         }
         imp.report.rows += 1;
-        match parse_row(&rec, &cols, dir, now) {
+        match parse_row(&rec, &cols, &|id| dir.digest(id), now) {
             Ok(acc) => imp.push(line, acc),
             Err(reason) => imp.reject(line, reason.to_string()),
         }
@@ -645,94 +375,5 @@ fn read_error(e: csv::Error, line: u64) -> ImportError {
             line,
             cause: io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
         },
-    }
-}
-
-/// Writes a CSV extract of `rows` fictional, valid accounts (valid ID check digits, unique
-/// account numbers and ID numbers) for load tests; the same `seed` gives the same file.
-pub fn write_sample_csv<W: io::Write>(out: W, rows: u64, seed: u64) -> io::Result<()> {
-    use io::Write as _;
-    const SURNAMES: [&str; 12] = [
-        "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙",
-    ];
-    const GIVEN: [&str; 12] = [
-        "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳",
-    ];
-    const REGIONS: [&str; 4] = ["110105", "310115", "440300", "510107"];
-    let mut w = io::BufWriter::with_capacity(1 << 16, out);
-    writeln!(
-        w,
-        "account_no,holder_name,phone,id_number,status,opened_at,closed_at"
-    )?;
-    let epoch = chrono::NaiveDate::from_ymd_opt(1950, 1, 1).expect("valid date");
-    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
-    for i in 0..rows {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        // i → (region, birth day, sequence): unique for 4 × 20 000 × 1 000 rows.
-        let seq = i % 1000;
-        let day = (i / 1000) % 20_000;
-        let region = REGIONS[((i / 20_000_000) % 4) as usize];
-        let birth = epoch + chrono::Days::new(day);
-        let first17 = format!("{region}{}{seq:03}", birth.format("%Y%m%d"));
-        let check = check_char(first17.as_bytes()).map_or('0', char::from);
-        let name = format!(
-            "{}{}{}",
-            SURNAMES[(x % 12) as usize],
-            GIVEN[((x >> 8) % 12) as usize],
-            if x & 0x10000 != 0 {
-                GIVEN[((x >> 20) % 12) as usize]
-            } else {
-                ""
-            }
-        );
-        let status = match x % 20 {
-            0 => 2,
-            1 => 3,
-            2 => 4,
-            _ => 1,
-        };
-        let opened = 1_600_000_000 + (x >> 32) % 100_000_000;
-        let closed = if status == 2 {
-            (opened + 86_400 * 30).to_string()
-        } else {
-            String::new()
-        };
-        writeln!(
-            w,
-            "62170099{i:011},{name},139{:08},{first17}{check},{status},{opened},{closed}",
-            i % 100_000_000
-        )?;
-    }
-    w.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bom_is_stripped_once_and_counted() {
-        let mut s = Source::new(&b"\xEF\xBB\xBFab"[..]);
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).unwrap();
-        assert_eq!(out, b"ab");
-        assert_eq!(s.bytes, 5);
-        let mut s = Source::new(&b"a"[..]);
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).unwrap();
-        assert_eq!(out, b"a");
-    }
-
-    #[test]
-    fn sample_ids_are_valid() {
-        let mut buf = Vec::new();
-        write_sample_csv(&mut buf, 50, 7).unwrap();
-        let text = String::from_utf8(buf).unwrap();
-        for line in text.lines().skip(1) {
-            let id = line.split(',').nth(3).unwrap();
-            normalize_id_number(id).unwrap();
-        }
     }
 }

@@ -7,7 +7,7 @@ use super::models::{audit_from_tuple, AuditRow, AuditTuple, SessionRow};
 use super::schema::{
     audit_undelivered as ud, binding_sessions as bs, pension_accounts as pa, query_audit as qa,
 };
-use super::{Account, AuditRecord, BindingSession, NewAudit, QueryError, Store, StoreError};
+use super::{Account, AuditRecord, BindingSession, NewAudit, StatementError, Store, StoreError};
 
 /// The columns of [`Account`] as stored, selected by name (`AccountRead::as_select()`), so the
 /// column list and the row type cannot drift apart.
@@ -38,7 +38,7 @@ struct SessionRead {
 /// A stored digest as 32 bytes (the schema cannot say the length).
 fn digest(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
     <[u8; 32]>::try_from(v.as_slice())
-        .map_err(|_| QueryError::Invalid("stored id_digest is not 32 bytes").into())
+        .map_err(|_| StatementError::Invalid("stored id_digest is not 32 bytes").into())
 }
 
 impl TryFrom<AccountRead> for Account {
@@ -139,10 +139,10 @@ impl Store {
         row.map(BindingSession::try_from).transpose()
     }
 
-    /// Records a session; a duplicate `session_id` is a [`QueryError::Duplicate`].
+    /// Records a session; a duplicate `session_id` is a [`StatementError::Duplicate`].
     pub async fn insert_session(&self, s: &BindingSession) -> Result<(), StoreError> {
         if s.session_id.is_empty() || s.session_id.chars().count() > 128 {
-            return Err(QueryError::Invalid("session_id must be 1 to 128 characters").into());
+            return Err(StatementError::Invalid("session_id must be 1 to 128 characters").into());
         }
         let row = SessionRow::from(s);
         db_run!(self, conn => {
@@ -161,7 +161,7 @@ impl Store {
             || a.outcome.chars().count() > 32
             || a.channel.chars().count() > 16
         {
-            return Err(QueryError::Invalid(
+            return Err(StatementError::Invalid(
                 "request_id over 64, outcome over 32 or channel over 16 characters",
             )
             .into());

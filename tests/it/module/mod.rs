@@ -1,0 +1,3 @@
+//! Cryptographic modules: the software SDF device checked by an independent client.
+
+mod sdf_conformance;
