@@ -363,7 +363,13 @@ fn run_as_root_gen_token_hands_the_token_to_the_key_directory_owner() {
     let token = etc.path().join("admin-token");
     let gen = |extra: &[&str]| {
         let out = std::process::Command::new(BIN)
-            .args(["keys", "--dir", keys.to_str().unwrap(), "gen-token", "--out"])
+            .args([
+                "keys",
+                "--dir",
+                keys.to_str().unwrap(),
+                "gen-token",
+                "--out",
+            ])
             .arg(&token)
             .args(extra)
             .env_clear()
@@ -377,7 +383,10 @@ fn run_as_root_gen_token_hands_the_token_to_the_key_directory_owner() {
     };
     let (ok, out) = gen(&[]);
     assert!(ok, "gen-token before `keys init`: {out}");
-    assert!(out.contains("owned by") && out.contains("uid 65534"), "{out}");
+    assert!(
+        out.contains("owned by") && out.contains("uid 65534"),
+        "{out}"
+    );
     let meta = std::fs::metadata(&token).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (SERVICE, SERVICE));
     assert_eq!(meta.mode() & 0o777, 0o600);
@@ -413,7 +422,10 @@ fn gen_pepper_refuses_an_existing_file_without_offering_a_replace() {
     let (ok, err) = run();
     assert!(ok, "{err}");
     let first = std::fs::read_to_string(&env).unwrap();
-    assert!(first.starts_with("GATEWAY__ACCOUNTS__ID_PEPPER="), "{first}");
+    assert!(
+        first.starts_with("GATEWAY__ACCOUNTS__ID_PEPPER="),
+        "{first}"
+    );
     let (ok, err) = run();
     assert!(!ok, "an existing file must be refused");
     assert!(
