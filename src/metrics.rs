@@ -65,7 +65,10 @@ pub struct Metrics {
 /// The `reason` labels of `gateway_verify_failures_total` on the WeChat channel, exported at 0
 /// from the start.
 pub const WECHAT_REASONS: &[&str] = &[
+    "method",
     "header",
+    "body",
+    "concurrency",
     "timestamp",
     "signature_encoding",
     "unknown_version",

@@ -90,8 +90,20 @@ pub async fn run(cmd: AccountsCommand, settings: &Settings) -> anyhow::Result<Ex
                 "GATEWAY__ACCOUNTS__ID_PEPPER={}\n",
                 pepper.as_str()
             ));
-            pension_gateway::ops::secrets::write_secret_file(&out, line.as_bytes(), false)
-                .with_context(|| format!("writing {}", out.display()))?;
+            if let Err(e) =
+                pension_gateway::ops::secrets::write_secret_file(&out, line.as_bytes(), false, None)
+            {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    anyhow::bail!(
+                        "{} exists: gen-pepper never writes over a file (a new pepper orphans \
+                         every ID digest already imported). Let it create the environment file \
+                         (then add the other lines to it), or write to a new file and append its \
+                         line by hand",
+                        out.display()
+                    );
+                }
+                return Err(anyhow::Error::new(e).context(format!("writing {}", out.display())));
+            }
             println!(
                 "ID pepper written to {} (mode 0600) as GATEWAY__ACCOUNTS__ID_PEPPER; every \
                  instance needs the same one, and it must never change once accounts are imported",

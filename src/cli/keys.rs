@@ -32,10 +32,14 @@ pub enum KeysCommand {
         /// Bank key version.
         version: u32,
     },
-    /// Make a staged (or retiring) bank key the active one; the old active key becomes `retiring`.
+    /// Make a staged (or retiring) bank key the active one; the old active key becomes `retiring`
+    /// (refused, without --force, for a staged version never exported with `keys export-public`).
     Activate {
         /// Bank key version.
         version: u32,
+        /// Activate even a staged version that was never exported.
+        #[arg(long)]
+        force: bool,
     },
     /// Retire a bank key that is not active (refused, without --force, when it signed within
     /// the traffic window).
@@ -75,8 +79,9 @@ pub enum KeysCommand {
         guard: GuardArgs,
     },
     /// Write a new random admin bearer token (32 random bytes, hex) to a file created with mode
-    /// 0600 — the file `server.admin_token_file` names. The token is not printed unless
-    /// `--print`. A running gateway picks a replaced token up at its next reload.
+    /// 0600 — the file `server.admin_token_file` names. Run as root, the file is handed to the
+    /// key directory's owner (the service user). The token is not printed unless `--print`. A
+    /// running gateway picks a replaced token up at its next reload.
     GenToken {
         /// The token file to create (default: `server.admin_token_file`).
         #[arg(long)]
@@ -232,6 +237,18 @@ fn ownership_note(dir: &std::path::Path) -> Option<String> {
     ))
 }
 
+/// The (uid, gid) `keys gen-token` hands the token file to: the key directory's owner, when this
+/// process is root and the directory belongs to another user; else none (the file is the
+/// caller's).
+fn token_owner(key_dir: &std::path::Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let meta = std::fs::metadata(key_dir).ok()?;
+    (meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+}
+
 /// Runs a `keys` command against `--dir` (default: `keys.dir`). `how` is how the command was
 /// invoked; the commands it prints as next steps carry the same `--config` and `--dir`.
 pub async fn run(
@@ -250,7 +267,10 @@ pub async fn run(
         settings.wechat.signer_id.as_bytes(),
     );
     let keys = how.keys();
-    if !matches!(cmd, KeysCommand::Init { .. }) && !dir.is_initialised() {
+    // `init` makes the directory's key set; `gen-token` touches no key.
+    if !matches!(cmd, KeysCommand::Init { .. } | KeysCommand::GenToken { .. })
+        && !dir.is_initialised()
+    {
         anyhow::bail!(
             "{} ({setting}) has no keyring.toml: not a key directory. Check {setting}, or create \
              the key set with `{keys} init --wechat-key <WeChat public key>`",
@@ -360,7 +380,21 @@ pub async fn run(
                 );
             }
         }
-        KeysCommand::Activate { version } => {
+        KeysCommand::Activate { version, force } => {
+            let listed = dir.list()?;
+            let state = listed
+                .iter()
+                .find(|k| k.role == "bank" && k.version == version)
+                .map(|k| k.state.clone());
+            if state.as_deref() == Some("active") {
+                println!("bank key v{version} is already active: nothing changed");
+                return Ok(());
+            }
+            // A retiring key signed before (WeChat has it: activating it is the rollback); a
+            // staged one may never have left this machine.
+            if state.as_deref() == Some("staged") && !force {
+                key_guard::check_exported(dir.path(), version).map_err(refused)?;
+            }
             dir.activate(version)?;
             println!("bank key v{version} is active; the previous active key is retiring");
             reload_hint();
@@ -493,16 +527,35 @@ pub async fn run(
                 .or_else(|| settings.server.admin_token_file.clone())
                 .context("no token file: pass --out PATH or set server.admin_token_file")?;
             let token = pension_gateway::ops::secrets::new_token();
-            pension_gateway::ops::secrets::write_secret_file(
+            // Run as root (the token's directory belongs to root), the token is handed to the
+            // key directory's owner — the service user, who must read it.
+            let owner = token_owner(dir.path());
+            if let Err(e) = pension_gateway::ops::secrets::write_secret_file(
                 &path,
                 format!("{}\n", token.as_str()).as_bytes(),
                 replace,
-            )
-            .with_context(|| format!("writing {}", path.display()))?;
+                owner,
+            ) {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    anyhow::bail!(
+                        "{} exists: pass --replace to replace the token (atomically; a running \
+                         gateway takes the new one at its next reload)",
+                        path.display()
+                    );
+                }
+                return Err(anyhow::Error::new(e).context(format!("writing {}", path.display())));
+            }
             println!(
-                "admin token written to {} (mode 0600). A running gateway uses it after its \
+                "admin token written to {} (mode 0600{}). A running gateway uses it after its \
                  next reload (SIGHUP, the admin call, or the file watch).",
-                path.display()
+                path.display(),
+                match owner {
+                    Some((uid, _)) => format!(
+                        ", owned by {}, the key directory's owner",
+                        pension_gateway::keyring::admin::describe_user(uid)
+                    ),
+                    None => String::new(),
+                }
             );
             if print {
                 println!("{}", token.as_str());

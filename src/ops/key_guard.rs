@@ -1,5 +1,5 @@
 //! The guard of the `keys` commands that take a version out of use (`untrust-wechat`, `retire`)
-//! or start signing with one (`rollout`): they refuse, unless `--force`, a version the running
+//! or start signing with one (`rollout`, `activate`): they refuse, unless `--force`, a version the running
 //! gateway saw traffic under in the last minutes, or a bank version whose public key was never
 //! exported for WeChat. The traffic comes from the admin endpoint
 //! ([`traffic`](super::traffic)); an export leaves a marker file beside the key.
@@ -19,6 +19,17 @@ pub enum KeyRole {
 }
 
 impl KeyRole {
+    /// What taking a version of this role away while it still carries traffic puts at risk.
+    fn what_removal_risks(self) -> &'static str {
+        match self {
+            KeyRole::Wechat => "untrusting it now fails the requests still signed with it",
+            KeyRole::Bank => {
+                "an instance that has not reloaded yet may still sign with it, and it is the \
+                 rollback (`keys activate` of it) until the new key has proven itself"
+            }
+        }
+    }
+
     /// `WeChat` / `bank`, for messages.
     pub fn label(self) -> &'static str {
         match self {
@@ -34,9 +45,10 @@ pub enum GuardRefusal {
     /// The version carried traffic within the window.
     #[error(
         "{} key v{version} carried traffic {ago} s ago ({count} since the gateway started), \
-         within the last {window_minutes} minute(s): taking it away now fails those requests. \
-         Check the version (`keys list`), wait, or pass --force",
-        role.label()
+         within the last {window_minutes} minute(s): {}. Check the version (`keys list`), wait, \
+         or pass --force",
+        role.label(),
+        role.what_removal_risks()
     )]
     RecentTraffic {
         /// The key's role.
@@ -54,7 +66,7 @@ pub enum GuardRefusal {
     #[error(
         "bank key v{version} was never exported (`pension-gateway keys export-public \
          {version}`), so WeChat cannot verify what it signs; export it, have WeChat install it, \
-         then roll out — or pass --force"
+         then roll it out or activate it — or pass --force"
     )]
     NeverExported {
         /// The version.
@@ -163,7 +175,7 @@ pub fn mark_exported(dir: &Path, version: u32, fingerprint: &str, now: i64) -> s
     )
 }
 
-/// Refuses a rollout of a bank `version` that was never exported.
+/// Refuses a rollout or activation of a bank `version` that was never exported.
 pub fn check_exported(dir: &Path, version: u32) -> Result<(), GuardRefusal> {
     if export_marker(dir, version).is_file() {
         Ok(())
@@ -199,6 +211,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("--force"), "{text}");
+        assert!(text.contains("fails the requests still signed"), "{text}");
+        // A bank key that just signed: retiring it fails no request (it is no longer the one
+        // signing here), so the message names what is really at stake.
+        let mut bank = traffic(None);
+        bank.bank = bank.wechat.drain(..).collect();
+        bank.bank[0].last_seen = Some(9_979);
+        let text = check_recent(&bank, KeyRole::Bank, 1, 15)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("bank key v1 carried traffic 21 s ago")
+                && text.contains("rollback")
+                && !text.contains("fails"),
+            "{text}"
+        );
         // Exactly at the window's edge it is old enough.
         assert!(check_recent(&traffic(Some(10_000 - 900)), KeyRole::Wechat, 1, 15).is_ok());
         assert!(check_recent(&traffic(Some(10_000 - 899)), KeyRole::Wechat, 1, 15).is_err());

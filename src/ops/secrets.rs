@@ -27,8 +27,15 @@ pub fn new_pepper() -> Zeroizing<String> {
 
 /// Writes `bytes` to `path` with mode 0600 through a temporary file in the same directory, so
 /// the file never exists with other contents or a wider mode. An existing file is refused
-/// (`AlreadyExists`) unless `replace`, which swaps it atomically.
-pub fn write_secret_file(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
+/// (`AlreadyExists`) unless `replace`, which swaps it atomically. With `owner` (uid, gid) the
+/// file is handed to that user and group before it takes the name (root writing a secret the
+/// service user must read).
+pub fn write_secret_file(
+    path: &Path,
+    bytes: &[u8],
+    replace: bool,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -36,13 +43,24 @@ pub fn write_secret_file(path: &Path, bytes: &[u8], replace: bool) -> std::io::R
     if !replace && path.exists() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
-            "the file exists (pass --replace to replace it)",
+            "the file exists",
         ));
     }
     // `NamedTempFile` creates the file with mode 0600.
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
+    #[cfg(unix)]
+    if let Some((uid, gid)) = owner {
+        rustix::fs::fchown(
+            tmp.as_file(),
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(std::io::Error::from)?;
+    }
+    #[cfg(not(unix))]
+    let _ = owner;
     if replace {
         tmp.persist(path).map_err(|e| e.error)?;
     } else {
@@ -63,11 +81,11 @@ mod tests {
         assert_ne!(*a, *b);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("admin-token");
-        write_secret_file(&path, b"one\n", false).unwrap();
-        let err = write_secret_file(&path, b"two\n", false).unwrap_err();
+        write_secret_file(&path, b"one\n", false, None).unwrap();
+        let err = write_secret_file(&path, b"two\n", false, None).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&path).unwrap(), b"one\n");
-        write_secret_file(&path, b"two\n", true).unwrap();
+        write_secret_file(&path, b"two\n", true, None).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two\n");
         #[cfg(unix)]
         {

@@ -259,7 +259,7 @@ impl Store {
             inner: Arc::new(inner),
         };
         store.ping().await?;
-        tracing::info!(backend = store.inner.backend.name(), target = %store.inner.display, "database pool ready");
+        tracing::info!(backend = store.inner.backend.name(), database = %store.inner.display, "database pool ready");
         Ok(store)
     }
 

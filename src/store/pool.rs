@@ -249,18 +249,18 @@ impl MysqlConnect {
         if let Some(s) = &ssl {
             if s.accept_invalid_certs() {
                 tracing::warn!(
-                    target = redacted,
+                    database = redacted,
                     "database URL sets verify_ca=false: the MySQL server's certificate is NOT verified"
                 );
             } else if s.skip_domain_validation() {
                 tracing::warn!(
-                    target = redacted,
+                    database = redacted,
                     "database URL sets verify_identity=false: the MySQL server's certificate is not checked against the host name"
                 );
             }
         } else if !is_loopback(opts.ip_or_hostname()) {
             tracing::warn!(
-                target = redacted,
+                database = redacted,
                 "MySQL connection is not encrypted; add require_ssl=true to the URL (and database.ca_file)"
             );
         }

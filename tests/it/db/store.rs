@@ -77,6 +77,39 @@ async fn migrations_idempotent(s: Store) {
     s.ping().await.expect("ping");
 }
 
+/// `pending_migrations`, the check `serve` makes with `database.migrate_on_start = false`:
+/// every migration on a fresh database (and the check creates nothing: the bookkeeping table is
+/// still absent), none once migrated, and exactly the one whose bookkeeping row is missing when
+/// the schema is behind — the same answers on every backend.
+async fn pending_migrations_report_a_schema_that_is_behind(s: Store) {
+    let all = vec![
+        "20261124000000".to_owned(),
+        "20261125000000".to_owned(),
+        "20261201000000".to_owned(),
+        "20261207000000".to_owned(),
+    ];
+    assert_eq!(s.pending_migrations().await.expect("pending, fresh"), all);
+    assert!(
+        testing::execute_sql(&s, "DELETE FROM __diesel_schema_migrations")
+            .await
+            .is_err(),
+        "asking what is pending must not create the bookkeeping table (no DDL)"
+    );
+    assert_eq!(s.run_migrations().await.expect("migrate"), all);
+    assert!(s.pending_migrations().await.expect("pending").is_empty());
+    // One migration behind, as a newer binary finds the schema an older one left.
+    testing::execute_sql(
+        &s,
+        "DELETE FROM __diesel_schema_migrations WHERE version = '20261207000000'",
+    )
+    .await
+    .expect("forget the newest migration");
+    assert_eq!(
+        s.pending_migrations().await.expect("pending, behind"),
+        vec!["20261207000000".to_owned()]
+    );
+}
+
 /// Lookup by digest: hit returns every field, miss returns None.
 async fn lookup_hit_and_miss(s: Store) {
     migrated(&s).await;
@@ -574,6 +607,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     migrations_idempotent,
+    pending_migrations_report_a_schema_that_is_behind,
     lookup_hit_and_miss,
     session_expiry_boundary,
     audit_insert_and_read,

@@ -341,3 +341,96 @@ fn run_as_root_the_key_commands_write_files_the_directory_owner_can_read() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `keys gen-token` needs no key ring (it comes before `keys init` in a first install), and run
+/// as root it hands the token to the key directory's owner — the service user, who cannot
+/// write in the root-owned configuration directory the token lives in but must read it. An
+/// existing token is replaced only with `--replace`, and the refusal says so.
+#[test]
+fn run_as_root_gen_token_hands_the_token_to_the_key_directory_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: the ownership hand-over cannot be exercised here");
+        return;
+    }
+    const SERVICE: u32 = 65534;
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(etc.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let keys = etc.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&keys, Some(SERVICE), Some(SERVICE)).unwrap();
+    let token = etc.path().join("admin-token");
+    let gen = |extra: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "keys",
+                "--dir",
+                keys.to_str().unwrap(),
+                "gen-token",
+                "--out",
+            ])
+            .arg(&token)
+            .args(extra)
+            .env_clear()
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = gen(&[]);
+    assert!(ok, "gen-token before `keys init`: {out}");
+    assert!(
+        out.contains("owned by") && out.contains("uid 65534"),
+        "{out}"
+    );
+    let meta = std::fs::metadata(&token).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (SERVICE, SERVICE));
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    let first = std::fs::read(&token).unwrap();
+    let (ok, out) = gen(&[]);
+    assert!(!ok && out.contains("--replace"), "{out}");
+    assert_eq!(std::fs::read(&token).unwrap(), first, "refused: unchanged");
+    let (ok, out) = gen(&["--replace"]);
+    assert!(ok, "{out}");
+    let meta = std::fs::metadata(&token).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (SERVICE, 0o600));
+    assert_ne!(std::fs::read(&token).unwrap(), first, "replaced");
+}
+
+/// `accounts gen-pepper` never writes over a file, and its refusal does not offer a `--replace`
+/// it does not have.
+#[test]
+fn gen_pepper_refuses_an_existing_file_without_offering_a_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("gateway.env");
+    let run = || {
+        let out = std::process::Command::new(BIN)
+            .args(["accounts", "gen-pepper", "--out"])
+            .arg(&env)
+            .env_clear()
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run();
+    assert!(ok, "{err}");
+    let first = std::fs::read_to_string(&env).unwrap();
+    assert!(
+        first.starts_with("GATEWAY__ACCOUNTS__ID_PEPPER="),
+        "{first}"
+    );
+    let (ok, err) = run();
+    assert!(!ok, "an existing file must be refused");
+    assert!(
+        err.contains("never writes over") && !err.contains("--replace"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), first);
+}

@@ -311,7 +311,7 @@ fn keys_cli(cfg: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 /// The rotation guards against the running gateway: `keys list` shows each version's traffic
 /// from the admin endpoint, `untrust-wechat` of the version requests just arrived under is
 /// refused without `--force` (the typo that failed 21 requests), a repeated command says it was
-/// a no-op, and `rollout` refuses a bank key that was never exported.
+/// a no-op, and `rollout` and `activate` refuse a staged bank key that was never exported.
 #[actix_web::test]
 async fn keys_commands_guard_versions_with_recent_traffic() {
     let keys = Keys::new();
@@ -431,4 +431,33 @@ async fn keys_commands_guard_versions_with_recent_traffic() {
     assert!(ok && out.contains("signs 10%"), "{out}{err}");
     let (ok, out, _) = keys_cli(&cfg, &["rollout", "2", "--percent", "10"]);
     assert!(ok && out.contains("nothing changed"), "{out}");
+
+    // `activate` is guarded the same way for a staged key: v3, never exported, is refused (and
+    // the manifest is untouched); v2, exported, goes through; again, it says it was a no-op.
+    let (ok, _, err) = keys_cli(&cfg, &["generate"]);
+    assert!(ok, "{err}");
+    let before = std::fs::read(keys.dir.path().join("keyring.toml")).unwrap();
+    let (ok, _, err) = keys_cli(&cfg, &["activate", "3"]);
+    assert!(
+        !ok && err.contains("never exported") && err.contains("keys export-public 3"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(keys.dir.path().join("keyring.toml")).unwrap(),
+        before,
+        "a refused activate must write nothing"
+    );
+    let (ok, out, err) = keys_cli(&cfg, &["activate", "2"]);
+    assert!(ok && out.contains("bank key v2 is active"), "{out}{err}");
+    let (ok, out, err) = keys_cli(&cfg, &["activate", "2"]);
+    assert!(
+        ok && out.contains("already active: nothing changed"),
+        "{out}{err}"
+    );
+    // The rollback to the retiring v1 (never exported here: `init` made it) is not guarded.
+    let (ok, out, err) = keys_cli(&cfg, &["activate", "1"]);
+    assert!(ok && out.contains("bank key v1 is active"), "{out}{err}");
+    // --force activates a never-exported staged key.
+    let (ok, out, err) = keys_cli(&cfg, &["activate", "3", "--force"]);
+    assert!(ok && out.contains("bank key v3 is active"), "{out}{err}");
 }

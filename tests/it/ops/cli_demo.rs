@@ -359,6 +359,7 @@ fn running_server_reloads_on_sighup_and_on_manifest_change() {
     let server = start("0");
     assert!(query().contains("VERIFIED (bank key version 1)"));
     keys_cmd(&["generate"]);
+    keys_cmd(&["export-public", "2"]);
     keys_cmd(&["activate", "2"]);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(

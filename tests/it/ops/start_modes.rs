@@ -334,16 +334,45 @@ fn binary_busy_port_names_its_listener() {
 #[test]
 fn binary_serve_without_migrations_at_start_refuses_a_schema_that_is_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("gateway.toml");
+    let url = format!("sqlite://{}/gw.db", dir.path().display());
+    serve_refuses_a_schema_behind_until_migrated(dir.path(), &url);
+}
+
+/// The same on MySQL (`TEST_MYSQL_URL`), in a fresh database of its own.
+#[test]
+fn binary_serve_without_migrations_at_start_refuses_a_schema_that_is_behind_on_mysql() {
+    let Some(server) = crate::common::mysql_url() else {
+        return;
+    };
+    let name = format!("pgw_walk_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = rt
+        .block_on(testkit::create_mysql_database(&server, &name))
+        .unwrap_or_else(|e| panic!("TEST_MYSQL_URL is set but MySQL is unusable ({e})"));
+    let dir = tempfile::tempdir().unwrap();
+    let result = std::panic::catch_unwind(|| {
+        serve_refuses_a_schema_behind_until_migrated(dir.path(), &url);
+    });
+    rt.block_on(testkit::drop_mysql_database(&server, &name))
+        .expect("drop the test database");
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn serve_refuses_a_schema_behind_until_migrated(dir: &Path, url: &str) {
+    let cfg = dir.join("gateway.toml");
     std::fs::write(
         &cfg,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"\"\nadmin_listen = \"\"\n\
              [accounts]\nid_pepper = \"{PEPPER}\"\n\
-             [database]\nurl = \"sqlite://{}/gw.db\"\ncreate_if_missing = true\nmigrate_on_start = false\n\
+             [database]\nurl = \"{url}\"\ncreate_if_missing = true\nmigrate_on_start = false\n\
              [keys]\ndir = \"{}/no-keys\"\n",
-            dir.path().display(),
-            dir.path().display()
+            dir.display()
         ),
     )
     .unwrap();
@@ -351,10 +380,12 @@ fn binary_serve_without_migrations_at_start_refuses_a_schema_that_is_behind() {
     let (code, err) = run(&["--config", cfg, "serve"], &[]);
     assert_ne!(code, Some(0), "{err}");
     assert!(
-        err.contains("database.migrate_on_start") && err.contains("db migrate"),
+        err.contains("database.migrate_on_start")
+            && err.contains("db migrate")
+            && err.contains("20261124000000"),
         "{err}"
     );
-    let (code, out, err) = run_in(dir.path(), &["--config", cfg, "db", "migrate"], &[]);
+    let (code, out, err) = run_in(dir, &["--config", cfg, "db", "migrate"], &[]);
     assert_eq!(code, Some(0), "{out}{err}");
     // Now the schema check passes and the start goes on to the key ring (absent here).
     let (code, err) = run(&["--config", cfg, "serve"], &[]);
