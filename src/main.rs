@@ -159,6 +159,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // A one-shot command whose reader went away (`keys list | head`) ends as Unix tools do, by
+    // SIGPIPE, instead of panicking in `println!`; its change is written before it prints. The
+    // server keeps Rust's default (SIGPIPE ignored), and socket writes never raise it.
+    #[cfg(unix)]
+    if !matches!(cli.command, None | Some(Command::Serve { .. })) {
+        sigpipe::reset();
+    }
     let words = command_words(&matches);
     // No command and no configuration is the newcomer's `cargo run --release`: demo mode. The
     // client acts as WeChat and defaults to the demo keys too. With any configuration, `serve`

@@ -2,6 +2,7 @@
 
 mod bench_reports;
 mod cli_demo;
+mod cli_output;
 mod deploy_artefacts;
 mod listeners;
 mod log_scan;
