@@ -32,6 +32,7 @@ mod keyring;
 mod keyring_admin;
 mod limits_and_replay;
 mod log_scan;
+mod module_signer;
 mod multi_instance;
 mod mysql_pool;
 mod mysql_privileges;
