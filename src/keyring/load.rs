@@ -62,22 +62,27 @@ pub enum KeyRingError {
         rule: SecretRule,
     },
     /// A cryptographic module could not be opened or used (library missing, device error).
-    #[error("bank key v{version}: {backend} module `{module}` ({}): {cause}", library.display())]
-    Module {
-        /// The bank key version.
-        version: u32,
-        /// The backend (`sdf`).
-        backend: &'static str,
-        /// The module's name in the manifest.
-        module: String,
-        /// The vendor library.
-        library: PathBuf,
-        /// What failed (codes and names only; never the password).
-        cause: String,
-    },
+    #[error(transparent)]
+    Module(Box<ModuleFailure>),
     /// The set breaks a rule (manifest, key material, demo keys outside demo mode).
     #[error("key set refused: {0}")]
     Invalid(String),
+}
+
+/// A module-backed bank version that could not be used: which, where, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("bank key v{version}: {backend} module `{module}` ({}): {cause}", library.display())]
+pub struct ModuleFailure {
+    /// The bank key version.
+    pub version: u32,
+    /// The backend (`sdf`).
+    pub backend: &'static str,
+    /// The module's name in the manifest.
+    pub module: String,
+    /// The vendor library.
+    pub library: PathBuf,
+    /// What failed (codes and names only; never the password).
+    pub cause: String,
 }
 
 impl KeyRingError {
@@ -296,12 +301,14 @@ fn module_signer(
         .iter()
         .find(|m| &m.name == name)
         .ok_or_else(|| KeyRingError::Invalid(format!("bank key v{version}: no module `{name}`")))?;
-    let fail = |cause: String| KeyRingError::Module {
-        version,
-        backend: entry.backend.name(),
-        module: name.clone(),
-        library: spec.library.clone(),
-        cause,
+    let fail = |cause: String| {
+        KeyRingError::Module(Box::new(ModuleFailure {
+            version,
+            backend: entry.backend.name(),
+            module: name.clone(),
+            library: spec.library.clone(),
+            cause,
+        }))
     };
     let module = match modules.0.get(name) {
         Some(m) => Arc::clone(m),

@@ -25,7 +25,7 @@ pub use file_rules::{
 };
 pub use load::{
     build_keyring, check_partner_secret, load_keyring, read_partner_secret, KeyRingError,
-    SecretRule, MAX_PARTNER_SECRET, MIN_PARTNER_SECRET,
+    ModuleFailure, SecretRule, MAX_PARTNER_SECRET, MIN_PARTNER_SECRET,
 };
 pub use manifest::{
     Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, PartnerEntry,
