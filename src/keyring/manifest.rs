@@ -281,6 +281,7 @@ impl Manifest {
     /// ≥ 1, exactly one active bank key, at least one trusted WeChat key, a rollout only of a
     /// staged key with 0–100 %.
     pub fn check(&self) -> Result<(), KeyRingError> {
+        self.check_modules()?;
         let mut seen = std::collections::BTreeSet::new();
         for b in &self.bank {
             if b.version == 0 || !seen.insert(b.version) {
@@ -291,7 +292,6 @@ impl Manifest {
             }
             self.check_backend(b)?;
         }
-        self.check_modules()?;
         let mut seen = std::collections::BTreeSet::new();
         for w in &self.wechat {
             if w.version == 0 || !seen.insert(w.version) {
@@ -489,4 +489,76 @@ fn check_file_name(name: &str) -> Result<(), KeyRingError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[[bank]]\nversion = 1\nstate = \"active\"\nprivate_key = \"bank-v1.key\"\n\
+                        [[wechat]]\nversion = 1\nstate = \"trusted\"\npublic_key = \"w.pub\"\n";
+    const MODULE: &str = "[[module]]\nname = \"hsm\"\nlibrary = \"/opt/v/libsdf.so\"\n\
+                          password_file = \"hsm.pass\"\n";
+
+    fn check(extra: &str) -> Result<Manifest, String> {
+        let m = Manifest::parse(&format!("{BASE}{extra}")).map_err(|e| e.to_string())?;
+        m.check().map_err(|e| e.to_string())?;
+        Ok(m)
+    }
+
+    const V2: &str = "[[bank]]\nversion = 2\nstate = \"staged\"\nbackend = \"sdf\"\n\
+                      module = \"hsm\"\nkey_index = 3\npublic_key = \"bank-v2.pub\"\n";
+
+    #[test]
+    fn a_module_version_round_trips_with_its_module() {
+        let m = check(&format!("{V2}{MODULE}")).unwrap();
+        let v2 = &m.bank[1];
+        assert_eq!(v2.backend, Backend::Sdf);
+        assert_eq!((v2.key_index, v2.private_key.as_str()), (Some(3), ""));
+        assert_eq!(m.module[0].sessions, 4);
+        assert_eq!(m.module[0].timeout_ms, 2000);
+        assert_eq!(m.module[0].profile, sdf::Profile::standard());
+        let again = Manifest::parse(&m.to_toml().unwrap()).unwrap();
+        assert_eq!(again, m);
+        // A file version is written as before: no backend line, no module fields.
+        let text = m.to_toml().unwrap();
+        assert_eq!(text.matches("backend").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn module_rules_are_enforced_before_any_file_is_read() {
+        let refused = |extra: &str, why: &str| {
+            let err = check(extra).unwrap_err();
+            assert!(err.contains(why), "{err} (expected: {why})");
+        };
+        refused(V2, "no [[module]] named `hsm`");
+        refused(
+            &format!("{}private_key = \"k\"\n{MODULE}", V2),
+            "has no `private_key` file",
+        );
+        refused(
+            "[[bank]]\nversion = 2\nstate = \"staged\"\nbackend = \"sdf\"\nmodule = \"hsm\"\n",
+            "needs `module`, `key_index` and `public_key`",
+        );
+        refused(
+            "[[bank]]\nversion = 2\nstate = \"staged\"\nprivate_key = \"k\"\nkey_index = 1\n",
+            "belong to module backends",
+        );
+        refused(
+            &format!("{V2}{}", MODULE.replace("/opt/v/libsdf.so", "libsdf.so")),
+            "must be an absolute path",
+        );
+        refused(
+            &format!("{V2}{MODULE}sessions = 0\n"),
+            "sessions must be 1–256",
+        );
+        refused(&format!("{V2}{MODULE}{MODULE}"), "is empty or repeated");
+        refused(
+            &format!(
+                "{V2}{}",
+                MODULE.replace("name = \"hsm\"", "name = \"hsm\"\nbackend = \"file\"")
+            ),
+            "is not a module",
+        );
+    }
 }
