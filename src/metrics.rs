@@ -22,6 +22,9 @@ pub struct Metrics {
     pub verify_seconds: HistogramVec,
     /// Time to sign one response.
     pub sign_seconds: HistogramVec,
+    /// Responses a bank key's backend did not sign, by `backend` and `reason` (`timeout`,
+    /// `device`, …): each one answered the unsigned 503.
+    pub signer_failures: IntCounterVec,
     /// Loaded key versions: 1 per (role, version, state).
     pub key_versions: IntGaugeVec,
     /// Key ring reloads by result (ok / refused).
@@ -181,6 +184,14 @@ impl Metrics {
         registry.register(Box::new(verify_failures.clone()))?;
         registry.register(Box::new(verify_seconds.clone()))?;
         registry.register(Box::new(sign_seconds.clone()))?;
+        let signer_failures = IntCounterVec::new(
+            Opts::new(
+                "signer_failures_total",
+                "Responses a signing module did not sign, by backend and reason",
+            ),
+            &["backend", "reason"],
+        )?;
+        registry.register(Box::new(signer_failures.clone()))?;
         registry.register(Box::new(key_versions.clone()))?;
         let request_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -291,6 +302,7 @@ impl Metrics {
             verify_failures,
             verify_seconds,
             sign_seconds,
+            signer_failures,
             key_versions,
             keyring_reloads,
             request_duration,

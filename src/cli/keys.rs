@@ -25,6 +25,31 @@ pub enum KeysCommand {
     },
     /// Generate the next bank key version as `staged`.
     Generate,
+    /// Add the next bank key version as `staged`, kept inside a cryptographic module (GM/T 0018
+    /// SDF) at `--key-index`: its exported public key is recorded (`bank-v<n>.pub`); nothing
+    /// secret is written. The first time a module is named, declare it with `--library` and
+    /// `--password-file` (docs/hsm.md).
+    AddModuleKey {
+        /// The module's name in keyring.toml.
+        #[arg(long)]
+        module: String,
+        /// The key's index inside the module.
+        #[arg(long)]
+        key_index: u32,
+        /// Declares the module: absolute path of the vendor's SDF library.
+        #[arg(long)]
+        library: Option<PathBuf>,
+        /// With --library: the access password file (mode 0600; a plain name is in the key
+        /// directory).
+        #[arg(long, requires = "library")]
+        password_file: Option<PathBuf>,
+        /// With --library: sessions kept open (signatures in flight at most).
+        #[arg(long, requires = "library", default_value_t = 4)]
+        sessions: u16,
+        /// With --library: deadline of one signature, milliseconds.
+        #[arg(long, requires = "library", default_value_t = 2000)]
+        timeout_ms: u64,
+    },
     /// List versions, states, fingerprints and which key signs.
     List,
     /// Print a bank public key as WeChat needs it (hex `04‖x‖y` and PEM).
@@ -301,6 +326,34 @@ pub async fn run(
         KeysCommand::Generate => {
             let v = dir.generate()?;
             println!("bank key v{v} generated as staged; export it to WeChat with: {keys} export-public {v}");
+            reload_hint();
+        }
+        KeysCommand::AddModuleKey {
+            module,
+            key_index,
+            library,
+            password_file,
+            sessions,
+            timeout_ms,
+        } => {
+            let declare = match library {
+                None => None,
+                Some(library) => Some(pension_gateway::keyring::ModuleEntry {
+                    name: module.clone(),
+                    backend: pension_gateway::keyring::Backend::Sdf,
+                    library,
+                    password_file: password_file
+                        .context("--library needs --password-file (the key access password)")?,
+                    profile: sdf::Profile::default(),
+                    sessions,
+                    timeout_ms,
+                }),
+            };
+            let v = dir.add_module_key(&module, key_index, declare)?;
+            println!(
+                "bank key v{v} added as staged (module `{module}`, key index {key_index}); export \
+                 it to WeChat with: {keys} export-public {v}"
+            );
             reload_hint();
         }
         KeysCommand::List => {

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use super::file_rules::{read_key_text, read_optional, utf8, KeyFileKind};
 use super::load::build_keyring;
 use super::manifest::{
-    BankKeyEntry, BankKeyState, CredentialState, Manifest, PartnerEntry, Rollout, WechatKeyEntry,
-    WechatKeyState,
+    Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, PartnerEntry,
+    Rollout, WechatKeyEntry, WechatKeyState,
 };
 use super::KeyRingError;
 use crate::crypto::{EngineKind, PublicKey, SecretKey};
@@ -127,11 +127,7 @@ impl KeyDir {
         let key_file = self.write_new_bank_key(1)?;
         let m = Manifest {
             demo: false,
-            bank: vec![BankKeyEntry {
-                version: 1,
-                state: BankKeyState::Active,
-                private_key: key_file,
-            }],
+            bank: vec![BankKeyEntry::file(1, BankKeyState::Active, key_file)],
             wechat: vec![WechatKeyEntry {
                 version: wechat_version,
                 state: WechatKeyState::Trusted,
@@ -139,6 +135,7 @@ impl KeyDir {
             }],
             rollout: None,
             partner: Vec::new(),
+            module: Vec::new(),
         };
         self.commit(&m)
     }
@@ -169,11 +166,62 @@ impl KeyDir {
         }
         let version = m.bank.iter().map(|b| b.version).max().unwrap_or(0) + 1;
         let key_file = self.write_new_bank_key(version)?;
-        m.bank.push(BankKeyEntry {
+        m.bank
+            .push(BankKeyEntry::file(version, BankKeyState::Staged, key_file));
+        self.commit(&m)?;
+        Ok(version)
+    }
+
+    /// Adds bank key version `max + 1` as `staged`, kept at `key_index` inside module `name`:
+    /// the module's exported signing public key is recorded as `bank-v<n>.pub` (what WeChat is
+    /// given and what every load compares the module against). `declare` adds the `[[module]]`
+    /// section when the manifest has none of that name yet. The whole resulting set is
+    /// validated as a load would (module opened, keys equal, a test signature verified) before
+    /// the manifest is written. Nothing secret is written: the key stays in the module.
+    pub fn add_module_key(
+        &self,
+        name: &str,
+        key_index: u32,
+        declare: Option<ModuleEntry>,
+    ) -> Result<u32, KeyRingError> {
+        let mut m = self.manifest()?;
+        if m.bank.is_empty() {
+            return Err(KeyRingError::Invalid(
+                "no key set here yet; start with `keys init`".into(),
+            ));
+        }
+        if let Some(new) = declare {
+            if m.module.iter().any(|x| x.name == new.name) {
+                return Err(KeyRingError::Invalid(format!(
+                    "module `{}` is already declared in keyring.toml; name it without --library",
+                    new.name
+                )));
+            }
+            m.module.push(new);
+        }
+        let spec = m.module.iter().find(|x| x.name == name).ok_or_else(|| {
+            KeyRingError::Invalid(format!(
+                "there is no [[module]] named `{name}`: declare it with --library and \
+                 --password-file"
+            ))
+        })?;
+        let public = module_public_key(spec, key_index)?;
+        let version = m.bank.iter().map(|b| b.version).max().unwrap_or(0) + 1;
+        let public_file = format!("bank-v{version}.pub");
+        write_atomic(
+            &self.dir.join(&public_file),
+            format!("{}\n", public.to_hex()).as_bytes(),
+            false,
+        )?;
+        let backend = spec.backend;
+        m.bank.push(BankKeyEntry::in_module(
             version,
-            state: BankKeyState::Staged,
-            private_key: key_file,
-        });
+            BankKeyState::Staged,
+            backend,
+            name.to_owned(),
+            key_index,
+            public_file,
+        ));
         self.commit(&m)?;
         Ok(version)
     }
@@ -298,6 +346,17 @@ impl KeyDir {
             .ok_or_else(|| {
                 KeyRingError::Invalid(format!("there is no bank key version {version}"))
             })?;
+        if let Some(public) = entry
+            .public_key
+            .as_ref()
+            .filter(|_| entry.backend != Backend::File)
+        {
+            // A module version: the public key recorded when it was added (the load checks the
+            // module still exports it).
+            let text = read_key_text(&self.dir.join(public), KeyFileKind::PublicKey)?;
+            return PublicKey::parse(&text)
+                .map_err(|e| KeyRingError::Invalid(format!("bank key v{version}: {e}")));
+        }
         let text = read_key_text(&self.dir.join(&entry.private_key), KeyFileKind::Secret)?;
         let sk = SecretKey::parse(&text)
             .map_err(|e| KeyRingError::Invalid(format!("bank key v{version}: {e}")))?;
@@ -581,4 +640,23 @@ pub fn describe_user(uid: u32) -> String {
         Some(n) => format!("{n} (uid {uid})"),
         None => format!("uid {uid}"),
     }
+}
+
+/// The signing public key of `key_index` as module `spec` exports it.
+fn module_public_key(spec: &ModuleEntry, key_index: u32) -> Result<PublicKey, KeyRingError> {
+    let fail = |cause: String| {
+        KeyRingError::Invalid(format!(
+            "{} module `{}` ({}): key index {key_index}: {cause}",
+            spec.backend.name(),
+            spec.name,
+            spec.library.display()
+        ))
+    };
+    let module =
+        sdf::Module::open(&spec.library, spec.profile.clone()).map_err(|e| fail(e.to_string()))?;
+    let mut session = module.session().map_err(|e| fail(e.to_string()))?;
+    let sec1 = session
+        .export_sign_public_key(key_index)
+        .map_err(|e| fail(e.to_string()))?;
+    PublicKey::from_sec1(&sec1).map_err(|e| fail(e.to_string()))
 }

@@ -2,12 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::file_rules::{read_key_text, FileRule, KeyDirHandle, KeyFileKind};
-use super::manifest::{BankKeyState, CredentialState, Manifest, WechatKeyState};
+use super::manifest::{
+    Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, WechatKeyState,
+};
 use super::published::{published_key, published_secret};
+use super::signer::{BankSigner, ModuleSettings, ModuleSigner, PROBE_MESSAGE};
 use super::{BankKey, KeyRing, PartnerCredential, PartnerSecret, WechatKey};
-use crate::crypto::{EngineKind, PublicKey, SecretKey};
+use crate::crypto::{EngineKind, PublicKey, SecretKey, Sm2Engine};
 use crate::partners::Channel;
 
 /// Why a key set was refused. Messages name files and versions, never key bytes.
@@ -57,9 +61,28 @@ pub enum KeyRingError {
         /// The rule it breaks.
         rule: SecretRule,
     },
+    /// A cryptographic module could not be opened or used (library missing, device error).
+    #[error(transparent)]
+    Module(Box<ModuleFailure>),
     /// The set breaks a rule (manifest, key material, demo keys outside demo mode).
     #[error("key set refused: {0}")]
     Invalid(String),
+}
+
+/// A module-backed bank version that could not be used: which, where, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("bank key v{version}: {backend} module `{module}` ({}): {cause}", library.display())]
+pub struct ModuleFailure {
+    /// The bank key version.
+    pub version: u32,
+    /// The backend (`sdf`).
+    pub backend: &'static str,
+    /// The module's name in the manifest.
+    pub module: String,
+    /// The vendor library.
+    pub library: PathBuf,
+    /// What failed (codes and names only; never the password).
+    pub cause: String,
 }
 
 impl KeyRingError {
@@ -167,23 +190,17 @@ fn build_from(
     }
     let eng = engine.engine();
     let mut bank = BTreeMap::new();
+    let mut modules = ModuleCache::default();
     for entry in &manifest.bank {
         if entry.state == BankKeyState::Retired {
             continue;
         }
-        let path = dir.join(&entry.private_key);
-        let text = keys.read_text(&entry.private_key, KeyFileKind::Secret)?;
-        let sk = SecretKey::parse(&text).map_err(|e| {
-            KeyRingError::Invalid(format!(
-                "bank key v{} ({}): {e}",
-                entry.version,
-                path.display()
-            ))
-        })?;
-        refuse_published_key(&path, &sk.public_key(), demo_mode)?;
-        let signer = eng
-            .signer(&sk, signer_id)
-            .map_err(|e| KeyRingError::Invalid(format!("bank key v{}: {e}", entry.version)))?;
+        let signer = match entry.backend {
+            Backend::File => file_signer(keys, entry, eng.as_ref(), signer_id, demo_mode)?,
+            Backend::Sdf => {
+                module_signer(keys, manifest, entry, &mut modules, eng.as_ref(), signer_id)?
+            }
+        };
         bank.insert(
             entry.version,
             BankKey {
@@ -229,6 +246,128 @@ fn build_from(
         manifest.demo,
         dir.to_path_buf(),
     )
+}
+
+fn file_signer(
+    keys: &KeyDirHandle,
+    entry: &BankKeyEntry,
+    eng: &dyn Sm2Engine,
+    signer_id: &[u8],
+    demo_mode: bool,
+) -> Result<BankSigner, KeyRingError> {
+    let path = keys.path().join(&entry.private_key);
+    let text = keys.read_text(&entry.private_key, KeyFileKind::Secret)?;
+    let sk = SecretKey::parse(&text).map_err(|e| {
+        KeyRingError::Invalid(format!(
+            "bank key v{} ({}): {e}",
+            entry.version,
+            path.display()
+        ))
+    })?;
+    refuse_published_key(&path, &sk.public_key(), demo_mode)?;
+    let signer = eng
+        .signer(&sk, signer_id)
+        .map_err(|e| KeyRingError::Invalid(format!("bank key v{}: {e}", entry.version)))?;
+    Ok(BankSigner::File(signer))
+}
+
+/// Modules opened during one load, by name: a reload opens them afresh (new device handle, new
+/// sessions), the old ring's close when its last request ends.
+#[derive(Default)]
+struct ModuleCache(BTreeMap<String, Arc<sdf::Module>>);
+
+/// A module-backed version: the module opened, the key's access right taken, its exported
+/// public key equal to the recorded one and a test signature verified — or the version (and
+/// with it the set) is refused, naming why.
+fn module_signer(
+    keys: &KeyDirHandle,
+    manifest: &Manifest,
+    entry: &BankKeyEntry,
+    modules: &mut ModuleCache,
+    eng: &dyn Sm2Engine,
+    signer_id: &[u8],
+) -> Result<BankSigner, KeyRingError> {
+    let version = entry.version;
+    // `Manifest::check` guarantees these are present and the module declared.
+    let (Some(name), Some(key_index), Some(public_file)) =
+        (&entry.module, entry.key_index, &entry.public_key)
+    else {
+        return Err(KeyRingError::Invalid(format!(
+            "bank key v{version}: module, key_index and public_key are required"
+        )));
+    };
+    let spec: &ModuleEntry = manifest
+        .module
+        .iter()
+        .find(|m| &m.name == name)
+        .ok_or_else(|| KeyRingError::Invalid(format!("bank key v{version}: no module `{name}`")))?;
+    let fail = |cause: String| {
+        KeyRingError::Module(Box::new(ModuleFailure {
+            version,
+            backend: entry.backend.name(),
+            module: name.clone(),
+            library: spec.library.clone(),
+            cause,
+        }))
+    };
+    let module = match modules.0.get(name) {
+        Some(m) => Arc::clone(m),
+        None => {
+            let m = Arc::new(
+                sdf::Module::open(&spec.library, spec.profile.clone())
+                    .map_err(|e| fail(e.to_string()))?,
+            );
+            modules.0.insert(name.clone(), Arc::clone(&m));
+            m
+        }
+    };
+    let password_path = if spec.password_file.is_absolute() {
+        spec.password_file.clone()
+    } else {
+        keys.path().join(&spec.password_file)
+    };
+    let password = sdf::Password::read_file(&password_path).map_err(|e| fail(e.to_string()))?;
+    let recorded_path = keys.path().join(public_file);
+    let recorded = PublicKey::parse(&keys.read_text(public_file, KeyFileKind::PublicKey)?)
+        .map_err(|e| {
+            KeyRingError::Invalid(format!(
+                "bank key v{version} ({}): {e}",
+                recorded_path.display()
+            ))
+        })?;
+    let settings = ModuleSettings {
+        name: name.clone(),
+        library: spec.library.clone(),
+        key_index,
+        sessions: usize::from(spec.sessions),
+        timeout: std::time::Duration::from_millis(spec.timeout_ms),
+    };
+    let signer = ModuleSigner::open(settings, module, password, signer_id)
+        .map_err(|e| fail(format!("key index {key_index}: {e}")))?;
+    if signer.public_key() != &recorded {
+        return Err(KeyRingError::Invalid(format!(
+            "bank key v{version}: the public key module `{name}` exports for key index \
+             {key_index} (fingerprint {}) is not the one recorded in {} (fingerprint {}); \
+             refusing the version",
+            signer.public_key().fingerprint(),
+            recorded_path.display(),
+            recorded.fingerprint()
+        )));
+    }
+    let signer = BankSigner::Module(Arc::new(signer));
+    let signature = signer
+        .sign(PROBE_MESSAGE)
+        .map_err(|e| fail(format!("key index {key_index}: test signature: {e}")))?;
+    let verifier = eng
+        .verifier(&recorded, signer_id)
+        .map_err(|e| KeyRingError::Invalid(format!("bank key v{version}: {e}")))?;
+    verifier.verify(PROBE_MESSAGE, &signature).map_err(|_| {
+        fail(format!(
+            "key index {key_index}: the test signature does not verify under the recorded \
+             public key; refusing the version"
+        ))
+    })?;
+    Ok(signer)
 }
 
 /// Longest partner secret accepted, bytes.

@@ -6,6 +6,21 @@
 //! version = 1
 //! state = "active"             # staged | active | retiring | retired
 //! private_key = "bank-v1.key"  # PKCS#8 PEM or hex, file mode 0600
+//! [[bank]]                     # a bank key kept inside a cryptographic module (docs/hsm.md)
+//! version = 2
+//! state = "staged"
+//! backend = "sdf"              # file (the default) | sdf
+//! module = "hsm1"              # the [[module]] below
+//! key_index = 1                # the key's index in the module
+//! public_key = "bank-v2.pub"   # the public key recorded when the version was added
+//! [[module]]                   # a GM/T 0018 (SDF) module
+//! name = "hsm1"
+//! library = "/opt/vendor/lib/libsdf.so"
+//! password_file = "hsm1.pass"  # the key access password, mode 0600 (relative: in this directory)
+//! sessions = 4                 # sessions kept open = signatures in flight at most
+//! timeout_ms = 2000            # one signature's deadline, queueing included
+//! [module.profile]             # the vendor profile (default: the standard's layouts)
+//! ecc_field_len = 64
 //! [[wechat]]                   # WeChat's verifying public keys
 //! version = 1
 //! state = "trusted"            # trusted | untrusted
@@ -50,6 +65,27 @@ pub enum WechatKeyState {
     Untrusted,
 }
 
+/// Where a bank key version's private key lives and signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A 0600 file in the key directory, signed with in the gateway's memory.
+    #[default]
+    File,
+    /// Inside a GM/T 0018 (SDF) cryptographic module; the gateway sends it 32-byte digests.
+    Sdf,
+}
+
+impl Backend {
+    /// The name used in the manifest, metrics and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+            Backend::Sdf => "sdf",
+        }
+    }
+}
+
 /// One bank key entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,8 +94,99 @@ pub struct BankKeyEntry {
     pub version: u32,
     /// Lifecycle state.
     pub state: BankKeyState,
-    /// File name of the private key, relative to the key directory.
+    /// Where the private key lives.
+    #[serde(default, skip_serializing_if = "is_file_backend")]
+    pub backend: Backend,
+    /// File name of the private key, relative to the key directory (`file` backend only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub private_key: String,
+    /// Name of the `[[module]]` holding the key (module backends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// The key's index inside the module (module backends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_index: Option<u32>,
+    /// File name of the public key recorded when the version was added (module backends):
+    /// the module's exported key must equal it at every load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+fn is_file_backend(b: &Backend) -> bool {
+    *b == Backend::File
+}
+
+impl BankKeyEntry {
+    /// A version whose private key is the file `private_key` in the key directory.
+    pub fn file(version: u32, state: BankKeyState, private_key: String) -> Self {
+        Self {
+            version,
+            state,
+            backend: Backend::File,
+            private_key,
+            module: None,
+            key_index: None,
+            public_key: None,
+        }
+    }
+
+    /// A version kept at `key_index` inside module `module`, its public key recorded in the file
+    /// `public_key`.
+    pub fn in_module(
+        version: u32,
+        state: BankKeyState,
+        backend: Backend,
+        module: String,
+        key_index: u32,
+        public_key: String,
+    ) -> Self {
+        Self {
+            version,
+            state,
+            backend,
+            private_key: String::new(),
+            module: Some(module),
+            key_index: Some(key_index),
+            public_key: Some(public_key),
+        }
+    }
+}
+
+/// A cryptographic module the bank keys of module backends live in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleEntry {
+    /// The name bank entries refer to.
+    pub name: String,
+    /// The kind of module (`sdf`).
+    #[serde(default = "sdf_backend")]
+    pub backend: Backend,
+    /// Absolute path of the vendor's shared library.
+    pub library: std::path::PathBuf,
+    /// The password file (private-key access right): a plain name inside the key directory or
+    /// an absolute path; mode 0600, owned by the gateway's user.
+    pub password_file: std::path::PathBuf,
+    /// The vendor profile (struct layouts, algorithm identifier); the standard's by default.
+    #[serde(default)]
+    pub profile: sdf::Profile,
+    /// Sessions kept open, i.e. signatures in flight at most (1–256).
+    #[serde(default = "default_sessions")]
+    pub sessions: u16,
+    /// Deadline of one signature, waiting for a session included, milliseconds (1–60000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn sdf_backend() -> Backend {
+    Backend::Sdf
+}
+
+fn default_sessions() -> u16 {
+    4
+}
+
+fn default_timeout_ms() -> u64 {
+    2000
 }
 
 /// One WeChat public key entry.
@@ -132,6 +259,9 @@ pub struct Manifest {
     /// Partner channel credentials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partner: Vec<PartnerEntry>,
+    /// Cryptographic modules holding bank keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub module: Vec<ModuleEntry>,
 }
 
 impl Manifest {
@@ -151,6 +281,7 @@ impl Manifest {
     /// ≥ 1, exactly one active bank key, at least one trusted WeChat key, a rollout only of a
     /// staged key with 0–100 %.
     pub fn check(&self) -> Result<(), KeyRingError> {
+        self.check_modules()?;
         let mut seen = std::collections::BTreeSet::new();
         for b in &self.bank {
             if b.version == 0 || !seen.insert(b.version) {
@@ -159,7 +290,7 @@ impl Manifest {
                     b.version
                 )));
             }
-            check_file_name(&b.private_key)?;
+            self.check_backend(b)?;
         }
         let mut seen = std::collections::BTreeSet::new();
         for w in &self.wechat {
@@ -219,6 +350,84 @@ impl Manifest {
 }
 
 impl Manifest {
+    /// A file version names its private key and nothing of a module; a module version names a
+    /// declared module of its backend, a key index and its recorded public key, and no private
+    /// key file.
+    fn check_backend(&self, b: &BankKeyEntry) -> Result<(), KeyRingError> {
+        let v = b.version;
+        match b.backend {
+            Backend::File => {
+                if b.module.is_some() || b.key_index.is_some() || b.public_key.is_some() {
+                    return Err(KeyRingError::Invalid(format!(
+                        "bank key v{v}: `module`, `key_index` and `public_key` belong to module \
+                         backends; a file version names only `private_key`"
+                    )));
+                }
+                check_file_name(&b.private_key)
+            }
+            backend => {
+                if !b.private_key.is_empty() {
+                    return Err(KeyRingError::Invalid(format!(
+                        "bank key v{v}: a {} version has no `private_key` file (the key stays \
+                         inside the module)",
+                        backend.name()
+                    )));
+                }
+                let (Some(module), Some(_), Some(public_key)) =
+                    (&b.module, b.key_index, &b.public_key)
+                else {
+                    return Err(KeyRingError::Invalid(format!(
+                        "bank key v{v}: a {} version needs `module`, `key_index` and `public_key`",
+                        backend.name()
+                    )));
+                };
+                check_file_name(public_key)?;
+                match self.module.iter().find(|m| &m.name == module) {
+                    Some(m) if m.backend == backend => Ok(()),
+                    Some(m) => Err(KeyRingError::Invalid(format!(
+                        "bank key v{v}: module `{module}` is a {} module, not {}",
+                        m.backend.name(),
+                        backend.name()
+                    ))),
+                    None => Err(KeyRingError::Invalid(format!(
+                        "bank key v{v}: there is no [[module]] named `{module}`"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Module rules: unique names, a module backend, an absolute library path, sane pool
+    /// numbers.
+    fn check_modules(&self) -> Result<(), KeyRingError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &self.module {
+            let name = &m.name;
+            if name.is_empty() || !seen.insert(name.as_str()) {
+                return Err(KeyRingError::Invalid(format!(
+                    "module name `{name}` is empty or repeated"
+                )));
+            }
+            if m.backend == Backend::File {
+                return Err(KeyRingError::Invalid(format!(
+                    "module `{name}`: backend `file` is not a module"
+                )));
+            }
+            if !m.library.is_absolute() {
+                return Err(KeyRingError::Invalid(format!(
+                    "module `{name}`: library {} must be an absolute path",
+                    m.library.display()
+                )));
+            }
+            if !(1..=256).contains(&m.sessions) || !(1..=60_000).contains(&m.timeout_ms) {
+                return Err(KeyRingError::Invalid(format!(
+                    "module `{name}`: sessions must be 1–256 and timeout_ms 1–60000"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Partner rules: ids of 1–64 letters, digits, `_ . -`; versions unique and ≥ 1 per partner;
     /// exactly one active version per partner that has any loaded version; no `accepted`
     /// open-platform secrets.
@@ -280,4 +489,76 @@ fn check_file_name(name: &str) -> Result<(), KeyRingError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[[bank]]\nversion = 1\nstate = \"active\"\nprivate_key = \"bank-v1.key\"\n\
+                        [[wechat]]\nversion = 1\nstate = \"trusted\"\npublic_key = \"w.pub\"\n";
+    const MODULE: &str = "[[module]]\nname = \"hsm\"\nlibrary = \"/opt/v/libsdf.so\"\n\
+                          password_file = \"hsm.pass\"\n";
+
+    fn check(extra: &str) -> Result<Manifest, String> {
+        let m = Manifest::parse(&format!("{BASE}{extra}")).map_err(|e| e.to_string())?;
+        m.check().map_err(|e| e.to_string())?;
+        Ok(m)
+    }
+
+    const V2: &str = "[[bank]]\nversion = 2\nstate = \"staged\"\nbackend = \"sdf\"\n\
+                      module = \"hsm\"\nkey_index = 3\npublic_key = \"bank-v2.pub\"\n";
+
+    #[test]
+    fn a_module_version_round_trips_with_its_module() {
+        let m = check(&format!("{V2}{MODULE}")).unwrap();
+        let v2 = &m.bank[1];
+        assert_eq!(v2.backend, Backend::Sdf);
+        assert_eq!((v2.key_index, v2.private_key.as_str()), (Some(3), ""));
+        assert_eq!(m.module[0].sessions, 4);
+        assert_eq!(m.module[0].timeout_ms, 2000);
+        assert_eq!(m.module[0].profile, sdf::Profile::standard());
+        let again = Manifest::parse(&m.to_toml().unwrap()).unwrap();
+        assert_eq!(again, m);
+        // A file version is written as before: no backend line, no module fields.
+        let text = m.to_toml().unwrap();
+        assert_eq!(text.matches("backend").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn module_rules_are_enforced_before_any_file_is_read() {
+        let refused = |extra: &str, why: &str| {
+            let err = check(extra).unwrap_err();
+            assert!(err.contains(why), "{err} (expected: {why})");
+        };
+        refused(V2, "no [[module]] named `hsm`");
+        refused(
+            &format!("{}private_key = \"k\"\n{MODULE}", V2),
+            "has no `private_key` file",
+        );
+        refused(
+            "[[bank]]\nversion = 2\nstate = \"staged\"\nbackend = \"sdf\"\nmodule = \"hsm\"\n",
+            "needs `module`, `key_index` and `public_key`",
+        );
+        refused(
+            "[[bank]]\nversion = 2\nstate = \"staged\"\nprivate_key = \"k\"\nkey_index = 1\n",
+            "belong to module backends",
+        );
+        refused(
+            &format!("{V2}{}", MODULE.replace("/opt/v/libsdf.so", "libsdf.so")),
+            "must be an absolute path",
+        );
+        refused(
+            &format!("{V2}{MODULE}sessions = 0\n"),
+            "sessions must be 1–256",
+        );
+        refused(&format!("{V2}{MODULE}{MODULE}"), "is empty or repeated");
+        refused(
+            &format!(
+                "{V2}{}",
+                MODULE.replace("name = \"hsm\"", "name = \"hsm\"\nbackend = \"file\"")
+            ),
+            "is not a module",
+        );
+    }
 }

@@ -12,6 +12,7 @@ pub mod file_rules;
 mod load;
 mod manifest;
 pub mod published;
+pub mod signer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,14 +25,15 @@ pub use file_rules::{
 };
 pub use load::{
     build_keyring, check_partner_secret, load_keyring, read_partner_secret, KeyRingError,
-    SecretRule, MAX_PARTNER_SECRET, MIN_PARTNER_SECRET,
+    ModuleFailure, SecretRule, MAX_PARTNER_SECRET, MIN_PARTNER_SECRET,
 };
 pub use manifest::{
-    BankKeyEntry, BankKeyState, CredentialState, Manifest, PartnerEntry, Rollout, WechatKeyEntry,
-    WechatKeyState,
+    Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, PartnerEntry,
+    Rollout, WechatKeyEntry, WechatKeyState,
 };
+pub use signer::{BankSignError, BankSigner, ModuleSignError, ModuleSigner};
 
-use crate::crypto::{PreparedSigner, PreparedVerifier, PublicKey};
+use crate::crypto::{PreparedVerifier, PublicKey};
 use crate::partners::Channel;
 
 /// One version of a partner secret (app secret, salt, app token). Zeroized on drop; `Debug`
@@ -84,8 +86,8 @@ pub struct BankKey {
     pub version: u32,
     /// Lifecycle state.
     pub state: BankKeyState,
-    /// Prepared signer.
-    pub signer: Box<dyn PreparedSigner>,
+    /// Who signs: the engine with a key file, or a module.
+    pub signer: BankSigner,
 }
 
 /// A WeChat key loaded for verifying.
@@ -216,6 +218,11 @@ impl KeyRing {
     /// The directory the set was loaded from.
     pub fn source(&self) -> &Path {
         &self.source
+    }
+
+    /// The modules behind loaded bank versions (for readiness).
+    pub fn modules(&self) -> impl Iterator<Item = &Arc<ModuleSigner>> {
+        self.bank.values().filter_map(|k| k.signer.module())
     }
 
     /// The public key of bank version `version`, for exporting to WeChat or checking responses.

@@ -107,18 +107,41 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     let ring = state.keyring().snapshot();
     let db = state.readiness().database_ok(&state).await;
     let redis = state.readiness().redis_ok(&state).await;
+    let module = modules_ok(&state, &ring).await;
+    let ready = db && module != Some(false);
     let body = serde_json::json!({
-        "status": if db { "ready" } else { "unavailable" },
+        "status": if ready { "ready" } else { "unavailable" },
+        "signing_module": match module { None => "none", Some(true) => "ok", Some(false) => "unavailable" },
         "database": if db { "ok" } else { "unavailable" },
         "replay_store": match redis { None => "memory", Some(true) => "ok", Some(false) => "unavailable" },
         "active_bank_key_version": ring.active_version(),
         "trusted_wechat_key_versions": ring.trusted_wechat_keys().map(|k| k.version).collect::<Vec<_>>(),
     });
-    if db {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Whether every signing module of the ring answers: `None` when no bank version uses one. A
+/// module marked unhealthy (a call failed or ran past its deadline) is probed with one test
+/// signature under its deadline, so a module that answers again makes the instance ready
+/// without waiting for traffic (the balancer sends none to an instance that is not ready).
+async fn modules_ok(state: &AppState, ring: &crate::keyring::KeyRing) -> Option<bool> {
+    let mut any = false;
+    let mut ok = true;
+    for m in ring.modules() {
+        any = true;
+        if !m.check().await {
+            tracing::warn!(module = m.name(), "signing module unavailable");
+            ok = false;
+        }
+    }
+    if any {
+        state.metrics().record_dependency("signing_module", ok);
+    }
+    any.then_some(ok)
 }
 
 /// Prometheus text exposition. The dependency verdicts are refreshed first (from the same

@@ -36,6 +36,7 @@ pub fn prepare_demo_keys(dir: &Path) -> Result<(), StartError> {
             manifest
                 .bank
                 .iter()
+                .filter(|b| b.backend == crate::keyring::Backend::File)
                 .map(|b| (dir.join(&b.private_key), KeyFileKind::Secret)),
         );
         files.extend(

@@ -2,13 +2,13 @@
 //! `ECCrefPublicKey` / `ECCSignature`, and the SM2 signature algorithm identifier. One code path
 //! reads every vendor's structures through these numbers; the default follows GM/T 0018-2012.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `SGD_SM2_1`, the SM2 signature algorithm (GM/T 0006).
 pub const SGD_SM2_1: u32 = 0x0002_0200;
 
 /// A vendor profile.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Profile {
     /// A name for logs and errors.

@@ -102,18 +102,32 @@ where
     let bank_version = key.map_or(0, |k| k.version);
     // Sign first, so the audit row keeps the signature that leaves; audit before the response
     // leaves; if the audit cannot be written, nothing of that answer leaves (a new signed 503).
-    let mut answer = respond::sign(&state, key, &body, echo_id.as_deref());
+    let mut answer = respond::sign(&state, key, &body, echo_id.as_deref()).await;
+    // A module that did not sign turns any answer into the unsigned 503 (audited as such).
+    let (status, body, code) = if matches!(answer, Err(respond::Unsigned::ModuleUnavailable)) {
+        let err = ApiError::unavailable("the bank's signing module", "signing module unavailable");
+        (err.status, err.body(), Some(err))
+    } else {
+        (status, body, code)
+    };
+    let audit = audit.map(|mut row| {
+        if let Some(err) = code.as_ref().filter(|_| answer.is_err()) {
+            row.outcome = err.code.as_str().to_string();
+            row.http_status = err.status.as_u16() as i16;
+        }
+        row
+    });
     let (status, body, code) = match audit {
         None => (status, body, code),
         Some(mut row) => {
             row.bank_key_version = bank_version as i32;
-            row.evidence.response = answer.as_ref().and_then(|a| a.evidence.clone());
+            row.evidence.response = answer.as_ref().ok().and_then(|a| a.evidence.clone());
             match state.accounts().store().insert_audit(&row).await {
                 Ok(()) => (status, body, code),
                 Err(e) => {
                     let err = ApiError::unavailable("the audit log", e);
                     let body = err.body();
-                    answer = respond::sign(&state, key, &body, echo_id.as_deref());
+                    answer = respond::sign(&state, key, &body, echo_id.as_deref()).await;
                     (err.status, body, Some(err))
                 }
             }

@@ -11,6 +11,7 @@
 pub mod partners;
 pub mod process;
 pub mod skips;
+pub mod softsdf;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,0 +1,305 @@
+//! Who signs for a bank key version: the gateway itself with a key file (`file`), or a
+//! cryptographic module holding the key (`sdf`, docs/hsm.md).
+//!
+//! Every backend signs the same digest: the gateway computes e = SM3(Z‖M) once (Z from the
+//! configured signer ID and the version's public key) and a module signs those 32 bytes. A
+//! module is a slow, blocking, possibly remote device, so its calls run on tokio's blocking
+//! pool, at most `sessions` at a time (one open session each), each under a deadline that
+//! includes the wait for a session. A call past its deadline answers [`ModuleSignError::Timeout`]
+//! at once; the stuck thread keeps its session slot until the module answers, so a hung module
+//! can never take more than `sessions` threads. The first answer that comes back marks the
+//! module healthy again — no restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::crypto::sm3::{message_digest, z_a};
+use crate::crypto::{PreparedSigner, PublicKey, SignError, Signature};
+
+/// The signing half of a loaded bank key version.
+pub enum BankSigner {
+    /// A key file, prepared by the configured engine; signs inline (microseconds).
+    File(Box<dyn PreparedSigner>),
+    /// A key inside a module.
+    Module(Arc<ModuleSigner>),
+}
+
+impl std::fmt::Debug for BankSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BankSigner::File(s) => write!(f, "BankSigner::File({})", s.public_key().fingerprint()),
+            BankSigner::Module(m) => write!(f, "{m:?}"),
+        }
+    }
+}
+
+impl BankSigner {
+    /// The version's public key.
+    pub fn public_key(&self) -> &PublicKey {
+        match self {
+            BankSigner::File(s) => s.public_key(),
+            BankSigner::Module(m) => &m.public,
+        }
+    }
+
+    /// `file` or `sdf`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            BankSigner::File(_) => "file",
+            BankSigner::Module(_) => "sdf",
+        }
+    }
+
+    /// The module behind this version, if any.
+    pub fn module(&self) -> Option<&Arc<ModuleSigner>> {
+        match self {
+            BankSigner::File(_) => None,
+            BankSigner::Module(m) => Some(m),
+        }
+    }
+
+    /// Signs `message` on the calling thread. For a module this blocks until it answers (no
+    /// deadline): for tools, load-time checks and tests — never on an async worker, where
+    /// [`Self::sign_async`] is the way.
+    pub fn sign(&self, message: &[u8]) -> Result<Signature, SignError> {
+        match self {
+            BankSigner::File(s) => s.sign(message),
+            BankSigner::Module(m) => m
+                .sign_blocking(&m.digest(message))
+                .map_err(|_| SignError("the signing module refused the signature")),
+        }
+    }
+
+    /// Signs `message`: a file key inline (no task, no await point of its own), a module key
+    /// off the async workers under the module's deadline.
+    pub async fn sign_async(&self, message: &[u8]) -> Result<Signature, BankSignError> {
+        match self {
+            BankSigner::File(s) => s.sign(message).map_err(BankSignError::Engine),
+            BankSigner::Module(m) => m.sign(message).await.map_err(BankSignError::Module),
+        }
+    }
+}
+
+/// Why a response could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum BankSignError {
+    /// The engine failed (cannot with a validated key; RNG failure).
+    #[error(transparent)]
+    Engine(SignError),
+    /// The module did not sign.
+    #[error(transparent)]
+    Module(ModuleSignError),
+}
+
+/// Why a module did not sign.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleSignError {
+    /// No answer within the deadline (module stuck or every session busy).
+    #[error("the signing module did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The module answered with an error.
+    #[error("the signing module failed: {0}")]
+    Device(#[from] sdf::SdfError),
+    /// The module's signature is not a valid encoding (checked by the client already; kept
+    /// for completeness).
+    #[error("the signing module returned a malformed signature")]
+    Malformed,
+    /// The blocking task did not finish (runtime shutting down).
+    #[error("the signing task was cancelled")]
+    Cancelled,
+}
+
+impl ModuleSignError {
+    /// The `reason` label of `gateway_signer_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ModuleSignError::Timeout(_) => "timeout",
+            ModuleSignError::Device(_) => "device",
+            ModuleSignError::Malformed => "malformed",
+            ModuleSignError::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where a module-backed version lives and how it is used.
+#[derive(Debug, Clone)]
+pub struct ModuleSettings {
+    /// The module's name in the manifest.
+    pub name: String,
+    /// The vendor library.
+    pub library: PathBuf,
+    /// The key's index.
+    pub key_index: u32,
+    /// Sessions kept open (= signatures in flight at most).
+    pub sessions: usize,
+    /// Deadline of one signature, queueing included.
+    pub timeout: Duration,
+}
+
+/// A bank key version inside an SDF module: the module, the key's access password, a pool of
+/// open sessions holding the key's access right, and the version's public key with its Z.
+pub struct ModuleSigner {
+    settings: ModuleSettings,
+    module: Arc<sdf::Module>,
+    password: sdf::Password,
+    public: PublicKey,
+    z_a: [u8; 32],
+    /// Open sessions not in use (each holds the key's access right).
+    idle: Mutex<Vec<sdf::Session>>,
+    /// One permit per session that may be in use.
+    slots: Arc<Semaphore>,
+    /// False from a failed or late call until the next call that succeeds.
+    healthy: AtomicBool,
+    /// A readiness probe is running.
+    probing: AtomicBool,
+}
+
+impl std::fmt::Debug for ModuleSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleSigner")
+            .field("module", &self.settings.name)
+            .field("library", &self.settings.library)
+            .field("key_index", &self.settings.key_index)
+            .field("public_key", &self.public.fingerprint())
+            .field("healthy", &self.is_healthy())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The message of the test signature made at load and by readiness probes.
+pub const PROBE_MESSAGE: &[u8] = b"pension-gateway module check";
+
+impl ModuleSigner {
+    /// Opens a session on `module`, takes key `key_index`'s access right and reads its public
+    /// key. The caller checks that key against the ring's record before using the signer.
+    pub fn open(
+        settings: ModuleSettings,
+        module: Arc<sdf::Module>,
+        password: sdf::Password,
+        signer_id: &[u8],
+    ) -> Result<Self, sdf::SdfError> {
+        let mut session = module.session()?;
+        session.check_sm2()?;
+        session.get_access_right(settings.key_index, &password)?;
+        let sec1 = session.export_sign_public_key(settings.key_index)?;
+        // The client checked the point is on the curve.
+        let public = PublicKey::from_sec1(&sec1).map_err(|_| sdf::SdfError::Layout {
+            function: "SDF_ExportSignPublicKey_ECC",
+            profile: module.profile().name.clone(),
+            what: "not a point on the SM2 curve",
+        })?;
+        let z_a = z_a(signer_id, &public).unwrap_or([0; 32]);
+        let slots = Arc::new(Semaphore::new(settings.sessions));
+        Ok(Self {
+            settings,
+            module,
+            password,
+            public,
+            z_a,
+            idle: Mutex::new(vec![session]),
+            slots,
+            healthy: AtomicBool::new(true),
+            probing: AtomicBool::new(false),
+        })
+    }
+
+    /// The public key the module exported for this key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// The module's name in the manifest.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The vendor library's path.
+    pub fn library(&self) -> &Path {
+        &self.settings.library
+    }
+
+    /// Whether the last call answered in time and without error.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// e = SM3(Z‖M) for this key.
+    fn digest(&self, message: &[u8]) -> [u8; 32] {
+        message_digest(&self.z_a, message)
+    }
+
+    /// Signs `message` off the async workers: e computed here, the module call on the blocking
+    /// pool, the whole under the deadline.
+    pub async fn sign(self: &Arc<Self>, message: &[u8]) -> Result<Signature, ModuleSignError> {
+        let e = self.digest(message);
+        let deadline = self.settings.timeout;
+        let me = Arc::clone(self);
+        let call = async move {
+            let slot = Arc::clone(&me.slots)
+                .acquire_owned()
+                .await
+                .map_err(|_| ModuleSignError::Cancelled)?;
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                me.sign_blocking(&e)
+            })
+            .await
+            .map_err(|_| ModuleSignError::Cancelled)?
+        };
+        match tokio::time::timeout(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.healthy.store(false, Ordering::Relaxed);
+                Err(ModuleSignError::Timeout(deadline))
+            }
+        }
+    }
+
+    /// One signature on the calling thread (blocks while the module does): an idle session,
+    /// or a new one with the key's access right; a session that failed is closed, not reused.
+    fn sign_blocking(&self, e: &[u8; 32]) -> Result<Signature, ModuleSignError> {
+        let result = self.sign_with_session(e);
+        self.healthy.store(result.is_ok(), Ordering::Relaxed);
+        result
+    }
+
+    fn sign_with_session(&self, e: &[u8; 32]) -> Result<Signature, ModuleSignError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        let mut session = match idle {
+            Some(s) => s,
+            None => {
+                let mut s = self.module.session()?;
+                s.get_access_right(self.settings.key_index, &self.password)?;
+                s
+            }
+        };
+        let raw = session.sign_digest(self.settings.key_index, e)?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(session);
+        Signature::from_scalars(raw.r, raw.s).map_err(|_| ModuleSignError::Malformed)
+    }
+
+    /// Readiness: healthy, or a probe signature (under the deadline) succeeds now. At most one
+    /// probe runs at a time; a check during a probe answers "not healthy".
+    pub async fn check(self: &Arc<Self>) -> bool {
+        if self.is_healthy() {
+            return true;
+        }
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let ok = self.sign(PROBE_MESSAGE).await.is_ok();
+        self.probing.store(false, Ordering::Release);
+        ok
+    }
+}
