@@ -11,6 +11,7 @@ mod common;
 
 mod accounts;
 mod audit_batch;
+mod audit_chain;
 mod audit_evidence;
 mod audit_kill;
 mod audit_log;
