@@ -124,9 +124,9 @@ pub fn parse_witness(text: &str) -> Result<Vec<SignedCheckpoint>, Finding> {
 pub async fn verify_store(
     store: &Store,
     witness: &[SignedCheckpoint],
-    verifier: &dyn CheckpointVerifier,
+    verifier: &(dyn CheckpointVerifier + Sync),
     since_ms: Option<i64>,
-    progress: &mut dyn FnMut(&str, u64),
+    progress: &mut (dyn FnMut(&str, u64) + Send),
 ) -> Result<Result<Summary, Finding>, StoreError> {
     let (total, after) = store.audit_unchained().await?;
     if after > 0 {
@@ -153,9 +153,9 @@ async fn verify_instance(
     store: &Store,
     instance: &str,
     witness: &[SignedCheckpoint],
-    verifier: &dyn CheckpointVerifier,
+    verifier: &(dyn CheckpointVerifier + Sync),
     since_ms: Option<i64>,
-    progress: &mut dyn FnMut(&str, u64),
+    progress: &mut (dyn FnMut(&str, u64) + Send),
 ) -> Result<Result<InstanceSummary, Finding>, StoreError> {
     let damaged = |damage| Finding::Damaged {
         instance: instance.to_owned(),
@@ -283,7 +283,7 @@ pub struct LogProof {
 pub async fn log_proof(
     store: &Store,
     r: &AuditRecord,
-    verifier: &dyn CheckpointVerifier,
+    verifier: &(dyn CheckpointVerifier + Sync),
 ) -> Result<LogProof, StoreError> {
     let Some(row) = stored_row(r) else {
         return Ok(LogProof {
