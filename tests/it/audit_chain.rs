@@ -414,3 +414,53 @@ async fn audit_verify_command_exit_codes() {
         "{out}"
     );
 }
+
+/// The `audit verify` rate (rows/s) on a SQLite file of `AUDIT_VERIFY_ROWS` rows (default
+/// 1,000,000) written through the real writer, checkpoints every 1000 rows. Not run by
+/// default (minutes): `AUDIT_VERIFY_ROWS=1000000 cargo test --test it verify_rate -- --ignored
+/// --nocapture`; docs/performance.md has the figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn verify_rate() {
+    let n: u32 = std::env::var("AUDIT_VERIFY_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::sqlite_file_db(dir.path()).await;
+    let key = SecretKey::generate();
+    let witness = dir.path().join("witness.log");
+    assert!(db.store.chain_audit(setup(&key, &witness, 1000)));
+    let started = std::time::Instant::now();
+    let mut next = 0;
+    while next < n {
+        let end = (next + 4096).min(n);
+        let writes = (next..end).map(|i| {
+            let store = db.store.clone();
+            tokio::spawn(async move { store.insert_audit(&row(i)).await })
+        });
+        for w in futures_util::future::join_all(writes).await {
+            w.unwrap().unwrap();
+        }
+        next = end;
+    }
+    let wrote = started.elapsed();
+    let log = Log {
+        db,
+        key,
+        witness,
+        _dir: dir,
+    };
+    let started = std::time::Instant::now();
+    let s = log.verify().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(s.instances[0].rows, u64::from(n));
+    eprintln!(
+        "wrote {n} chained rows in {:.1} s ({:.0} rows/s); audit verify: {:.1} s, {:.0} rows/s, {} checkpoint roots",
+        wrote.as_secs_f64(),
+        f64::from(n) / wrote.as_secs_f64(),
+        took.as_secs_f64(),
+        f64::from(n) / took.as_secs_f64(),
+        s.instances[0].checkpoints
+    );
+}
