@@ -23,17 +23,15 @@ fn row(i: u64) -> AuditLeaf {
         pension_status: Some(1),
         request: Some(SignedEvidence {
             nonce: "5f270f2ff52b0c67dd47cd5c3ee17e91".into(),
-            timestamp: 1_700_000_000,
-            key_version: 1,
-            digest_e: [0x11; 32],
-            signature_sm3: [0x22; 32],
+            timestamp: "1700000000".into(),
+            digest: [0x11; 32],
+            signature: [0x22; 64],
         }),
         response: Some(SignedEvidence {
             nonce: "0b1e0c7d5d6f4e1a9e2c3b4a5f6e7d8c".into(),
-            timestamp: 1_700_000_001,
-            key_version: 2,
-            digest_e: [0x33; 32],
-            signature_sm3: [0x44; 32],
+            timestamp: "1700000001".into(),
+            digest: [0x33; 32],
+            signature: [0x44; 64],
         }),
     }
 }

@@ -66,6 +66,8 @@ pub struct Settings {
     pub partners: PartnerSettings,
     /// TLS on the public listener and for outbound HTTPS calls (docs/tls.md).
     pub tls: TlsSettings,
+    /// The tamper-evident audit log: hash chain, signed checkpoints, witness file (docs/audit.md).
+    pub audit: AuditSettings,
 }
 
 /// Lowest TLS version the public listener accepts (`tls.min_version`).
@@ -511,6 +513,90 @@ pub struct DatabaseSettings {
     pub migrate_on_start: bool,
 }
 
+/// `[audit]`: every audit row the group-commit writer commits joins this instance's SM3 hash
+/// chain and Merkle tree; signed checkpoints go to `audit_checkpoints` and to the witness file
+/// (docs/audit.md). Needs `database.group_commit` (rows written without the writer stay
+/// unchained, and `audit verify` reports them).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Chain the audit rows (default true). False writes rows without chain columns — the
+    /// baseline for the cost measurement only; `audit verify` then reports unchained rows.
+    pub chain: bool,
+    /// This instance's chain name: 1–64 characters from `A-Z a-z 0-9 . _ : -`, unique among the
+    /// gateways writing one database and kept across restarts (a restarted instance continues
+    /// its chain from its last row). Empty (default): the host name, cut to the allowed
+    /// characters (`gateway` if nothing is left). Set it explicitly when several instances run
+    /// on one host.
+    pub instance_id: String,
+    /// Sign a checkpoint once this many rows are uncovered (default 1000).
+    pub checkpoint_rows: u64,
+    /// …or once the oldest uncovered row is this many seconds old (default 60): checked at every
+    /// batch and, while no batch comes, by a timer.
+    pub checkpoint_secs: u64,
+    /// The witness file: every checkpoint is appended to it as one line (`O_APPEND`, `fsync`
+    /// after each). Keep it outside the database's reach and ship it off the host
+    /// (docs/audit.md). `serve` creates a missing directory and refuses to start when the file
+    /// cannot be opened for appending.
+    pub witness_file: PathBuf,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            chain: true,
+            instance_id: String::new(),
+            checkpoint_rows: 1000,
+            checkpoint_secs: 60,
+            witness_file: PathBuf::from("data/audit-witness.log"),
+        }
+    }
+}
+
+impl AuditSettings {
+    /// `instance_id`, or the host name cut to the allowed characters when it is empty.
+    pub fn resolved_instance_id(&self) -> String {
+        if !self.instance_id.is_empty() {
+            return self.instance_id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_default();
+        let id: String = host
+            .trim()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+            .take(crate::audit::chain::MAX_INSTANCE_ID_LEN)
+            .collect();
+        if id.is_empty() {
+            "gateway".into()
+        } else {
+            id
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.instance_id.is_empty()
+            && !crate::audit::chain::valid_instance_id(&self.instance_id)
+        {
+            return Err(ConfigError(
+                "audit.instance_id must be 1–64 characters from A-Z a-z 0-9 . _ : -".into(),
+            ));
+        }
+        if self.checkpoint_rows == 0 || self.checkpoint_secs == 0 {
+            return Err(ConfigError(
+                "audit.checkpoint_rows and audit.checkpoint_secs must be at least 1".into(),
+            ));
+        }
+        if self.chain && self.witness_file.as_os_str().is_empty() {
+            return Err(ConfigError(
+                "audit.witness_file must name a file while audit.chain is on".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[accounts]`
 #[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -722,6 +808,7 @@ impl Settings {
     /// Checks cross-field rules; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.partners.validate()?;
+        self.audit.validate()?;
         self.tls.validate()?;
         let w = &self.wechat;
         if !w.route.starts_with('/') || w.route.contains(['?', '#', ' ']) {

@@ -1,8 +1,8 @@
 //! The canonical, versioned encoding of one audit row as a Merkle leaf.
 //!
 //! The leaf carries identifiers, codes, times, key versions and digests — never personal data:
-//! the queried identity enters only as the keyed digest the row already stores, and the
-//! signatures of both sides enter as SM3 digests of their raw r ‖ s bytes. Every field has a fixed
+//! the queried identity enters only as the keyed digest the row already stores; the evidence of
+//! both signatures enters as stored (nonce, timestamp text, digest e, raw r ‖ s). Every field has a fixed
 //! place; integers are fixed-width big-endian, optional values are a presence byte (0 or 1)
 //! followed by the value, byte strings are a 4-byte big-endian length then the bytes. So a leaf
 //! has exactly one parse ([`AuditLeaf::decode`] refuses anything [`AuditLeaf::encode`] could not
@@ -17,20 +17,10 @@ pub const LEAF_VERSION: u8 = 1;
 /// outcome ≤ 32); the bound keeps a hostile encoding from asking for a huge allocation.
 pub const MAX_FIELD_LEN: usize = 1024;
 
-/// What one side signed, kept as evidence without the body (the security review's item 10).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedEvidence {
-    /// The nonce of the signed message (opaque random text, not personal data).
-    pub nonce: String,
-    /// The timestamp the signer put in the signed message (Unix seconds).
-    pub timestamp: i64,
-    /// Key version of the signing key.
-    pub key_version: i32,
-    /// e = SM3(Z_A ‖ M): the digest the SM2 signature is over.
-    pub digest_e: Hash,
-    /// SM3 of the signature's raw 64 bytes r ‖ s.
-    pub signature_sm3: Hash,
-}
+/// What one side signed, kept as evidence without the body (the security review's item 10): the
+/// store's own type, so the row written and the leaf hashed cannot drift apart. Its key version
+/// is the row's (`wechat_key_version` for the request, `bank_key_version` for the answer).
+pub use crate::store::SignedEvidence;
 
 /// The columns of one audit row that enter the log, in a form independent of the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,10 +114,9 @@ impl AuditLeaf {
                 Some(ev) => {
                     out.push(1);
                     put_text(out, &ev.nonce)?;
-                    out.extend_from_slice(&ev.timestamp.to_be_bytes());
-                    out.extend_from_slice(&ev.key_version.to_be_bytes());
-                    out.extend_from_slice(&ev.digest_e);
-                    out.extend_from_slice(&ev.signature_sm3);
+                    put_text(out, &ev.timestamp)?;
+                    out.extend_from_slice(&ev.digest);
+                    out.extend_from_slice(&ev.signature);
                 }
             }
         }
@@ -167,10 +156,9 @@ impl AuditLeaf {
             if r.presence()? {
                 *slot = Some(SignedEvidence {
                     nonce: r.text()?,
-                    timestamp: i64::from_be_bytes(r.array()?),
-                    key_version: i32::from_be_bytes(r.array()?),
-                    digest_e: r.array()?,
-                    signature_sm3: r.array()?,
+                    timestamp: r.text()?,
+                    digest: r.array()?,
+                    signature: r.array()?,
                 });
             }
         }
@@ -283,10 +271,9 @@ pub(crate) mod tests {
             pension_status: Some(1),
             request: Some(SignedEvidence {
                 nonce: "n0nce".into(),
-                timestamp: 1_700_000_000,
-                key_version: 1,
-                digest_e: [0x22; 32],
-                signature_sm3: [0x33; 32],
+                timestamp: "1700000000".into(),
+                digest: [0x22; 32],
+                signature: [0x33; 64],
             }),
             response: None,
         }
@@ -359,20 +346,20 @@ pub(crate) mod tests {
         proptest::option::of(
             (
                 "[ -~]{0,40}",
-                any::<i64>(),
-                any::<i32>(),
+                "[0-9]{0,18}",
                 any::<[u8; 32]>(),
-                any::<[u8; 32]>(),
+                proptest::collection::vec(any::<u8>(), 64),
             )
-                .prop_map(
-                    |(nonce, timestamp, key_version, digest_e, signature_sm3)| SignedEvidence {
+                .prop_map(|(nonce, timestamp, digest, sig)| {
+                    let mut signature = [0u8; 64];
+                    signature.copy_from_slice(&sig);
+                    SignedEvidence {
                         nonce,
                         timestamp,
-                        key_version,
-                        digest_e,
-                        signature_sm3,
-                    },
-                ),
+                        digest,
+                        signature,
+                    }
+                }),
         )
     }
 

@@ -9,6 +9,7 @@
 //!   verifier.
 
 pub mod chain;
+pub mod check;
 pub mod checkpoint;
 pub mod leaf;
 pub mod merkle;
@@ -22,4 +23,4 @@ pub use checkpoint::{
 };
 pub use leaf::{AuditLeaf, LeafError, SignedEvidence};
 pub use merkle::{Frontier, Hash, ProofError};
-pub use verify::{verify_log, Damage, Intact, Start, StoredRow};
+pub use verify::{verify_log, Damage, Intact, LogVerifier, Start, StoredRow};

@@ -150,117 +150,200 @@ pub fn verify_log(
     witness: &[SignedCheckpoint],
     verifier: &dyn CheckpointVerifier,
 ) -> Result<Intact, Damage> {
-    let instance = start.head.instance_id.clone();
-    // 1. Signatures. A checkpoint of another instance is refused like a forged one.
-    for cp in checkpoints.iter().chain(witness) {
-        let size = cp.checkpoint.size;
-        if cp.checkpoint.instance_id != instance || cp.verify(verifier).is_err() {
-            return Err(Damage::BadSignature { size });
-        }
+    let mut v = LogVerifier::new(start, checkpoints, witness, verifier)?;
+    for row in rows {
+        v.push(row)?;
     }
-    // 2. Consecutive checkpoints, in each list's own (write) order.
-    for list in [checkpoints, witness] {
-        for pair in list.windows(2) {
-            let [a, b] = pair else { continue };
-            let (a, b) = (&a.checkpoint, &b.checkpoint);
-            if b.size < a.size
-                || b.time_ms < a.time_ms
-                || (b.size == a.size && !hash_eq(&a.root, &b.root))
-            {
-                return Err(Damage::InconsistentCheckpoints {
-                    first: a.size,
-                    second: b.size,
-                });
+    v.finish()
+}
+
+/// [`verify_log`] one row at a time, for tables too large to hold: [`LogVerifier::new`] runs
+/// steps 1 and 2, [`LogVerifier::push`] step 3 for each row in sequence order,
+/// [`LogVerifier::finish`] steps 4 and 5. Names exactly what [`verify_log`] names.
+pub struct LogVerifier<'a> {
+    instance: String,
+    checkpoints: &'a [SignedCheckpoint],
+    witness: &'a [SignedCheckpoint],
+    targets: Vec<(u64, Hash)>,
+    next_target: usize,
+    head: ChainHead,
+    frontier: Frontier,
+    rows: u64,
+    checked: usize,
+    /// A row whose sequence number was later than expected: a gap, unless the next row is the
+    /// expected one (then the two were swapped).
+    pending: Option<(u64, u64)>,
+}
+
+impl<'a> LogVerifier<'a> {
+    /// Checks the checkpoints' signatures and their order.
+    pub fn new(
+        start: Start,
+        checkpoints: &'a [SignedCheckpoint],
+        witness: &'a [SignedCheckpoint],
+        verifier: &dyn CheckpointVerifier,
+    ) -> Result<Self, Damage> {
+        let instance = start.head.instance_id.clone();
+        // 1. Signatures. A checkpoint of another instance is refused like a forged one.
+        for cp in checkpoints.iter().chain(witness) {
+            let size = cp.checkpoint.size;
+            if cp.checkpoint.instance_id != instance || cp.verify(verifier).is_err() {
+                return Err(Damage::BadSignature { size });
             }
         }
+        // 2. Consecutive checkpoints, in each list's own (write) order.
+        for list in [checkpoints, witness] {
+            for pair in list.windows(2) {
+                let [a, b] = pair else { continue };
+                let (a, b) = (&a.checkpoint, &b.checkpoint);
+                if b.size < a.size
+                    || b.time_ms < a.time_ms
+                    || (b.size == a.size && !hash_eq(&a.root, &b.root))
+                {
+                    return Err(Damage::InconsistentCheckpoints {
+                        first: a.size,
+                        second: b.size,
+                    });
+                }
+            }
+        }
+        // Roots to check, by size (both lists; a size they disagree on was refused in step 2
+        // only when consecutive, so check every one).
+        let mut targets: Vec<(u64, Hash)> = checkpoints
+            .iter()
+            .chain(witness)
+            .map(|c| (c.checkpoint.size, c.checkpoint.root))
+            .filter(|(size, _)| *size > start.frontier.size())
+            .collect();
+        targets.sort_by_key(|(size, _)| *size);
+        targets.dedup();
+        Ok(LogVerifier {
+            instance,
+            checkpoints,
+            witness,
+            targets,
+            next_target: 0,
+            head: start.head,
+            frontier: start.frontier,
+            rows: 0,
+            checked: 0,
+            pending: None,
+        })
     }
-    // Roots to check, by size (both lists; a size they disagree on was refused in step 2
-    // only when consecutive, so check every one).
-    let mut targets: Vec<(u64, Hash)> = checkpoints
-        .iter()
-        .chain(witness)
-        .map(|c| (c.checkpoint.size, c.checkpoint.root))
-        .filter(|(size, _)| *size > start.frontier.size())
-        .collect();
-    targets.sort_by_key(|(size, _)| *size);
-    targets.dedup();
-    let mut next_target = 0;
 
-    // 3. Rows.
-    let Start {
-        mut head,
-        mut frontier,
-    } = start;
-    let mut checked = 0;
-    for (i, row) in rows.iter().enumerate() {
+    /// Rows accepted so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Checks the next row (step 3).
+    pub fn push(&mut self, row: &StoredRow) -> Result<(), Damage> {
         let leaf = &row.leaf;
-        let expected = head.next_seq;
-        if leaf.instance_id != instance {
+        let expected = self.head.next_seq;
+        if let Some((expected, found)) = self.pending {
+            return Err(
+                if leaf.instance_id == self.instance && leaf.seq == expected {
+                    Damage::SwappedRows { expected, found }
+                } else {
+                    Damage::Gap { expected, found }
+                },
+            );
+        }
+        if leaf.instance_id != self.instance {
             return Err(Damage::ForeignRow { seq: leaf.seq });
         }
         if leaf.seq != expected {
-            let next_is_expected = rows.get(i + 1).is_some_and(|n| n.leaf.seq == expected);
-            return Err(if leaf.seq < expected || next_is_expected {
-                Damage::SwappedRows {
+            if leaf.seq < expected {
+                return Err(Damage::SwappedRows {
                     expected,
                     found: leaf.seq,
-                }
-            } else {
-                Damage::Gap {
-                    expected,
-                    found: leaf.seq,
-                }
-            });
+                });
+            }
+            // Decided by the next row (or `finish`).
+            self.pending = Some((expected, leaf.seq));
+            return Ok(());
         }
         // A row that cannot be encoded cannot have been written by the writer: edited.
         let hash = match leaf.leaf_hash() {
             Ok(h) if hash_eq(&h, &row.chain_hash) => h,
-            _ => return Err(Damage::EditedLeaf { seq: expected }),
+            _ => {
+                return Err(match moved_from(leaf, &row.chain_hash) {
+                    Some(found) => Damage::SwappedRows { expected, found },
+                    None => Damage::EditedLeaf { seq: expected },
+                })
+            }
         };
-        if !hash_eq(&leaf.prev_hash, &head.prev_hash) {
+        if !hash_eq(&leaf.prev_hash, &self.head.prev_hash) {
             return Err(Damage::BrokenLink { seq: expected });
         }
-        head.next_seq += 1;
-        head.prev_hash = hash;
-        frontier.push(hash);
-        while let Some((size, root)) = targets.get(next_target) {
-            if *size != frontier.size() {
+        self.head.next_seq += 1;
+        self.head.prev_hash = hash;
+        self.frontier.push(hash);
+        self.rows += 1;
+        while let Some((size, root)) = self.targets.get(self.next_target) {
+            if *size != self.frontier.size() {
                 break;
             }
-            if !hash_eq(root, &frontier.root()) {
+            if !hash_eq(root, &self.frontier.root()) {
                 return Err(Damage::RootMismatch { size: *size });
             }
-            checked += 1;
-            next_target += 1;
+            self.checked += 1;
+            self.next_target += 1;
         }
+        Ok(())
     }
-    // 4. Checkpoints beyond the last row.
-    if let Some((size, _)) = targets.get(next_target) {
-        return Err(Damage::TruncatedTail {
-            size: *size,
-            rows: frontier.size(),
-        });
-    }
-    // 5. Database and witness hold the same checkpoints.
-    for cp in checkpoints {
-        if !witness.contains(cp) {
-            return Err(Damage::WitnessMissing {
-                size: cp.checkpoint.size,
+
+    /// Steps 4 and 5, after the last row.
+    pub fn finish(self) -> Result<Intact, Damage> {
+        if let Some((expected, found)) = self.pending {
+            return Err(Damage::Gap { expected, found });
+        }
+        // 4. Checkpoints beyond the last row.
+        if let Some((size, _)) = self.targets.get(self.next_target) {
+            return Err(Damage::TruncatedTail {
+                size: *size,
+                rows: self.frontier.size(),
             });
         }
-    }
-    for cp in witness {
-        if !checkpoints.contains(cp) {
-            return Err(Damage::CheckpointMissing {
-                size: cp.checkpoint.size,
-            });
+        // 5. Database and witness hold the same checkpoints.
+        for cp in self.checkpoints {
+            if !self.witness.contains(cp) {
+                return Err(Damage::WitnessMissing {
+                    size: cp.checkpoint.size,
+                });
+            }
         }
+        for cp in self.witness {
+            if !self.checkpoints.contains(cp) {
+                return Err(Damage::CheckpointMissing {
+                    size: cp.checkpoint.size,
+                });
+            }
+        }
+        Ok(Intact {
+            end: Start {
+                head: self.head,
+                frontier: self.frontier,
+            },
+            rows: self.rows,
+            checkpoints: self.checked,
+        })
     }
-    Ok(Intact {
-        end: Start { head, frontier },
-        rows: rows.len() as u64,
-        checkpoints: checked,
-    })
+}
+
+/// How far from its place a row whose sequence number was rewritten is looked for.
+const MOVE_WINDOW: u64 = 16;
+
+/// A row that does not hash to its chain hash at its sequence number but does at a nearby one
+/// was moved there (its sequence number exchanged with another row's): that number.
+fn moved_from(leaf: &AuditLeaf, chain_hash: &Hash) -> Option<u64> {
+    let mut moved = leaf.clone();
+    (leaf.seq.saturating_sub(MOVE_WINDOW)..=leaf.seq.saturating_add(MOVE_WINDOW))
+        .filter(|s| *s != leaf.seq)
+        .find(|s| {
+            moved.seq = *s;
+            moved.leaf_hash().is_ok_and(|h| hash_eq(&h, chain_hash))
+        })
 }
 
 #[cfg(test)]

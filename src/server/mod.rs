@@ -102,6 +102,14 @@ pub enum StartError {
     /// The TLS certificate, key or CA file was refused.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// `audit.witness_file` cannot be opened for appending.
+    #[error("audit.witness_file {}: cannot be opened for appending: {source}", path.display())]
+    Witness {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl From<crate::store::StoreError> for StartError {
@@ -363,6 +371,7 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartError> {
         }
     }
     let keyring = load_keys(settings)?;
+    chain_audit(settings, &store, &keyring)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = build_state(settings, store, keyring, Arc::clone(&clock))?;
     check_redis(settings, state.replay()).await?;
@@ -371,6 +380,60 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartError> {
         tracing::info!(accounts = n, "demo accounts seeded");
     }
     Ok(state)
+}
+
+/// Opens `audit.witness_file` for appending (a missing directory is created).
+pub fn open_witness(settings: &Settings) -> Result<crate::store::Witness, StartError> {
+    let path = &settings.audit.witness_file;
+    let err = |source| StartError::Witness {
+        path: path.clone(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    crate::store::Witness::open(path).map_err(err)
+}
+
+/// Chains the audit rows of `store` (`[audit]`): checkpoints signed by the key ring's active
+/// bank key of the moment — through the same signer as the answers — and witnessed in
+/// `audit.witness_file`, which must open for appending. Nothing when `audit.chain` is off.
+pub fn chain_audit(
+    settings: &Settings,
+    store: &Store,
+    keyring: &Arc<KeyRingHandle>,
+) -> Result<(), StartError> {
+    let a = &settings.audit;
+    if !a.chain {
+        tracing::warn!("audit.chain is off: audit rows are written without the hash chain");
+        return Ok(());
+    }
+    let witness = open_witness(settings)?;
+    let ring = Arc::clone(keyring);
+    let setup = crate::store::ChainSetup {
+        instance_id: a.resolved_instance_id(),
+        checkpoint_rows: a.checkpoint_rows,
+        checkpoint_every: std::time::Duration::from_secs(a.checkpoint_secs),
+        sign: Box::new(move |cp: crate::audit::Checkpoint| {
+            let snapshot = ring.snapshot();
+            let version = snapshot.active_version();
+            let key = snapshot
+                .bank_key(version)
+                .ok_or(crate::audit::CheckpointError::UnknownKey(version))?;
+            cp.sign(key)
+        }),
+        witness,
+    };
+    let instance = setup.instance_id.clone();
+    if store.chain_audit(setup) {
+        tracing::info!(%instance, witness = %a.witness_file.display(), "audit rows are chained");
+    } else {
+        tracing::warn!(
+            "audit rows are written without the hash chain: this store has no group-commit \
+             writer (database.group_commit = false or in-memory SQLite)"
+        );
+    }
+    Ok(())
 }
 
 /// Runs the gateway until SIGTERM/SIGINT (graceful: in-flight requests finish).

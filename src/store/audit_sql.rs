@@ -15,26 +15,40 @@
 
 use std::fmt::Write;
 
+use super::audit_chain::{ChainCols, CheckpointRow};
 use super::models::SignedEvidence;
 use super::NewAudit;
 
 const HEAD: &str = "INSERT INTO query_audit (batch_id, request_id, received_at_ms, outcome, \
                     http_status, bank_key_version, wechat_key_version, id_digest, pension_status, \
                     channel, req_nonce, req_timestamp, req_digest, req_signature, resp_nonce, \
-                    resp_timestamp, resp_digest, resp_signature) VALUES ";
+                    resp_timestamp, resp_digest, resp_signature, instance_id, seq, prev_hash, \
+                    leaf_hash) VALUES ";
+
+const CHECKPOINT_HEAD: &str = "INSERT INTO audit_checkpoints (instance_id, tree_size, time_ms, \
+                               key_version, note, frontier) VALUES ";
+
+/// One row of a batch and, when the chain is on, its instance id and chain columns.
+pub(crate) type BatchRow<'a> = (&'a NewAudit, Option<(&'a str, &'a ChainCols)>);
 
 const BATCH_HEAD: &str = "INSERT INTO audit_batches (batch_id, committed, recorded_at_ms) VALUES ";
 
-/// The whole batch: `START TRANSACTION; INSERT INTO query_audit …; INSERT INTO audit_batches
-/// …; COMMIT` for `rows` (at least one), every value a literal as above.
+/// The whole batch: `START TRANSACTION; INSERT INTO query_audit …; [INSERT INTO
+/// audit_checkpoints …;] INSERT INTO audit_batches …; COMMIT` for `rows` (at least one), every
+/// value a literal as above.
 pub(crate) fn mysql_batch<'a>(
     batch_id: &[u8; 16],
     now_ms: i64,
-    rows: impl IntoIterator<Item = &'a NewAudit>,
+    rows: impl IntoIterator<Item = BatchRow<'a>>,
+    checkpoint: Option<(&str, &CheckpointRow)>,
 ) -> String {
     let mut sql = String::from("START TRANSACTION;");
     sql.push_str(&mysql_multi_insert(batch_id, rows));
     sql.push(';');
+    if let Some((instance, cp)) = checkpoint {
+        sql.push_str(&self::checkpoint(instance, cp));
+        sql.push(';');
+    }
     sql.push_str(&batch_row(batch_id, 1, now_ms));
     sql.push_str(";COMMIT");
     sql
@@ -56,6 +70,19 @@ pub(crate) fn undelivered(batch_id: &[u8; 16], now_ms: i64) -> String {
     sql
 }
 
+/// The `INSERT` of one checkpoint row of `instance`.
+pub(crate) fn checkpoint(instance: &str, cp: &CheckpointRow) -> String {
+    let mut sql = String::from(CHECKPOINT_HEAD);
+    sql.push('(');
+    text(&mut sql, instance);
+    let _ = write!(sql, ",{},{},{},", cp.tree_size, cp.time_ms, cp.key_version);
+    text(&mut sql, &cp.note);
+    sql.push(',');
+    bytes(&mut sql, "X'", &cp.frontier);
+    sql.push(')');
+    sql
+}
+
 fn batch_row(batch_id: &[u8; 16], committed: u8, now_ms: i64) -> String {
     let mut sql = String::from(BATCH_HEAD);
     sql.push('(');
@@ -67,11 +94,11 @@ fn batch_row(batch_id: &[u8; 16], committed: u8, now_ms: i64) -> String {
 /// `INSERT … VALUES (…), (…)` for `rows` (at least one), every value a literal as above.
 fn mysql_multi_insert<'a>(
     batch_id: &[u8; 16],
-    rows: impl IntoIterator<Item = &'a NewAudit>,
+    rows: impl IntoIterator<Item = BatchRow<'a>>,
 ) -> String {
     let mut sql = String::with_capacity(HEAD.len() + 700);
     sql.push_str(HEAD);
-    for (i, r) in rows.into_iter().enumerate() {
+    for (i, (r, chain)) in rows.into_iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
@@ -101,6 +128,17 @@ fn mysql_multi_insert<'a>(
         text(&mut sql, r.channel);
         evidence(&mut sql, r.evidence.request.as_ref());
         evidence(&mut sql, r.evidence.response.as_ref());
+        match chain {
+            Some((instance, c)) => {
+                sql.push(',');
+                text(&mut sql, instance);
+                let _ = write!(sql, ",{},", c.seq);
+                bytes(&mut sql, "X'", &c.prev_hash);
+                sql.push(',');
+                bytes(&mut sql, "X'", &c.leaf_hash);
+            }
+            None => sql.push_str(",NULL,NULL,NULL,NULL"),
+        }
         sql.push(')');
     }
     sql
@@ -177,14 +215,21 @@ mod tests {
         b.http_status = 401;
         b.wechat_key_version = None;
         b.pension_status = None;
-        let sql = mysql_multi_insert(&BATCH, [&a, &b]);
+        let cols = ChainCols {
+            seq: 7,
+            prev_hash: [0x01; 32],
+            leaf_hash: [0x02; 32],
+        };
+        let sql = mysql_multi_insert(&BATCH, [(&a, Some(("gw-1", &cols))), (&b, None)]);
         let want = format!(
             "{HEAD}(X'{batch}',_utf8mb4 X'722D31',1764547200123,_utf8mb4 X'4F4B',200,2,1,X'{}',1,_utf8mb4 X'776563686174',\
-             NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL),\
+             NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,_utf8mb4 X'67772D31',7,X'{}',X'{}'),\
              (X'{batch}',_utf8mb4 X'7827293B2044524F50205441424C452071756572795F61756469743B202D2D',1764547200123,\
              _utf8mb4 X'5349474E5F4552524F52',401,2,NULL,NULL,NULL,_utf8mb4 X'776563686174',\
-             NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL)",
+             NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL)",
             "AB".repeat(32),
+            "01".repeat(32),
+            "02".repeat(32),
             batch = "5A".repeat(16),
         );
         assert_eq!(sql, want);
@@ -197,7 +242,15 @@ mod tests {
             request: Some(signed("n1")),
             response: Some(signed("N2")),
         };
-        let sql = mysql_batch(&BATCH, 1_764_547_200_456, [&a]);
+        let cp = CheckpointRow {
+            tree_size: 3,
+            time_ms: 9,
+            key_version: 2,
+            note: "n'".into(),
+            frontier: vec![0xC0, 0xDE],
+            witness_line: String::new(),
+        };
+        let sql = mysql_batch(&BATCH, 1_764_547_200_456, [(&a, None)], Some(("g", &cp)));
         let ev = |n: &str| {
             format!(
                 "_utf8mb4 X'{n}',_utf8mb4 X'31373634353437323030',X'{}',X'{}'",
@@ -207,7 +260,8 @@ mod tests {
         };
         let want = format!(
             "START TRANSACTION;{HEAD}(X'{batch}',_utf8mb4 X'722D31',1764547200123,_utf8mb4 X'4F4B',200,2,1,NULL,1,\
-             _utf8mb4 X'776563686174',{},{});\
+             _utf8mb4 X'776563686174',{},{},NULL,NULL,NULL,NULL);\
+             {CHECKPOINT_HEAD}(_utf8mb4 X'67',3,9,2,_utf8mb4 X'6E27',X'C0DE');\
              {BATCH_HEAD}(X'{batch}',1,1764547200456);COMMIT",
             ev("6E31"),
             ev("4E32"),
@@ -237,7 +291,7 @@ mod tests {
             timestamp: nasty.into(),
             ..signed(nasty)
         });
-        let sql = mysql_multi_insert(&BATCH, [&r]);
+        let sql = mysql_multi_insert(&BATCH, [(&r, None)]);
         let values = &sql[HEAD.len()..];
         assert!(
             values

@@ -40,8 +40,9 @@ use std::time::Duration;
 use diesel::{Connection, ExpressionMethods, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit_chain::{ChainSetup, ChainSlot, ChainState, CheckpointRow, Linked, Tail};
 use super::models::AuditRow;
-use super::schema::{audit_batches as ab, query_audit as qa};
+use super::schema::{audit_batches as ab, audit_checkpoints as ac, query_audit as qa};
 use super::{DriverError, NewAudit, StoreError, Unavailable};
 
 /// Most rows in one batch (MySQL: one text `INSERT` of ~300 bytes a row, ~150 KiB at most, far
@@ -63,6 +64,7 @@ struct Job {
 pub(crate) struct AuditWriter {
     tx: mpsc::Sender<Job>,
     observer: BatchObserver,
+    chain: ChainSlot,
 }
 
 /// Where the writer writes.
@@ -84,23 +86,33 @@ impl AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
         let observer: BatchObserver = Arc::new(OnceLock::new());
         let obs = observer.clone();
+        let chain: ChainSlot = Arc::new(OnceLock::new());
+        let ch = chain.clone();
         let spawned = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || match target {
-                WriterTarget::Sqlite { path, pragmas } => run_sqlite(&path, pragmas, rx, &obs),
+                WriterTarget::Sqlite { path, pragmas } => {
+                    run_sqlite(&path, pragmas, rx, &obs, &ch);
+                }
                 WriterTarget::Mysql {
                     connect,
                     deadline,
                     password,
-                } => run_mysql(&connect, deadline, password.as_ref(), rx, &obs),
+                } => run_mysql(&connect, deadline, password.as_ref(), rx, &obs, &ch),
             });
-        spawned.map(|_| AuditWriter { tx, observer }).map_err(|e| {
-            Unavailable::Task {
-                what: "starting the audit writer",
-                source: DriverError::new(e),
-            }
-            .into()
-        })
+        spawned
+            .map(|_| AuditWriter {
+                tx,
+                observer,
+                chain,
+            })
+            .map_err(|e| {
+                Unavailable::Task {
+                    what: "starting the audit writer",
+                    source: DriverError::new(e),
+                }
+                .into()
+            })
     }
 
     /// Queues `row` and waits until the batch holding it committed (or failed).
@@ -118,6 +130,12 @@ impl AuditWriter {
     /// Sets the histogram that records each batch's row count (first call wins).
     pub(crate) fn observe(&self, h: prometheus::Histogram) {
         let _ = self.observer.set(h);
+    }
+
+    /// Chains every row of the batches written from now on (first call wins; false if the
+    /// chain was already set).
+    pub(crate) fn set_chain(&self, setup: ChainSetup) -> bool {
+        self.chain.set(setup).is_ok()
     }
 }
 
@@ -154,11 +172,54 @@ fn finish(batch: &mut Vec<Job>, res: Result<(), StoreError>, obs: &BatchObserver
     }
 }
 
-fn run_sqlite(path: &str, pragmas: &'static str, mut rx: mpsc::Receiver<Job>, obs: &BatchObserver) {
+fn run_sqlite(
+    path: &str,
+    pragmas: &'static str,
+    mut rx: mpsc::Receiver<Job>,
+    obs: &BatchObserver,
+    chain: &ChainSlot,
+) {
     let mut conn: Option<SqliteConnection> = None;
+    let mut state: Option<ChainState> = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while gather_blocking(&mut rx, &mut batch) {
-        let res = write_sqlite(&mut conn, path, pragmas, &batch);
+    // Only the checkpoint timer: a runtime to wait on the channel with a deadline.
+    let timer = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ok();
+    loop {
+        let wait = chain
+            .get()
+            .zip(state.as_ref())
+            .and_then(|(setup, st)| setup.wait(st));
+        match (wait, &timer) {
+            (Some(d), Some(rt)) => {
+                // The timer is made inside the runtime (it needs the runtime's time driver).
+                match rt.block_on(async { tokio::time::timeout(d, rx.recv()).await }) {
+                    Ok(Some(j)) => batch.push(j),
+                    Ok(None) => break,
+                    Err(_) => {
+                        // No batch for a while: sign the checkpoint that is due on its own.
+                        if let Some(setup) = chain.get() {
+                            if let Err(e) =
+                                checkpoint_sqlite(&mut conn, path, pragmas, setup, &mut state)
+                            {
+                                tracing::warn!(error = %e, "audit checkpoint not written; retried with the next batch");
+                                conn = None;
+                            }
+                        }
+                        continue;
+                    }
+                }
+                drain(&mut rx, &mut batch);
+            }
+            _ => {
+                if !gather_blocking(&mut rx, &mut batch) {
+                    break;
+                }
+            }
+        }
+        let res = write_sqlite(&mut conn, path, pragmas, &batch, chain.get(), &mut state);
         if matches!(res, Err(StoreError::Unavailable(_))) {
             conn = None;
         }
@@ -173,13 +234,12 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn write_sqlite(
-    conn: &mut Option<SqliteConnection>,
+fn sqlite_conn<'c>(
+    conn: &'c mut Option<SqliteConnection>,
     path: &str,
     pragmas: &'static str,
-    batch: &[Job],
-) -> Result<(), StoreError> {
-    let c = match conn {
+) -> Result<&'c mut SqliteConnection, StoreError> {
+    Ok(match conn {
         Some(c) => c,
         None => {
             let mut c = SqliteConnection::establish(path).map_err(|e| Unavailable::Open {
@@ -194,20 +254,119 @@ fn write_sqlite(
             })?;
             conn.insert(c)
         }
+    })
+}
+
+/// The instance's latest checkpoint and the rows from its size − 1 on (SQLite).
+fn tail_sqlite(c: &mut SqliteConnection, instance: &str) -> Result<Tail, StoreError> {
+    use diesel::{OptionalExtension, QueryDsl, RunQueryDsl};
+    let checkpoint: Option<(i64, String, Vec<u8>)> = ac::table
+        .filter(ac::instance_id.eq(instance))
+        .order(ac::tree_size.desc())
+        .select((ac::tree_size, ac::note, ac::frontier))
+        .first(c)
+        .optional()?;
+    let from = checkpoint.as_ref().map_or(0, |cp| (cp.0 - 1).max(0));
+    let rows: Vec<(Option<i64>, Option<Vec<u8>>)> = qa::table
+        .filter(qa::instance_id.eq(instance))
+        .filter(qa::seq.ge(from))
+        .order(qa::seq.asc())
+        .select((qa::seq, qa::leaf_hash))
+        .load(c)?;
+    Ok(Tail {
+        checkpoint,
+        rows: rows
+            .into_iter()
+            .filter_map(|(s, h)| Some((s?, h?)))
+            .collect(),
+    })
+}
+
+fn insert_checkpoint_sqlite(
+    c: &mut SqliteConnection,
+    instance: &str,
+    cp: &CheckpointRow,
+) -> Result<(), diesel::result::Error> {
+    use diesel::RunQueryDsl;
+    diesel::insert_into(ac::table)
+        .values((
+            ac::instance_id.eq(instance),
+            ac::tree_size.eq(cp.tree_size),
+            ac::time_ms.eq(cp.time_ms),
+            ac::key_version.eq(cp.key_version),
+            ac::note.eq(&cp.note),
+            ac::frontier.eq(&cp.frontier),
+        ))
+        .execute(c)
+        .map(|_| ())
+}
+
+/// A checkpoint on its own (the timer): written, then witnessed; the state moves only then.
+fn checkpoint_sqlite(
+    conn: &mut Option<SqliteConnection>,
+    path: &str,
+    pragmas: &'static str,
+    setup: &ChainSetup,
+    state: &mut Option<ChainState>,
+) -> Result<(), StoreError> {
+    let Some(st) = state.take() else {
+        return Ok(());
     };
+    if !setup.due(&st) {
+        *state = Some(st);
+        return Ok(());
+    }
+    let mut next = st;
+    let cp = setup.checkpoint(&mut next, now_ms())?;
+    let c = sqlite_conn(conn, path, pragmas)?;
+    insert_checkpoint_sqlite(c, &setup.instance_id, &cp)?;
+    setup.witness(&cp);
+    *state = Some(next);
+    Ok(())
+}
+
+fn write_sqlite(
+    conn: &mut Option<SqliteConnection>,
+    path: &str,
+    pragmas: &'static str,
+    batch: &[Job],
+    chain: Option<&ChainSetup>,
+    state: &mut Option<ChainState>,
+) -> Result<(), StoreError> {
+    let c = sqlite_conn(conn, path, pragmas)?;
     // One transaction of single-row INSERTs, not one multi-row statement: a single-row INSERT
     // is the same statement for every row, so SQLite prepares it once per connection (diesel's
     // statement cache) where a multi-row INSERT of a new length is parsed and planned anew; the
     // transaction keeps the batch atomic (one commit, all rows or none). The commit's result is
     // known for certain here (no link to lose, no timeout), so the batch row is bookkeeping that
     // keeps both backends' tables alike rather than a fence.
+    // The chain is resumed (when the state was lost) and linked inside the same immediate
+    // transaction, so no other writer can slip a row of this instance in between.
     use diesel::RunQueryDsl;
     let batch_id: [u8; 16] = rand::random();
-    c.immediate_transaction(|c| {
-        for job in batch {
+    let prior = state.take();
+    let linked = c.immediate_transaction(|c| {
+        let linked: Option<Linked> = match chain {
+            Some(setup) => {
+                let st = match prior {
+                    Some(st) => st,
+                    None => setup.resume(tail_sqlite(c, &setup.instance_id)?)?,
+                };
+                Some(setup.link(&st, batch.iter().map(|j| &j.row), now_ms())?)
+            }
+            None => None,
+        };
+        for (i, job) in batch.iter().enumerate() {
+            let cols = linked.as_ref().and_then(|l| l.cols.get(i));
+            let instance = chain.map(|s| s.instance_id.as_str());
             diesel::insert_into(qa::table)
-                .values(AuditRow::new(&job.row, Some(&batch_id)))
+                .values(AuditRow::new(&job.row, Some(&batch_id)).chained(instance, cols))
                 .execute(c)?;
+        }
+        if let (Some(setup), Some(cp)) =
+            (chain, linked.as_ref().and_then(|l| l.checkpoint.as_ref()))
+        {
+            insert_checkpoint_sqlite(c, &setup.instance_id, cp)?;
         }
         diesel::insert_into(ab::table)
             .values((
@@ -216,9 +375,15 @@ fn write_sqlite(
                 ab::recorded_at_ms.eq(now_ms()),
             ))
             .execute(c)?;
-        Ok::<_, diesel::result::Error>(())
-    })
-    .map_err(StoreError::from)
+        Ok::<_, StoreError>(linked)
+    })?;
+    if let (Some(setup), Some(linked)) = (chain, linked) {
+        if let Some(cp) = &linked.checkpoint {
+            setup.witness(cp);
+        }
+        *state = Some(linked.next);
+    }
+    Ok(())
 }
 
 /// Batches whose fate could not be learned (no connection), kept to be settled later; beyond
@@ -252,6 +417,7 @@ fn run_mysql(
     password: Option<&Arc<super::error::Password>>,
     mut rx: mpsc::Receiver<Job>,
     obs: &BatchObserver,
+    chain: &ChainSlot,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -276,22 +442,46 @@ fn run_mysql(
         use diesel_async::AsyncMysqlConnection;
         let mut conn: Option<AsyncMysqlConnection> = None;
         let mut unsettled: std::collections::VecDeque<[u8; 16]> = Default::default();
+        let mut state: Option<ChainState> = None;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            let next = if unsettled.is_empty() {
-                rx.recv().await
-            } else {
-                tokio::select! {
+            let checkpoint_wait = chain
+                .get()
+                .zip(state.as_ref())
+                .and_then(|(setup, st)| setup.wait(st));
+            let nap = match (unsettled.is_empty(), checkpoint_wait) {
+                (true, None) => None,
+                (true, Some(w)) => Some(w),
+                (false, w) => Some(w.map_or(SETTLE_RETRY, |w| w.min(SETTLE_RETRY))),
+            };
+            let next = match nap {
+                None => rx.recv().await,
+                Some(nap) => tokio::select! {
                     j = rx.recv() => j,
-                    () = tokio::time::sleep(SETTLE_RETRY) => {
-                        let _ = tokio::time::timeout(
-                            deadline,
-                            settle_later(&mut conn, connect, &mut unsettled, password),
-                        )
-                        .await;
+                    () = tokio::time::sleep(nap) => {
+                        if !unsettled.is_empty() {
+                            let _ = tokio::time::timeout(
+                                deadline,
+                                settle_later(&mut conn, connect, &mut unsettled, password),
+                            )
+                            .await;
+                        }
+                        if let Some(setup) = chain.get() {
+                            let done = tokio::time::timeout(
+                                deadline,
+                                checkpoint_mysql(&mut conn, connect, setup, &mut state),
+                            )
+                            .await;
+                            if !matches!(done, Ok(Ok(()))) {
+                                // Written or not, the next batch learns it from the database.
+                                tracing::warn!("audit checkpoint not written in time; the chain is resumed from the database");
+                                state = None;
+                                conn = None;
+                            }
+                        }
                         continue;
                     }
-                }
+                },
             };
             let Some(j) = next else { break };
             batch.push(j);
@@ -304,20 +494,34 @@ fn run_mysql(
                 .await;
             }
             let batch_id: [u8; 16] = rand::random();
-            let written = tokio::time::timeout(
+            let setup = chain.get();
+            let prior = state.take();
+            let (written, linked) = tokio::time::timeout(
                 deadline,
-                write_mysql(&mut conn, connect, &batch_id, &batch),
+                write_mysql(&mut conn, connect, &batch_id, &batch, setup, prior),
             )
             .await
             .unwrap_or_else(|_| {
-                Written::Unknown(
-                    Unavailable::Timeout {
-                        what: "audit batch acknowledgement",
-                        timeout: deadline,
-                    }
-                    .into(),
+                (
+                    Written::Unknown(
+                        Unavailable::Timeout {
+                            what: "audit batch acknowledgement",
+                            timeout: deadline,
+                        }
+                        .into(),
+                    ),
+                    None,
                 )
             });
+            // The chain state moves only with a batch known to have committed; otherwise the
+            // next batch resumes it from the database (and the witness line of a checkpoint
+            // that committed unseen is appended then).
+            if let (Written::Committed, Some(setup), Some(linked)) = (&written, setup, linked) {
+                if let Some(cp) = &linked.checkpoint {
+                    setup.witness(cp);
+                }
+                state = Some(linked.next);
+            }
             let res = match written {
                 Written::Committed => Ok(()),
                 Written::NotSent(e) => Err(e),
@@ -378,23 +582,108 @@ async fn connection<'c>(
     }
 }
 
+/// The instance's latest checkpoint and the rows from its size − 1 on (MySQL).
+async fn tail_mysql(
+    c: &mut diesel_async::AsyncMysqlConnection,
+    instance: &str,
+) -> Result<Tail, StoreError> {
+    use diesel::{OptionalExtension, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    let checkpoint: Option<(i64, String, Vec<u8>)> = ac::table
+        .filter(ac::instance_id.eq(instance))
+        .order(ac::tree_size.desc())
+        .select((ac::tree_size, ac::note, ac::frontier))
+        .first(c)
+        .await
+        .optional()?;
+    let from = checkpoint.as_ref().map_or(0, |cp| (cp.0 - 1).max(0));
+    let rows: Vec<(Option<i64>, Option<Vec<u8>>)> = qa::table
+        .filter(qa::instance_id.eq(instance))
+        .filter(qa::seq.ge(from))
+        .order(qa::seq.asc())
+        .select((qa::seq, qa::leaf_hash))
+        .load(c)
+        .await?;
+    Ok(Tail {
+        checkpoint,
+        rows: rows
+            .into_iter()
+            .filter_map(|(s, h)| Some((s?, h?)))
+            .collect(),
+    })
+}
+
 async fn write_mysql(
     conn: &mut Option<diesel_async::AsyncMysqlConnection>,
     connect: &super::pool::MysqlConnect,
     batch_id: &[u8; 16],
     batch: &[Job],
-) -> Written {
+    chain: Option<&ChainSetup>,
+    prior: Option<ChainState>,
+) -> (Written, Option<Linked>) {
     use diesel_async::SimpleAsyncConnection;
     let c = match connection(conn, connect).await {
         Ok(c) => c,
-        Err(e) => return Written::NotSent(e),
+        Err(e) => return (Written::NotSent(e), None),
     };
+    // The chain: resumed from the database when the state was lost. Nothing is sent yet, so a
+    // failure here certainly did not commit; a concurrent writer of the same instance id would
+    // meet the unique (instance_id, seq) index rather than fork the chain.
+    let linked = match chain {
+        Some(setup) => {
+            let st = match prior {
+                Some(st) => st,
+                None => match tail_mysql(c, &setup.instance_id).await {
+                    Ok(tail) => match setup.resume(tail) {
+                        Ok(st) => st,
+                        Err(e) => return (Written::NotSent(e), None),
+                    },
+                    Err(e) => return (Written::NotSent(e), None),
+                },
+            };
+            match setup.link(&st, batch.iter().map(|j| &j.row), now_ms()) {
+                Ok(l) => Some(l),
+                Err(e) => return (Written::NotSent(e), None),
+            }
+        }
+        None => None,
+    };
+    let instance = chain.map(|s| s.instance_id.as_str());
+    let rows = batch.iter().enumerate().map(|(i, j)| {
+        let cols = linked.as_ref().and_then(|l| l.cols.get(i));
+        (&j.row, instance.zip(cols))
+    });
+    let checkpoint = instance.zip(linked.as_ref().and_then(|l| l.checkpoint.as_ref()));
     // One text-protocol command for the whole batch (see `audit_sql` for why and why it is safe).
-    let sql = super::audit_sql::mysql_batch(batch_id, now_ms(), batch.iter().map(|j| &j.row));
+    let sql = super::audit_sql::mysql_batch(batch_id, now_ms(), rows, checkpoint);
     match c.batch_execute(&sql).await {
-        Ok(()) => Written::Committed,
-        Err(e) => Written::Unknown(StoreError::from(e)),
+        Ok(()) => (Written::Committed, linked),
+        Err(e) => (Written::Unknown(StoreError::from(e)), None),
     }
+}
+
+/// A checkpoint on its own (the timer), one `INSERT`; the state moves only once it is written.
+async fn checkpoint_mysql(
+    conn: &mut Option<diesel_async::AsyncMysqlConnection>,
+    connect: &super::pool::MysqlConnect,
+    setup: &ChainSetup,
+    state: &mut Option<ChainState>,
+) -> Result<(), StoreError> {
+    use diesel_async::SimpleAsyncConnection;
+    let Some(st) = state.as_ref() else {
+        return Ok(());
+    };
+    if !setup.due(st) {
+        return Ok(());
+    }
+    let mut next = st.clone();
+    let cp = setup.checkpoint(&mut next, now_ms())?;
+    let c = connection(conn, connect).await?;
+    c.batch_execute(&super::audit_sql::checkpoint(&setup.instance_id, &cp))
+        .await?;
+    setup.witness(&cp);
+    *state = Some(next);
+    Ok(())
 }
 
 /// Learns the fate of batch `batch_id` on a fresh connection by inserting its fence row.

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use diesel::SqliteConnection;
 
+mod audit_chain;
 mod audit_sql;
 mod audit_writer;
 mod error;
@@ -25,12 +26,14 @@ mod pool;
 mod readers;
 pub mod schema;
 
+pub use audit_chain::{checked_frontier, ChainSetup, CheckpointSignFn, Witness};
+pub use audit_log::StoredCheckpoint;
 pub use error::{
     ConfigError, Conflict, DriverError, MigrationError, StatementError, StoreError, Unavailable,
 };
 pub use models::{
-    Account, AuditEvidence, AuditRecord, BindingSession, NewAccount, NewAudit, RowRefusal,
-    SignedEvidence, UpsertSummary,
+    Account, AuditEvidence, AuditRecord, BindingSession, ChainPosition, NewAccount, NewAudit,
+    RowRefusal, SignedEvidence, UpsertSummary,
 };
 
 use pool::{Pools, Target};
@@ -67,6 +70,7 @@ macro_rules! db_run {
     }};
 }
 
+mod audit_log;
 mod grants;
 mod retry;
 mod statements;
@@ -269,6 +273,17 @@ impl Store {
     pub fn observe_audit_batches(&self, h: prometheus::Histogram) {
         if let Some(w) = &self.inner.audit {
             w.observe(h);
+        }
+    }
+
+    /// Chains every audit row written from now on into `setup`'s instance log (docs/audit.md).
+    /// Call it once, before the first audit row. Returns false when this store has no
+    /// group-commit writer (in-memory SQLite, `database.group_commit = false`): its rows stay
+    /// unchained.
+    pub fn chain_audit(&self, setup: ChainSetup) -> bool {
+        match &self.inner.audit {
+            Some(w) => w.set_chain(setup),
+            None => false,
         }
     }
 

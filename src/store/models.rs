@@ -141,6 +141,21 @@ pub struct AuditRecord {
     /// The row committed but its caller was answered with a signed 503 instead of the outcome
     /// recorded here (the batch's fate was learned only after the answer; `audit_undelivered`).
     pub undelivered: bool,
+    /// Where the row sits in the tamper-evident log (`None`: written without the chain).
+    pub chain: Option<ChainPosition>,
+}
+
+/// An audit row's chain columns (docs/audit.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainPosition {
+    /// The instance whose chain holds the row.
+    pub instance_id: String,
+    /// The row's place in that chain (its Merkle leaf index).
+    pub seq: u64,
+    /// Chain hash of the instance's previous row.
+    pub prev_hash: [u8; 32],
+    /// The row's chain hash as stored.
+    pub leaf_hash: [u8; 32],
 }
 
 /// Result of [`Store::upsert_accounts`](super::Store::upsert_accounts).
@@ -300,6 +315,7 @@ impl fmt::Debug for AuditRecord {
             .field("evidence", &self.evidence)
             .field("batch_id", &self.batch_id)
             .field("undelivered", &self.undelivered)
+            .field("chain", &self.chain)
             .finish()
     }
 }
@@ -388,9 +404,31 @@ pub(crate) struct AuditRow<'a> {
     pub resp_timestamp: Option<&'a str>,
     pub resp_digest: Option<&'a [u8]>,
     pub resp_signature: Option<&'a [u8]>,
+    pub instance_id: Option<&'a str>,
+    pub seq: Option<i64>,
+    pub prev_hash: Option<&'a [u8]>,
+    pub leaf_hash: Option<&'a [u8]>,
 }
 
 impl<'a> AuditRow<'a> {
+    /// This row with its chain columns (`None`: written without the chain).
+    pub(crate) fn chained(
+        self,
+        instance: Option<&'a str>,
+        cols: Option<&'a super::audit_chain::ChainCols>,
+    ) -> Self {
+        match (instance, cols) {
+            (Some(i), Some(c)) => AuditRow {
+                instance_id: Some(i),
+                seq: Some(c.seq),
+                prev_hash: Some(c.prev_hash.as_slice()),
+                leaf_hash: Some(c.leaf_hash.as_slice()),
+                ..self
+            },
+            _ => self,
+        }
+    }
+
     /// The row of `a`, committed in batch `batch_id` (`None`: written outside a batch).
     pub(crate) fn new(a: &'a NewAudit, batch_id: Option<&'a [u8; 16]>) -> Self {
         let (rq, rs) = (a.evidence.request.as_ref(), a.evidence.response.as_ref());
@@ -430,6 +468,10 @@ impl<'a> From<&'a NewAudit> for AuditRow<'a> {
             resp_timestamp: None,
             resp_digest: None,
             resp_signature: None,
+            instance_id: None,
+            seq: None,
+            prev_hash: None,
+            leaf_hash: None,
         }
     }
 }
@@ -448,7 +490,32 @@ pub(crate) type AuditTuple = (
     Option<Vec<u8>>,
     EvidenceTuple,
     EvidenceTuple,
+    ChainTuple,
 );
+
+/// instance_id, seq, prev_hash, leaf_hash, as selected.
+pub(crate) type ChainTuple = (
+    Option<String>,
+    Option<i64>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+fn chain_from_tuple(t: ChainTuple) -> Result<Option<ChainPosition>, StoreError> {
+    match t {
+        (Some(instance_id), Some(seq), Some(p), Some(l)) => Ok(Some(ChainPosition {
+            instance_id,
+            seq: u64::try_from(seq)
+                .map_err(|_| StoreError::Statement(StatementError::Invalid("stored seq is negative")))?,
+            prev_hash: fixed(p, "stored prev_hash is not 32 bytes")?,
+            leaf_hash: fixed(l, "stored leaf_hash is not 32 bytes")?,
+        })),
+        (None, None, None, None) => Ok(None),
+        _ => Err(StoreError::Statement(StatementError::Invalid(
+            "stored chain columns are incomplete (some of instance_id, seq, prev_hash, leaf_hash NULL)",
+        ))),
+    }
+}
 
 /// nonce, timestamp, digest, signature of one side, as selected.
 pub(crate) type EvidenceTuple = (
@@ -496,5 +563,6 @@ pub(crate) fn audit_from_tuple(t: AuditTuple) -> Result<AuditRecord, StoreError>
             response: evidence_from_tuple(t.11)?,
         },
         undelivered: false,
+        chain: chain_from_tuple(t.12)?,
     })
 }

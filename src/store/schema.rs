@@ -82,6 +82,32 @@ diesel::table! {
         resp_digest -> Nullable<Binary>,
         /// The bank's signature, r ‖ s (64 bytes).
         resp_signature -> Nullable<Binary>,
+        /// The gateway instance whose hash chain holds the row (`audit.instance_id`).
+        instance_id -> Nullable<Text>,
+        /// The row's place in its instance's chain, from 0 (its Merkle leaf index).
+        seq -> Nullable<BigInt>,
+        /// Chain hash of the instance's previous row (zeros for the first).
+        prev_hash -> Nullable<Binary>,
+        /// SM3(0x00 ‖ canonical leaf): the row's chain hash.
+        leaf_hash -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    /// Signed tree heads of each instance's audit log (docs/audit.md).
+    audit_checkpoints (instance_id, tree_size) {
+        /// The instance whose log it covers.
+        instance_id -> Text,
+        /// Rows covered: seq 0 .. tree_size - 1.
+        tree_size -> BigInt,
+        /// Unix milliseconds (as in the note).
+        time_ms -> BigInt,
+        /// Bank key version that signed it (as in the note).
+        key_version -> Integer,
+        /// The signed note, the only part `audit verify` trusts.
+        note -> Text,
+        /// The tree's perfect-subtree roots at `tree_size`, 32 bytes each, largest first.
+        frontier -> Binary,
     }
 }
 

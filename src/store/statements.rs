@@ -160,9 +160,11 @@ impl Store {
         if a.request_id.chars().count() > 64
             || a.outcome.chars().count() > 32
             || a.channel.chars().count() > 16
+            || !(100..=999).contains(&a.http_status)
         {
             return Err(StatementError::Invalid(
-                "request_id over 64, outcome over 32 or channel over 16 characters",
+                "request_id over 64, outcome over 32 or channel over 16 characters, or an HTTP \
+                 status outside 100–999",
             )
             .into());
         }
@@ -189,6 +191,7 @@ impl Store {
                     qa::wechat_key_version, qa::id_digest, qa::pension_status, qa::channel, qa::batch_id,
                     (qa::req_nonce, qa::req_timestamp, qa::req_digest, qa::req_signature),
                     (qa::resp_nonce, qa::resp_timestamp, qa::resp_digest, qa::resp_signature),
+                    (qa::instance_id, qa::seq, qa::prev_hash, qa::leaf_hash),
                 ))
                 .load::<AuditTuple>(conn)
                 .await

@@ -3,7 +3,9 @@
 //! send signed queries over keep-alive connections and record every Request-ID answered 200;
 //! once enough have been answered the server gets SIGKILL in the middle of the load. Reopening
 //! the database, every acknowledged Request-ID has exactly one audit row: a 200 leaves only after
-//! the batch holding its row committed.
+//! the batch holding its row committed. The server is then started again on the same database and
+//! witness file, answers one more query (its writer resumes the chain from the tail), and the
+//! whole tamper-evident log verifies: the kill left a valid chain.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -79,6 +81,9 @@ fn start(db_url: &str, tmp: &Path) -> (Server, u16) {
             format!("127.0.0.1:{}", free_port()),
         )
         .env("GATEWAY__SERVER__ADMIN_TOKEN_FILE", &token_file)
+        .env("GATEWAY__AUDIT__WITNESS_FILE", tmp.join("witness.log"))
+        .env("GATEWAY__AUDIT__INSTANCE_ID", "gw-kill")
+        .env("GATEWAY__AUDIT__CHECKPOINT_ROWS", "40")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -206,6 +211,62 @@ fn load_then_kill(mut server: Server, port: u16) -> (Vec<String>, usize) {
     (acked, answered.load(Ordering::Relaxed))
 }
 
+/// Starts the server again on `url`, sends one query (the writer resumes its chain and appends a
+/// witness line the kill may have cost), stops it, and verifies the whole log.
+async fn restart_and_verify(url: &str, tmp: &Path) {
+    let (mut server, port) = start(url, tmp);
+    let status = tokio::task::spawn_blocking(move || {
+        let client = demo_client();
+        let conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let status = query(&mut BufReader::new(conn), &client, "after-restart");
+        let _ = server.0.kill();
+        let _ = server.0.wait();
+        status
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, Some(200));
+    let store = Store::open(
+        url,
+        StoreOptions {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(10),
+            create_if_missing: false,
+        },
+    )
+    .await
+    .unwrap();
+    let keys = pension_gateway::audit::prove::PublicKeys::from_key_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("keys/demo"),
+    )
+    .unwrap();
+    let verifier = pension_gateway::audit::Sm2CheckpointVerifier::new(
+        pension_gateway::crypto::EngineKind::RustCrypto
+            .engine()
+            .as_ref(),
+        keys.bank.iter().map(|(v, k)| (*v, k)),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(tmp.join("witness.log")).unwrap();
+    let witness = pension_gateway::audit::check::parse_witness(&text).unwrap();
+    let summary = pension_gateway::audit::check::verify_store(
+        &store,
+        &witness,
+        &verifier,
+        None,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap()
+    .unwrap_or_else(|f| panic!("the log after kill -9 and restart: {f}"));
+    assert_eq!(summary.instances.len(), 1);
+    assert!(summary.instances[0].checkpoints >= 1, "{summary:?}");
+    assert_eq!(
+        i64::try_from(summary.instances[0].rows).unwrap(),
+        store.count_audit().await.unwrap()
+    );
+}
+
 async fn check_rows(url: &str, acked: &[String]) {
     let store = Store::open(
         url,
@@ -243,6 +304,7 @@ async fn sqlite_kill_9_loses_no_acknowledged_row() {
         acked.len()
     );
     check_rows(&url, &acked).await;
+    restart_and_verify(&url, tmp.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +322,12 @@ async fn mysql_kill_9_loses_no_acknowledged_row() {
     let checked = match outcome {
         Ok((acked, _)) if acked.len() >= KILL_AFTER => {
             let url = url.clone();
-            tokio::spawn(async move { check_rows(&url, &acked).await }).await
+            let dir = tmp.path().to_owned();
+            tokio::spawn(async move {
+                check_rows(&url, &acked).await;
+                restart_and_verify(&url, &dir).await;
+            })
+            .await
         }
         Ok((acked, answered)) => {
             let _ = testing::drop_mysql_database(&server_url, &name).await;

@@ -67,7 +67,8 @@ async fn migrations_idempotent(s: Store) {
             "20261124000000".to_owned(),
             "20261125000000".to_owned(),
             "20261201000000".to_owned(),
-            "20261207000000".to_owned()
+            "20261207000000".to_owned(),
+            "20261208000000".to_owned()
         ]
     );
     let second = s.run_migrations().await.expect("second migration run");
@@ -632,7 +633,7 @@ async fn memory_store_is_shared_by_clones_and_isolated_between_stores() {
     assert_eq!(a2.count_accounts().await.unwrap(), 1);
     // A second in-memory store is a different database.
     let b = memory_store().await;
-    assert_eq!(b.run_migrations().await.unwrap().len(), 4);
+    assert_eq!(b.run_migrations().await.unwrap().len(), 5);
     assert_eq!(b.count_accounts().await.unwrap(), 0);
 }
 

@@ -27,6 +27,8 @@ fn runtime_grants(db: &str, who: &str) -> String {
         "GRANT SELECT ON `{db}`.`pension_accounts` TO {who};
          GRANT SELECT ON `{db}`.`binding_sessions` TO {who};
          GRANT INSERT ON `{db}`.`query_audit` TO {who};
+         GRANT SELECT (`instance_id`, `seq`, `leaf_hash`) ON `{db}`.`query_audit` TO {who};
+         GRANT SELECT (`instance_id`, `tree_size`, `note`, `frontier`), INSERT ON `{db}`.`audit_checkpoints` TO {who};
          GRANT INSERT ON `{db}`.`audit_batches` TO {who};
          GRANT INSERT ON `{db}`.`audit_undelivered` TO {who};
          GRANT SELECT, INSERT, DELETE ON `{db}`.`op_grants` TO {who};
@@ -93,6 +95,12 @@ async fn the_runtime_account_serves_and_cannot_alter_or_delete() {
     s.partners.open_platform = true;
     let clock = Arc::new(ManualClock::at(NOW));
     let ring = load_keys(&s).expect("key ring loads");
+    // The audit chain as `serve` sets it up, a checkpoint after every row: the writer reads the
+    // chain columns back and inserts checkpoints under these grants.
+    let witness = tempfile::tempdir().unwrap();
+    s.audit.witness_file = witness.path().join("witness.log");
+    s.audit.checkpoint_rows = 1;
+    pension_gateway::server::chain_audit(&s, &store, &ring).expect("audit chain");
     let state = build_state(&s, store, ring, clock.clone()).expect("state");
     let gw = Gateway {
         state,
@@ -111,6 +119,13 @@ async fn the_runtime_account_serves_and_cannot_alter_or_delete() {
     assert_eq!(r.status, 200, "{:?}", r.json);
     assert!(r.signed_by.is_ok());
     assert_eq!(audit_rows(&gw.db.store, &rid).await, 1);
+    let chained = gw.db.store.audit_for_request(&rid).await.unwrap();
+    assert_eq!(chained[0].chain.as_ref().map(|c| c.seq), Some(0));
+    let instance = &chained[0].chain.as_ref().unwrap().instance_id;
+    assert_eq!(
+        gw.db.store.audit_checkpoints(instance).await.unwrap().len(),
+        1
+    );
 
     // Open platform under the runtime account: an expired grant for the purge (DELETE), a token
     // (INSERT), a user ticket (INSERT) consumed by a signed call (UPDATE of used_at_ms).
@@ -179,7 +194,9 @@ async fn the_runtime_account_serves_and_cannot_alter_or_delete() {
         "INSERT INTO pension_accounts (account_no, holder_name, phone, id_digest, status, updated_at) VALUES ('X1', 'x', '', REPEAT('a', 32), 1, 0)",
         "UPDATE query_audit SET outcome = 'x'",
         "DELETE FROM query_audit",
-        "SELECT COUNT(*) FROM query_audit",
+        "SELECT request_id FROM query_audit",
+        "UPDATE audit_checkpoints SET note = 'x'",
+        "DELETE FROM audit_checkpoints",
         "TRUNCATE TABLE query_audit",
         "DELETE FROM binding_sessions",
         "INSERT INTO binding_sessions (session_id, created_at, expires_at) VALUES ('s', 0, 1)",

@@ -1,0 +1,513 @@
+//! The group-commit writer's side of the tamper-evident log (docs/audit.md): chain fields for
+//! every row of a batch, the instance's Merkle frontier, signed checkpoints, the witness file,
+//! and the resume from the instance's tail rows after a start.
+//!
+//! The writer links a batch's rows on a copy of its [`ChainState`] and writes them, and the
+//! checkpoint when one is due, in the batch's own transaction; only when the batch committed
+//! does the copy become the state (and the checkpoint's line go to the witness file). A batch
+//! that failed or whose fate is unknown drops the state, and the next batch resumes it from the
+//! database — so a `kill -9` at any point leaves a chain that ends at the last committed batch,
+//! and the unique `(instance_id, seq)` index refuses a fork should a batch of unknown fate
+//! commit after all.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::audit::checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+use crate::audit::leaf::AuditLeaf;
+use crate::audit::merkle::{hash_eq, Frontier, Hash};
+use crate::audit::ChainHead;
+
+use super::{NewAudit, StatementError, StoreError};
+
+/// Signs a checkpoint with the bank key of the moment (the answers' signer).
+pub type CheckpointSignFn =
+    dyn Fn(Checkpoint) -> Result<SignedCheckpoint, CheckpointError> + Send + Sync;
+
+/// What the writer needs to chain rows: set once, before the first audit row (see
+/// [`Store::chain_audit`](super::Store::chain_audit)).
+pub struct ChainSetup {
+    /// This instance's chain name (already valid).
+    pub instance_id: String,
+    /// A checkpoint is due once this many rows are uncovered…
+    pub checkpoint_rows: u64,
+    /// …or once the oldest uncovered row is this old.
+    pub checkpoint_every: Duration,
+    /// Signs checkpoints.
+    pub sign: Box<CheckpointSignFn>,
+    /// The witness file.
+    pub witness: Witness,
+}
+
+impl std::fmt::Debug for ChainSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainSetup")
+            .field("instance_id", &self.instance_id)
+            .field("checkpoint_rows", &self.checkpoint_rows)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("witness", &self.witness.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The witness file, opened for appending.
+pub struct Witness {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Witness {
+    /// Opens (creating it, mode 0640) `path` for appending only.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .open(path)?;
+        Ok(Witness {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The path it was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line (one `write` of the whole line on an `O_APPEND` descriptor) and waits
+    /// until it is on disk.
+    pub fn append(&self, line: &str) -> std::io::Result<()> {
+        (&self.file).write_all(line.as_bytes())?;
+        self.file.sync_data()
+    }
+
+    /// Whether the file holds `line` (read from its start).
+    fn contains(&self, line: &str) -> std::io::Result<bool> {
+        let want = line.trim_end_matches('\n');
+        let f = std::io::BufReader::new(std::fs::File::open(&self.path)?);
+        for l in f.lines() {
+            if l? == want {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Where an instance's log stands in the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct ChainState {
+    head: ChainHead,
+    frontier: Frontier,
+    /// Tree size of the last checkpoint.
+    covered: u64,
+    /// Time of the last checkpoint (a new one never goes back in time).
+    last_time_ms: i64,
+    /// When the oldest uncovered row was linked.
+    uncovered_since: Option<Instant>,
+}
+
+/// The chain columns of one row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChainCols {
+    pub seq: i64,
+    pub prev_hash: Hash,
+    pub leaf_hash: Hash,
+}
+
+/// A checkpoint ready to be written: the row's columns and the witness line.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckpointRow {
+    pub tree_size: i64,
+    pub time_ms: i64,
+    pub key_version: i32,
+    pub note: String,
+    pub frontier: Vec<u8>,
+    pub witness_line: String,
+}
+
+/// A linked batch: the chain columns of its rows in order, the checkpoint to write with it, and
+/// the state once it committed.
+pub(crate) struct Linked {
+    pub cols: Vec<ChainCols>,
+    pub checkpoint: Option<CheckpointRow>,
+    pub next: ChainState,
+}
+
+/// What the resume read from the database.
+pub(crate) struct Tail {
+    /// The instance's latest checkpoint: tree size, note, frontier bytes.
+    pub checkpoint: Option<(i64, String, Vec<u8>)>,
+    /// `(seq, leaf_hash)` of the rows from the checkpoint's size − 1 on (all rows without one),
+    /// in sequence order.
+    pub rows: Vec<(i64, Vec<u8>)>,
+}
+
+/// The leaf of `row` before linking (chain fields blank).
+pub(crate) fn leaf_of(row: &NewAudit) -> AuditLeaf {
+    AuditLeaf {
+        instance_id: String::new(),
+        seq: 0,
+        prev_hash: [0; 32],
+        request_id: row.request_id.clone(),
+        channel: row.channel.to_owned(),
+        outcome: row.outcome.clone(),
+        http_status: u16::try_from(row.http_status).unwrap_or(0),
+        received_at_ms: row.received_at_ms,
+        bank_key_version: row.bank_key_version,
+        wechat_key_version: row.wechat_key_version,
+        id_digest: row.id_digest,
+        pension_status: row.pension_status,
+        request: row.evidence.request.clone(),
+        response: row.evidence.response.clone(),
+    }
+}
+
+fn invalid(what: &'static str) -> StoreError {
+    StatementError::Invalid(what).into()
+}
+
+/// The frontier's peaks as stored: 32 bytes each, largest first.
+fn frontier_bytes(f: &Frontier) -> Vec<u8> {
+    f.peaks().iter().flatten().copied().collect()
+}
+
+/// Rebuilds a stored frontier of `size` and checks it against the signed `root`.
+fn stored_frontier(size: u64, bytes: &[u8], root: &Hash) -> Option<Frontier> {
+    if bytes.len() % 32 != 0 {
+        return None;
+    }
+    let peaks = bytes
+        .chunks_exact(32)
+        .map(|c| <Hash>::try_from(c).ok())
+        .collect::<Option<Vec<_>>>()?;
+    let f = Frontier::from_parts(size, peaks).ok()?;
+    hash_eq(&f.root(), root).then_some(f)
+}
+
+/// A frontier read back from a checkpoint row, checked against its signed root (for `audit
+/// verify --since` and the resume).
+pub fn checked_frontier(size: u64, bytes: &[u8], note: &str) -> Option<Frontier> {
+    let cp = SignedCheckpoint::from_note(note).ok()?;
+    if cp.checkpoint.size != size {
+        return None;
+    }
+    stored_frontier(size, bytes, &cp.checkpoint.root)
+}
+
+impl ChainSetup {
+    /// The state after the rows in `tail` (see [`Tail`]); appends the latest checkpoint's line
+    /// to the witness file when a crash lost it between the commit and the append.
+    pub(crate) fn resume(&self, tail: Tail) -> Result<ChainState, StoreError> {
+        let id = &self.instance_id;
+        let mut frontier = Frontier::new();
+        let mut covered = 0;
+        let mut last_time_ms = 0;
+        let mut skip_first = false;
+        if let Some((size, note, bytes)) = &tail.checkpoint {
+            let size = u64::try_from(*size).map_err(|_| invalid("negative checkpoint size"))?;
+            let cp = SignedCheckpoint::from_note(note)
+                .map_err(|_| invalid("the instance's last audit checkpoint is not a note"))?;
+            // A frontier that does not give the signed root is not used: the rows are read
+            // again from the first one (the caller's query already did when there is none).
+            match stored_frontier(size, bytes, &cp.checkpoint.root) {
+                Some(f) => {
+                    frontier = f;
+                    skip_first = size > 0;
+                }
+                None => {
+                    return Err(invalid(
+                        "the last audit checkpoint's frontier does not give its signed root",
+                    ))
+                }
+            }
+            covered = size;
+            last_time_ms = cp.checkpoint.time_ms;
+            let line = cp
+                .witness_line()
+                .map_err(|_| invalid("checkpoint of an invalid instance id"))?;
+            match self.witness.contains(&line) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        size,
+                        "the last audit checkpoint was not in the witness file (stopped between \
+                         commit and append); appending it"
+                    );
+                    self.witness
+                        .append(&line)
+                        .map_err(|e| witness_error("appending to", &e))?;
+                }
+                Err(e) => return Err(witness_error("reading", &e)),
+            }
+        }
+        let mut head = ChainHead::resume(id, frontier.size(), crate::audit::chain::GENESIS_PREV)
+            .map_err(|_| invalid("invalid audit.instance_id"))?;
+        for (i, (seq, hash)) in tail.rows.iter().enumerate() {
+            let hash =
+                <Hash>::try_from(hash.as_slice()).map_err(|_| invalid("leaf_hash not 32 bytes"))?;
+            let seq = u64::try_from(*seq).map_err(|_| invalid("negative seq"))?;
+            if i == 0 && skip_first {
+                // The row before the checkpoint's size: only its hash (the next prev_hash).
+                if seq + 1 != frontier.size() {
+                    return Err(invalid(
+                        "the audit chain's row before its last checkpoint is missing",
+                    ));
+                }
+                head.prev_hash = hash;
+                continue;
+            }
+            if seq != head.next_seq {
+                return Err(invalid("the audit chain's tail has a gap"));
+            }
+            frontier.push(hash);
+            head.next_seq = seq + 1;
+            head.prev_hash = hash;
+        }
+        if skip_first && head.prev_hash == crate::audit::chain::GENESIS_PREV {
+            return Err(invalid(
+                "the audit chain's row before its last checkpoint is missing",
+            ));
+        }
+        let uncovered_since = (frontier.size() > covered).then(Instant::now);
+        tracing::info!(
+            instance = %id,
+            rows = frontier.size(),
+            checkpointed = covered,
+            "audit chain resumed"
+        );
+        Ok(ChainState {
+            head,
+            frontier,
+            covered,
+            last_time_ms,
+            uncovered_since,
+        })
+    }
+
+    /// Links `rows` onto a copy of `state`; adds a checkpoint when one is due (or `force` and
+    /// rows are uncovered).
+    pub(crate) fn link<'a>(
+        &self,
+        state: &ChainState,
+        rows: impl IntoIterator<Item = &'a NewAudit>,
+        now_ms: i64,
+    ) -> Result<Linked, StoreError> {
+        let mut next = state.clone();
+        let mut cols = Vec::new();
+        for row in rows {
+            let mut leaf = leaf_of(row);
+            let prev_hash = next.head.prev_hash;
+            let leaf_hash = next
+                .head
+                .link(&mut leaf)
+                .map_err(|_| invalid("audit row cannot be encoded as a leaf"))?;
+            next.frontier.push(leaf_hash);
+            cols.push(ChainCols {
+                seq: i64::try_from(leaf.seq).map_err(|_| invalid("audit seq overflow"))?,
+                prev_hash,
+                leaf_hash,
+            });
+            next.uncovered_since.get_or_insert_with(Instant::now);
+        }
+        let checkpoint = if self.due(&next) {
+            Some(self.checkpoint(&mut next, now_ms)?)
+        } else {
+            None
+        };
+        Ok(Linked {
+            cols,
+            checkpoint,
+            next,
+        })
+    }
+
+    /// Whether a checkpoint is due for `state`.
+    pub(crate) fn due(&self, state: &ChainState) -> bool {
+        let uncovered = state.frontier.size() - state.covered;
+        uncovered > 0
+            && (uncovered >= self.checkpoint_rows
+                || state
+                    .uncovered_since
+                    .is_some_and(|t| t.elapsed() >= self.checkpoint_every))
+    }
+
+    /// How long until the timer should check for a due checkpoint (`None`: nothing uncovered).
+    pub(crate) fn wait(&self, state: &ChainState) -> Option<Duration> {
+        state
+            .uncovered_since
+            .map(|t| self.checkpoint_every.saturating_sub(t.elapsed()))
+    }
+
+    /// Signs the checkpoint of `state`'s whole tree and marks it covered.
+    pub(crate) fn checkpoint(
+        &self,
+        state: &mut ChainState,
+        now_ms: i64,
+    ) -> Result<CheckpointRow, StoreError> {
+        let time_ms = now_ms.max(state.last_time_ms);
+        let cp = Checkpoint {
+            instance_id: self.instance_id.clone(),
+            size: state.frontier.size(),
+            root: state.frontier.root(),
+            time_ms,
+        };
+        let signed = (self.sign)(cp).map_err(|e| {
+            tracing::error!(error = %e, "cannot sign an audit checkpoint");
+            invalid("cannot sign the audit checkpoint")
+        })?;
+        let note = signed
+            .to_note()
+            .map_err(|_| invalid("checkpoint cannot be written as a note"))?;
+        let witness_line = signed
+            .witness_line()
+            .map_err(|_| invalid("checkpoint cannot be written as a witness line"))?;
+        state.covered = state.frontier.size();
+        state.last_time_ms = time_ms;
+        state.uncovered_since = None;
+        Ok(CheckpointRow {
+            tree_size: i64::try_from(state.covered).map_err(|_| invalid("tree size overflow"))?,
+            time_ms,
+            key_version: i32::try_from(signed.key_version)
+                .map_err(|_| invalid("key version overflow"))?,
+            note,
+            frontier: frontier_bytes(&state.frontier),
+            witness_line,
+        })
+    }
+
+    /// After the commit: the checkpoint's witness line (an error is logged; the next start
+    /// appends a line the file lacks, and `audit verify` names it until then).
+    pub(crate) fn witness(&self, cp: &CheckpointRow) {
+        if let Err(e) = self.witness.append(&cp.witness_line) {
+            tracing::error!(
+                size = cp.tree_size,
+                error = %e,
+                path = %self.witness.path.display(),
+                "cannot append an audit checkpoint to the witness file"
+            );
+        }
+    }
+}
+
+fn witness_error(what: &str, e: &std::io::Error) -> StoreError {
+    tracing::error!(error = %e, "{what} the audit witness file failed");
+    invalid("the audit witness file cannot be read or appended to")
+}
+
+/// Shared, set-once chain setup of a store's writer.
+pub(crate) type ChainSlot = Arc<std::sync::OnceLock<ChainSetup>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::checkpoint::tests::demo_signer;
+    use crate::audit::checkpoint::Sm2CheckpointSigner;
+    use crate::store::AuditEvidence;
+
+    fn setup(dir: &Path, rows: u64) -> ChainSetup {
+        let signer: Arc<dyn crate::crypto::PreparedSigner> = Arc::from(demo_signer());
+        ChainSetup {
+            instance_id: "gw-t".into(),
+            checkpoint_rows: rows,
+            checkpoint_every: Duration::from_secs(3600),
+            sign: Box::new(move |cp: Checkpoint| {
+                cp.sign(&Sm2CheckpointSigner {
+                    key_version: 1,
+                    signer: signer.as_ref(),
+                })
+            }),
+            witness: Witness::open(&dir.join("w.log")).unwrap(),
+        }
+    }
+
+    fn row(i: u32) -> NewAudit {
+        NewAudit {
+            request_id: format!("r-{i}"),
+            received_at_ms: 1,
+            outcome: "OK".into(),
+            http_status: 200,
+            bank_key_version: 1,
+            wechat_key_version: None,
+            id_digest: None,
+            pension_status: None,
+            channel: "hmac",
+            evidence: AuditEvidence::default(),
+        }
+    }
+
+    #[test]
+    fn resume_from_a_checkpoint_continues_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = setup(dir.path(), 3);
+        let empty = s
+            .resume(Tail {
+                checkpoint: None,
+                rows: vec![],
+            })
+            .unwrap();
+        let rows: Vec<NewAudit> = (0..5).map(row).collect();
+        let linked = s.link(&empty, &rows, 10).unwrap();
+        let cp = linked.checkpoint.clone().unwrap();
+        assert_eq!(cp.tree_size, 5);
+        s.witness(&cp);
+        // Two more rows, uncovered.
+        let more: Vec<NewAudit> = (5..7).map(row).collect();
+        let linked2 = s.link(&linked.next, &more, 11).unwrap();
+        assert!(linked2.checkpoint.is_none());
+        let all: Vec<ChainCols> = linked.cols.iter().chain(&linked2.cols).copied().collect();
+        let tail = Tail {
+            checkpoint: Some((cp.tree_size, cp.note.clone(), cp.frontier.clone())),
+            rows: all[4..]
+                .iter()
+                .map(|c| (c.seq, c.leaf_hash.to_vec()))
+                .collect(),
+        };
+        let resumed = s.resume(tail).unwrap();
+        assert_eq!(resumed.head, linked2.next.head);
+        assert_eq!(resumed.frontier, linked2.next.frontier);
+        // Without the checkpoint, from every row.
+        let full = s
+            .resume(Tail {
+                checkpoint: None,
+                rows: all.iter().map(|c| (c.seq, c.leaf_hash.to_vec())).collect(),
+            })
+            .unwrap();
+        assert_eq!(full.frontier, linked2.next.frontier);
+        // A forged frontier is refused.
+        let mut bad = cp.frontier.clone();
+        bad[0] ^= 1;
+        assert!(s
+            .resume(Tail {
+                checkpoint: Some((5, cp.note.clone(), bad)),
+                rows: vec![(4, all[4].leaf_hash.to_vec())],
+            })
+            .is_err());
+    }
+
+    #[test]
+    fn a_lost_witness_line_is_appended_at_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = setup(dir.path(), 1);
+        let st = s
+            .resume(Tail {
+                checkpoint: None,
+                rows: vec![],
+            })
+            .unwrap();
+        let linked = s.link(&st, &[row(0)], 10).unwrap();
+        let cp = linked.checkpoint.unwrap();
+        // Not witnessed (as if killed after the commit).
+        s.resume(Tail {
+            checkpoint: Some((cp.tree_size, cp.note.clone(), cp.frontier.clone())),
+            rows: vec![(0, linked.cols[0].leaf_hash.to_vec())],
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(dir.path().join("w.log")).unwrap();
+        assert_eq!(text, cp.witness_line);
+    }
+}
