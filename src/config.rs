@@ -524,10 +524,11 @@ pub struct AuditSettings {
     /// baseline for the cost measurement only; `audit verify` then reports unchained rows.
     pub chain: bool,
     /// This instance's chain name: 1–64 characters from `A-Z a-z 0-9 . _ : -`, unique among the
-    /// gateways writing one database and kept across restarts (a restarted instance continues
-    /// its chain from its last row). Empty (default): the host name, cut to the allowed
-    /// characters (`gateway` if nothing is left). Set it explicitly when several instances run
-    /// on one host.
+    /// gateways writing one database at the same time, and kept across restarts (a restarted
+    /// instance continues its chain from its last row). Empty (default): the host name cut to
+    /// the allowed characters, a colon and the public listener's port (`gw-3:8443`), so that
+    /// several instances on one host have a chain each. Two processes with one name would
+    /// write one chain: their batches would refuse each other's sequence numbers.
     pub instance_id: String,
     /// Sign a checkpoint once this many rows are uncovered (default 1000).
     pub checkpoint_rows: u64,
@@ -554,11 +555,22 @@ impl Default for AuditSettings {
 }
 
 impl AuditSettings {
-    /// `instance_id`, or the host name cut to the allowed characters when it is empty.
-    pub fn resolved_instance_id(&self) -> String {
+    /// `instance_id`, or when it is empty the host name cut to the allowed characters, a colon
+    /// and `listen_port` (the public listener's; for port 0, the process id and a count of the
+    /// servers this process started, so none share a chain).
+    pub fn resolved_instance_id(&self, listen_port: u16) -> String {
         if !self.instance_id.is_empty() {
             return self.instance_id.clone();
         }
+        let suffix = if listen_port == 0 {
+            // An ephemeral port (tests): the port is not known yet, so this process and its
+            // n-th server name the chain.
+            static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!(":p{}-{n}", std::process::id())
+        } else {
+            format!(":{listen_port}")
+        };
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_default();
@@ -566,13 +578,10 @@ impl AuditSettings {
             .trim()
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
-            .take(crate::audit::chain::MAX_INSTANCE_ID_LEN)
+            .take(crate::audit::chain::MAX_INSTANCE_ID_LEN - suffix.len())
             .collect();
-        if id.is_empty() {
-            "gateway".into()
-        } else {
-            id
-        }
+        let host = if id.is_empty() { "gateway" } else { &id };
+        format!("{host}{suffix}")
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -1139,5 +1148,31 @@ impl fmt::Debug for AccountSettings {
         f.debug_struct("AccountSettings")
             .field("id_pepper", &"***")
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditSettings;
+
+    #[test]
+    fn the_default_instance_id_is_the_host_and_the_listener_port() {
+        let named = AuditSettings {
+            instance_id: "gw-a".into(),
+            ..AuditSettings::default()
+        };
+        assert_eq!(named.resolved_instance_id(8443), "gw-a");
+        let default = AuditSettings::default();
+        let id = default.resolved_instance_id(8443);
+        assert!(id.ends_with(":8443"), "{id}");
+        assert!(crate::audit::chain::valid_instance_id(&id), "{id}");
+        assert_ne!(id, default.resolved_instance_id(8444));
+        // Ephemeral ports: every server of the process gets its own chain.
+        let (a, b) = (
+            default.resolved_instance_id(0),
+            default.resolved_instance_id(0),
+        );
+        assert_ne!(a, b);
+        assert!(crate::audit::chain::valid_instance_id(&a), "{a}");
     }
 }

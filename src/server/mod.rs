@@ -411,7 +411,7 @@ pub fn chain_audit(
     let witness = open_witness(settings)?;
     let ring = Arc::clone(keyring);
     let setup = crate::store::ChainSetup {
-        instance_id: a.resolved_instance_id(),
+        instance_id: a.resolved_instance_id(settings.server.listen.port()),
         checkpoint_rows: a.checkpoint_rows,
         checkpoint_every: std::time::Duration::from_secs(a.checkpoint_secs),
         sign: Box::new(move |cp: crate::audit::Checkpoint| {
