@@ -6,6 +6,7 @@
 //! unreachable they fail.
 
 use crate::common;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pension_gateway::store::{
@@ -55,22 +56,47 @@ async fn migrated(s: &Store) {
     s.run_migrations().await.expect("migrations");
 }
 
+/// The versions of the embedded migrations, oldest first, as diesel names them (the folder
+/// name's date and time digits); both backends' folders hold the same names.
+fn migration_versions() -> Vec<String> {
+    let names = |backend: &str| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = names("sqlite");
+    assert_eq!(
+        sqlite,
+        names("mysql"),
+        "the two backends' migration folders differ"
+    );
+    sqlite
+        .iter()
+        .map(|n| {
+            n.split('_')
+                .next()
+                .unwrap()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect()
+        })
+        .collect()
+}
+
 // ------------------------------------------------------------------------------------------------
 // Scenarios, each run on every backend
 
 /// Migrations apply once, then a second run is a no-op; the schema is usable afterwards.
 async fn migrations_idempotent(s: Store) {
     let first = s.run_migrations().await.expect("first migration run");
-    assert_eq!(
-        first,
-        vec![
-            "20261124000000".to_owned(),
-            "20261125000000".to_owned(),
-            "20261201000000".to_owned(),
-            "20261207000000".to_owned(),
-            "20261208000000".to_owned()
-        ]
-    );
+    assert_eq!(first, migration_versions());
     let second = s.run_migrations().await.expect("second migration run");
     assert!(second.is_empty(), "second run applied {second:?}");
     assert_eq!(s.count_accounts().await.unwrap(), 0);
@@ -83,12 +109,8 @@ async fn migrations_idempotent(s: Store) {
 /// still absent), none once migrated, and exactly the one whose bookkeeping row is missing when
 /// the schema is behind — the same answers on every backend.
 async fn pending_migrations_report_a_schema_that_is_behind(s: Store) {
-    let all = vec![
-        "20261124000000".to_owned(),
-        "20261125000000".to_owned(),
-        "20261201000000".to_owned(),
-        "20261207000000".to_owned(),
-    ];
+    let all = migration_versions();
+    let newest = all.last().expect("at least one migration").clone();
     assert_eq!(s.pending_migrations().await.expect("pending, fresh"), all);
     assert!(
         testing::execute_sql(&s, "DELETE FROM __diesel_schema_migrations")
@@ -101,13 +123,13 @@ async fn pending_migrations_report_a_schema_that_is_behind(s: Store) {
     // One migration behind, as a newer binary finds the schema an older one left.
     testing::execute_sql(
         &s,
-        "DELETE FROM __diesel_schema_migrations WHERE version = '20261207000000'",
+        &format!("DELETE FROM __diesel_schema_migrations WHERE version = '{newest}'"),
     )
     .await
     .expect("forget the newest migration");
     assert_eq!(
         s.pending_migrations().await.expect("pending, behind"),
-        vec!["20261207000000".to_owned()]
+        vec![newest]
     );
 }
 
