@@ -128,6 +128,10 @@ impl From<std::io::Error> for StartError {
 /// default bound leaves room and fails closed (503) beyond it.
 pub const REPLAY_CAPACITY: usize = 8_000_000;
 
+/// Connections the kernel queues on the public listener before the acceptor takes them
+/// (actix's own default when it binds; the kernel caps it at `net.core.somaxconn`).
+pub const ACCEPT_BACKLOG: i32 = 1024;
+
 /// Opens the database named in settings.
 pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     let db = &settings.database;
@@ -510,6 +514,9 @@ pub async fn serve_state_until<S: signals::StopSignalWatch>(
     .disable_signals();
     // With `[tls]` the public listener (WeChat and partner routes) speaks only TLS; the ops and
     // admin listeners stay plain on their loopback or internal addresses (docs/tls.md).
+    // A listener bound by `std` queues 128 connections; a burst beyond what the acceptor takes
+    // in time would see resets (a flood of slow clients did: a quarter of 1,200 connects).
+    socket2::SockRef::from(&listeners.public).listen(ACCEPT_BACKLOG)?;
     public = match &tls {
         Some(t) => public.listen_rustls_0_23(listeners.public, t.server_config()?)?,
         None => public.listen(listeners.public)?,
