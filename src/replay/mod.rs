@@ -47,25 +47,25 @@ pub enum ReplayError {
         /// The call.
         what: &'static str,
         /// The client's error (in the message; not also reported as the source).
-        cause: redis::RedisError,
+        cause: Box<redis::RedisError>,
     },
     /// `PING` was answered with something else than `PONG` (not a Redis server?).
     #[error("replay store unavailable: redis PING answered {0:?}")]
     NotPong(String),
     /// The Redis server's TLS certificate was refused (wrong CA, wrong name, expired).
     #[error("the Redis server's TLS certificate was refused: {0}")]
-    Untrusted(redis::RedisError),
+    Untrusted(Box<redis::RedisError>),
     /// A Redis setting cannot be used; `setting` names it.
     #[error("{setting}: {cause}")]
     Setting {
         /// The setting (`replay.redis_url`, `replay.redis_cluster_nodes`).
         setting: &'static str,
         /// What the client said of it.
-        cause: redis::RedisError,
+        cause: Box<redis::RedisError>,
     },
     /// `replay.redis_ca_file` cannot be used.
     #[error("replay.redis_ca_file: {0}")]
-    CaFile(crate::tls::TlsError),
+    CaFile(Box<crate::tls::TlsError>),
     /// An internal invariant did not hold (a bug; the request is refused, never answered).
     #[error("replay store: internal error: {0}")]
     Internal(&'static str),

@@ -59,7 +59,7 @@ impl std::fmt::Debug for RedisTarget {
 pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, ReplayError> {
     crate::tls::read_ca_file(path, crate::tls::unix_now())
         .map(|ca| ca.pem)
-        .map_err(ReplayError::CaFile)
+        .map_err(|e| ReplayError::CaFile(Box::new(e)))
 }
 
 #[expect(
@@ -126,7 +126,7 @@ impl RedisLink {
             let info = redis::IntoConnectionInfo::into_connection_info(target.url.as_str())
                 .map_err(|cause| ReplayError::Setting {
                     setting: "replay.redis_url",
-                    cause,
+                    cause: Box::new(cause),
                 })?;
             let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
             if tls {
@@ -139,7 +139,7 @@ impl RedisLink {
             }
             .map_err(|cause| ReplayError::Setting {
                 setting: "replay.redis_url",
-                cause,
+                cause: Box::new(cause),
             })?;
             (
                 Client::Single(client),
@@ -167,7 +167,7 @@ impl RedisLink {
             }
             let client = b.build().map_err(|cause| ReplayError::Setting {
                 setting: "replay.redis_cluster_nodes",
-                cause,
+                cause: Box::new(cause),
             })?;
             let description = format!(
                 "cluster {}",
@@ -228,7 +228,10 @@ impl RedisLink {
         tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
             .await
             .map_err(|_| ReplayError::TimedOut { what })?
-            .map_err(|cause| ReplayError::Redis { what, cause })
+            .map_err(|cause| ReplayError::Redis {
+                what,
+                cause: Box::new(cause),
+            })
     }
 
     /// Runs `script` with one key and its arguments within the deadline (`EVALSHA`, falling
@@ -248,7 +251,10 @@ impl RedisLink {
         tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn))
             .await
             .map_err(|_| ReplayError::TimedOut { what })?
-            .map_err(|cause| ReplayError::Redis { what, cause })
+            .map_err(|cause| ReplayError::Redis {
+                what,
+                cause: Box::new(cause),
+            })
     }
 
     /// Connects and sends `PING` once, at start-up. A refused TLS certificate is
@@ -283,11 +289,11 @@ impl RedisLink {
 /// A failed connect; a refused server certificate is told apart so start-up can stop on it.
 fn connect_error(e: redis::RedisError) -> ReplayError {
     if is_certificate_error(&e) {
-        ReplayError::Untrusted(e)
+        ReplayError::Untrusted(Box::new(e))
     } else {
         ReplayError::Redis {
             what: "connect",
-            cause: e,
+            cause: Box::new(e),
         }
     }
 }

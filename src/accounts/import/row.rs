@@ -236,7 +236,7 @@ mod tests {
     }
 
     fn refusal(edit: &[(&str, &str)]) -> String {
-        let reason = parse(&row(edit)).err().expect("the row must be refused");
+        let reason = parse(&row(edit)).expect_err("the row must be refused");
         for (_, value) in edit {
             if value.len() > 2 {
                 assert!(
