@@ -39,10 +39,6 @@ impl std::fmt::Debug for Bundle {
     }
 }
 
-fn rc(e: rcgen::Error) -> TlsError {
-    TlsError::Generate(e)
-}
-
 fn random_serial() -> SerialNumber {
     let mut b = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut b);
@@ -64,7 +60,7 @@ fn ca_certificate(
     start: time::OffsetDateTime,
     end: time::OffsetDateTime,
 ) -> Result<rcgen::Certificate, TlsError> {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(TlsError::Generate)?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "pension-gateway test CA");
     ca.distinguished_name = dn;
@@ -73,7 +69,7 @@ fn ca_certificate(
     ca.not_before = start;
     ca.not_after = end;
     ca.serial_number = Some(random_serial());
-    ca.self_signed(ca_key).map_err(rc)
+    ca.self_signed(ca_key).map_err(TlsError::Generate)
 }
 
 /// A server certificate for `hosts` issued by `ca_cert`/`ca_key`, with its new key.
@@ -87,8 +83,8 @@ fn server_certificate(
     if hosts.is_empty() {
         return Err(TlsError::NoHostName);
     }
-    let key = KeyPair::generate().map_err(rc)?;
-    let mut leaf = CertificateParams::new(hosts.to_vec()).map_err(rc)?;
+    let key = KeyPair::generate().map_err(TlsError::Generate)?;
+    let mut leaf = CertificateParams::new(hosts.to_vec()).map_err(TlsError::Generate)?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, hosts[0].as_str());
     leaf.distinguished_name = dn;
@@ -98,7 +94,9 @@ fn server_certificate(
     leaf.not_before = start;
     leaf.not_after = end;
     leaf.serial_number = Some(random_serial());
-    let cert = leaf.signed_by(&key, ca_cert, ca_key).map_err(rc)?;
+    let cert = leaf
+        .signed_by(&key, ca_cert, ca_key)
+        .map_err(TlsError::Generate)?;
     Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
 }
 
@@ -109,7 +107,7 @@ pub fn generate(hosts: &[String], now: i64, days: u32) -> Result<Bundle, TlsErro
         return Err(TlsError::NoHostName);
     }
     let (start, end) = window(now, days)?;
-    let ca_key = KeyPair::generate().map_err(rc)?;
+    let ca_key = KeyPair::generate().map_err(TlsError::Generate)?;
     let ca_cert = ca_certificate(&ca_key, start, end)?;
     let (cert_pem, key_pem) = server_certificate(hosts, start, end, &ca_cert, &ca_key)?;
     Ok(Bundle {
@@ -156,7 +154,7 @@ pub fn generate_with_ca(
             ))
         }
         (false, false) => {
-            let ca_key = KeyPair::generate().map_err(rc)?;
+            let ca_key = KeyPair::generate().map_err(TlsError::Generate)?;
             let ca_cert = ca_certificate(&ca_key, start, end)?;
             let (cert_pem, key_pem) = server_certificate(hosts, start, end, &ca_cert, &ca_key)?;
             let ca_key_pem = Zeroizing::new(ca_key.serialize_pem());

@@ -143,10 +143,6 @@ const W: u32 = 760;
 const H: u32 = 340;
 const FONT: (&str, u32) = ("sans-serif", 14);
 
-fn chart_err(e: plotters::drawing::DrawingAreaErrorKind<std::io::Error>) -> BenchError {
-    BenchError::Chart(e)
-}
-
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 /// One chart as an SVG string: a white W×H canvas, `draw` on it, presented.
@@ -154,9 +150,9 @@ fn svg_chart(draw: impl FnOnce(&Area<'_>) -> Result<(), BenchError>) -> Result<S
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_err)?;
+        root.fill(&WHITE).map_err(BenchError::Chart)?;
         draw(&root)?;
-        root.present().map_err(chart_err)?;
+        root.present().map_err(BenchError::Chart)?;
     }
     Ok(svg)
 }
@@ -178,7 +174,7 @@ fn histogram_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError>
         let top = bins.iter().map(|b| b.count).max().unwrap_or(1).max(1);
         let mut chart = frame(root)
             .build_cartesian_2d((lo..hi).log_scale(), 0u64..top + top / 10 + 1)
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         chart
             .configure_mesh()
             .x_desc("latency (ms, log scale)")
@@ -187,12 +183,12 @@ fn histogram_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError>
             .axis_desc_style(FONT)
             .x_label_formatter(&|x| format!("{x:.2}"))
             .draw()
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         chart
             .draw_series(bins.iter().map(|b| {
                 Rectangle::new([(b.lo_ms, 0), (b.hi_ms, b.count)], BLUE.mix(0.6).filled())
             }))
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         Ok(())
     })
 }
@@ -208,7 +204,7 @@ fn percentile_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError
     svg_chart(|root| {
         let mut chart = frame(root)
             .build_cartesian_2d((1.0..x_max).log_scale(), 0.0..y_max)
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         chart
             .configure_mesh()
             .x_desc("percentile")
@@ -225,10 +221,10 @@ fn percentile_svg(h: &hdrhistogram::Histogram<u64>) -> Result<String, BenchError
                 }
             })
             .draw()
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         chart
             .draw_series(LineSeries::new(points, RED.stroke_width(2)))
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         Ok(())
     })
 }
@@ -240,7 +236,7 @@ fn rate_svg(r: &HttpBenchReport) -> Result<String, BenchError> {
     svg_chart(|root| {
         let mut chart = frame(root)
             .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         chart
             .configure_mesh()
             .x_desc("second of the measured phase")
@@ -248,7 +244,7 @@ fn rate_svg(r: &HttpBenchReport) -> Result<String, BenchError> {
             .label_style(FONT)
             .axis_desc_style(FONT)
             .draw()
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         // Each second drawn as a step over [t, t + 1).
         let steps: Vec<(f64, f64)> = points
             .iter()
@@ -256,14 +252,14 @@ fn rate_svg(r: &HttpBenchReport) -> Result<String, BenchError> {
             .collect();
         chart
             .draw_series(AreaSeries::new(steps, 0.0, GREEN.mix(0.25)).border_style(GREEN))
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         let mean = r.req_per_sec;
         chart
             .draw_series(LineSeries::new(
                 [(0.0, mean), (x_max, mean)],
                 BLACK.mix(0.6).stroke_width(1),
             ))
-            .map_err(chart_err)?;
+            .map_err(BenchError::Chart)?;
         Ok(())
     })
 }
