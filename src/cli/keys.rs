@@ -26,21 +26,37 @@ pub enum KeysCommand {
     /// Generate the next bank key version as `staged`.
     Generate,
     /// Add the next bank key version as `staged`, kept inside a cryptographic module (GM/T 0018
-    /// SDF) at `--key-index`: its exported public key is recorded (`bank-v<n>.pub`); nothing
-    /// secret is written. The first time a module is named, declare it with `--library` and
-    /// `--password-file` (docs/hsm.md).
+    /// SDF, at `--key-index`; or a PKCS#11 token, by `--key-label` or `--key-id`): its exported
+    /// public key is recorded (`bank-v<n>.pub`); nothing secret is written. The first time a
+    /// module is named, declare it with `--library` and `--password-file` (and, for a token,
+    /// `--backend pkcs11` with `--token-label` or `--token-serial`) (docs/hsm.md).
     AddModuleKey {
         /// The module's name in keyring.toml.
         #[arg(long)]
         module: String,
-        /// The key's index inside the module.
+        /// The key's index inside an SDF module.
+        #[arg(long, required_unless_present_any = ["key_label", "key_id"], conflicts_with_all = ["key_label", "key_id"])]
+        key_index: Option<u32>,
+        /// The key's CKA_LABEL on a PKCS#11 token.
+        #[arg(long, conflicts_with = "key_id")]
+        key_label: Option<String>,
+        /// The key's CKA_ID on a PKCS#11 token, hex.
         #[arg(long)]
-        key_index: u32,
-        /// Declares the module: absolute path of the vendor's SDF library.
+        key_id: Option<String>,
+        /// Declares the module: absolute path of the vendor's SDF or PKCS#11 library.
         #[arg(long)]
         library: Option<PathBuf>,
-        /// With --library: the access password file (mode 0600; a plain name is in the key
-        /// directory).
+        /// With --library: the module's kind, `sdf` or `pkcs11`.
+        #[arg(long, requires = "library", default_value = "sdf", value_parser = ["sdf", "pkcs11"])]
+        backend: String,
+        /// With --library --backend pkcs11: the token's label.
+        #[arg(long, requires = "library", conflicts_with = "token_serial")]
+        token_label: Option<String>,
+        /// With --library --backend pkcs11: the token's serial number.
+        #[arg(long, requires = "library")]
+        token_serial: Option<String>,
+        /// With --library: the access password file, or a token's user PIN file (mode 0600; a
+        /// plain name is in the key directory).
         #[arg(long, requires = "library")]
         password_file: Option<PathBuf>,
         /// With --library: sessions kept open (signatures in flight at most).
@@ -331,28 +347,62 @@ pub async fn run(
         KeysCommand::AddModuleKey {
             module,
             key_index,
+            key_label,
+            key_id,
             library,
+            backend,
+            token_label,
+            token_serial,
             password_file,
             sessions,
             timeout_ms,
         } => {
+            use pension_gateway::keyring::{ModuleEntry, ModuleKey};
+            let key = match (key_index, key_label, key_id) {
+                (Some(i), _, _) => ModuleKey::Index(i),
+                (_, Some(l), _) => ModuleKey::Label(l),
+                (_, _, Some(id)) => ModuleKey::Id(
+                    hex::decode(id.trim()).context("--key-id must be hex digits")?,
+                ),
+                _ => anyhow::bail!("name the key with --key-index, --key-label or --key-id"),
+            };
             let declare = match library {
                 None => None,
-                Some(library) => Some(pension_gateway::keyring::ModuleEntry {
-                    name: module.clone(),
-                    backend: pension_gateway::keyring::Backend::Sdf,
-                    library,
-                    password_file: password_file
-                        .context("--library needs --password-file (the key access password)")?,
-                    profile: sdf::Profile::default(),
-                    sessions,
-                    timeout_ms,
-                }),
+                Some(library) => {
+                    let password_file = password_file.context(
+                        "--library needs --password-file (the key access password or token PIN)",
+                    )?;
+                    Some(if backend == "pkcs11" {
+                        let token = match (token_label, token_serial) {
+                            (Some(l), _) => pkcs11::TokenSelector::Label(l),
+                            (_, Some(s)) => pkcs11::TokenSelector::Serial(s),
+                            _ => anyhow::bail!(
+                                "--backend pkcs11 needs --token-label or --token-serial"
+                            ),
+                        };
+                        ModuleEntry::pkcs11(
+                            module.clone(),
+                            library,
+                            password_file,
+                            &token,
+                            sessions,
+                            timeout_ms,
+                        )
+                    } else {
+                        ModuleEntry::sdf(
+                            module.clone(),
+                            library,
+                            password_file,
+                            sessions,
+                            timeout_ms,
+                        )
+                    })
+                }
             };
-            let v = dir.add_module_key(&module, key_index, declare)?;
+            let v = dir.add_module_key_at(&module, &key, declare)?;
             println!(
-                "bank key v{v} added as staged (module `{module}`, key index {key_index}); export \
-                 it to WeChat with: {keys} export-public {v}"
+                "bank key v{v} added as staged (module `{module}`, {key}); export it to WeChat \
+                 with: {keys} export-public {v}"
             );
             reload_hint();
         }

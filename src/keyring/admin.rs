@@ -14,11 +14,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::device::token_key;
 use super::file_rules::{read_key_text, read_optional, utf8, KeyFileKind};
 use super::load::build_keyring;
 use super::manifest::{
-    Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, PartnerEntry,
-    Rollout, WechatKeyEntry, WechatKeyState,
+    Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, ModuleKey,
+    PartnerEntry, Rollout, WechatKeyEntry, WechatKeyState,
 };
 use super::KeyRingError;
 use crate::crypto::{EngineKind, PublicKey, SecretKey};
@@ -184,6 +185,17 @@ impl KeyDir {
         key_index: u32,
         declare: Option<ModuleEntry>,
     ) -> Result<u32, KeyRingError> {
+        self.add_module_key_at(name, &ModuleKey::Index(key_index), declare)
+    }
+
+    /// [`Self::add_module_key`] for a key named by its index (`sdf`) or by its `CKA_LABEL` or
+    /// `CKA_ID` (`pkcs11`).
+    pub fn add_module_key_at(
+        &self,
+        name: &str,
+        key: &ModuleKey,
+        declare: Option<ModuleEntry>,
+    ) -> Result<u32, KeyRingError> {
         let mut m = self.manifest()?;
         if m.bank.is_empty() {
             return Err(KeyRingError::Invalid(
@@ -205,7 +217,7 @@ impl KeyDir {
                  --password-file"
             ))
         })?;
-        let public = module_public_key(spec, key_index)?;
+        let public = module_public_key(spec, key)?;
         let version = m.bank.iter().map(|b| b.version).max().unwrap_or(0) + 1;
         let public_file = format!("bank-v{version}.pub");
         write_atomic(
@@ -214,12 +226,12 @@ impl KeyDir {
             false,
         )?;
         let backend = spec.backend;
-        m.bank.push(BankKeyEntry::in_module(
+        m.bank.push(BankKeyEntry::module_key(
             version,
             BankKeyState::Staged,
             backend,
             name.to_owned(),
-            key_index,
+            key,
             public_file,
         ));
         self.commit(&m)?;
@@ -642,21 +654,48 @@ pub fn describe_user(uid: u32) -> String {
     }
 }
 
-/// The signing public key of `key_index` as module `spec` exports it.
-fn module_public_key(spec: &ModuleEntry, key_index: u32) -> Result<PublicKey, KeyRingError> {
+/// The signing public key of `key` as module `spec` exports it (no password or PIN needed).
+fn module_public_key(spec: &ModuleEntry, key: &ModuleKey) -> Result<PublicKey, KeyRingError> {
     let fail = |cause: String| {
         KeyRingError::Invalid(format!(
-            "{} module `{}` ({}): key index {key_index}: {cause}",
+            "{} module `{}` ({}): {key}: {cause}",
             spec.backend.name(),
             spec.name,
             spec.library.display()
         ))
     };
-    let module =
-        sdf::Module::open(&spec.library, spec.profile.clone()).map_err(|e| fail(e.to_string()))?;
-    let mut session = module.session().map_err(|e| fail(e.to_string()))?;
-    let sec1 = session
-        .export_sign_public_key(key_index)
-        .map_err(|e| fail(e.to_string()))?;
+    let sec1 = match (spec.backend, key, token_key(key)) {
+        (Backend::Sdf, ModuleKey::Index(index), _) => {
+            let module = sdf::Module::open(&spec.library, spec.profile.clone())
+                .map_err(|e| fail(e.to_string()))?;
+            let mut session = module.session().map_err(|e| fail(e.to_string()))?;
+            session
+                .export_sign_public_key(*index)
+                .map_err(|e| fail(e.to_string()))?
+        }
+        (Backend::Pkcs11, _, Some(key_ref)) => {
+            let token = spec
+                .token()
+                .ok_or_else(|| fail("the module names no token_label or token_serial".into()))?;
+            pkcs11::Token::open(
+                &spec.library,
+                token,
+                spec.pkcs11_profile.clone().unwrap_or_default(),
+            )
+            .and_then(|t| t.public_key(&key_ref))
+            .map_err(|e| fail(e.to_string()))?
+        }
+        (backend, _, _) => {
+            return Err(fail(format!(
+                "a {} key is named by {}",
+                backend.name(),
+                if backend == Backend::Sdf {
+                    "--key-index"
+                } else {
+                    "--key-label or --key-id"
+                }
+            )))
+        }
+    };
     PublicKey::from_sec1(&sec1).map_err(|e| fail(e.to_string()))
 }

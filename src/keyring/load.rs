@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::file_rules::{read_key_text, FileRule, KeyDirHandle, KeyFileKind};
+use super::device::{token_key, ModuleDevice, Pkcs11Device, SdfDevice};
 use super::manifest::{
-    Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, WechatKeyState,
+    Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, ModuleKey,
+    WechatKeyState,
 };
 use super::published::{published_key, published_secret};
 use super::signer::{BankSigner, ModuleSettings, ModuleSigner, PROBE_MESSAGE};
@@ -75,7 +77,7 @@ pub enum KeyRingError {
 pub struct ModuleFailure {
     /// The bank key version.
     pub version: u32,
-    /// The backend (`sdf`).
+    /// The backend (`sdf` or `pkcs11`).
     pub backend: &'static str,
     /// The module's name in the manifest.
     pub module: String,
@@ -197,7 +199,7 @@ fn build_from(
         }
         let signer = match entry.backend {
             Backend::File => file_signer(keys, entry, eng.as_ref(), signer_id, demo_mode)?,
-            Backend::Sdf => {
+            Backend::Sdf | Backend::Pkcs11 => {
                 module_signer(keys, manifest, entry, &mut modules, eng.as_ref(), signer_id)?
             }
         };
@@ -271,14 +273,43 @@ fn file_signer(
     Ok(BankSigner::File(signer))
 }
 
-/// Modules opened during one load, by name: a reload opens them afresh (new device handle, new
-/// sessions), the old ring's close when its last request ends.
+/// Modules opened during one load, by name: a reload opens them afresh (new device handle or
+/// token slot lookup, new sessions), the old ring's close when its last request ends.
 #[derive(Default)]
-struct ModuleCache(BTreeMap<String, Arc<sdf::Module>>);
+struct ModuleCache(BTreeMap<String, OpenModule>);
 
-/// A module-backed version: the module opened, the key's access right taken, its exported
-/// public key equal to the recorded one and a test signature verified — or the version (and
-/// with it the set) is refused, naming why.
+/// A module opened for this load.
+#[derive(Clone)]
+enum OpenModule {
+    Sdf(Arc<sdf::Module>),
+    Pkcs11(Arc<pkcs11::Token>),
+}
+
+/// Opens module `spec` (its library loaded, its device opened or its token found with the
+/// profile's mechanism).
+fn open_module(spec: &ModuleEntry) -> Result<OpenModule, String> {
+    match spec.backend {
+        Backend::Pkcs11 => {
+            let token = spec
+                .token()
+                .ok_or("a pkcs11 module names its token by label or serial")?;
+            pkcs11::Token::open(
+                &spec.library,
+                token,
+                spec.pkcs11_profile.clone().unwrap_or_default(),
+            )
+            .map(|t| OpenModule::Pkcs11(Arc::new(t)))
+            .map_err(|e| e.to_string())
+        }
+        _ => sdf::Module::open(&spec.library, spec.profile.clone())
+            .map(|m| OpenModule::Sdf(Arc::new(m)))
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// A module-backed version: the module opened, the key's access right taken (or the token
+/// logged in and the key found), its exported public key equal to the recorded one and a test
+/// signature verified — or the version (and with it the set) is refused, naming why.
 fn module_signer(
     keys: &KeyDirHandle,
     manifest: &Manifest,
@@ -289,11 +320,11 @@ fn module_signer(
 ) -> Result<BankSigner, KeyRingError> {
     let version = entry.version;
     // `Manifest::check` guarantees these are present and the module declared.
-    let (Some(name), Some(key_index), Some(public_file)) =
-        (&entry.module, entry.key_index, &entry.public_key)
+    let (Some(name), Some(key), Some(public_file)) =
+        (&entry.module, entry.module_key_ref(), &entry.public_key)
     else {
         return Err(KeyRingError::Invalid(format!(
-            "bank key v{version}: module, key_index and public_key are required"
+            "bank key v{version}: module, the key's place and public_key are required"
         )));
     };
     let spec: &ModuleEntry = manifest
@@ -311,13 +342,10 @@ fn module_signer(
         }))
     };
     let module = match modules.0.get(name) {
-        Some(m) => Arc::clone(m),
+        Some(m) => m.clone(),
         None => {
-            let m = Arc::new(
-                sdf::Module::open(&spec.library, spec.profile.clone())
-                    .map_err(|e| fail(e.to_string()))?,
-            );
-            modules.0.insert(name.clone(), Arc::clone(&m));
+            let m = open_module(spec).map_err(&fail)?;
+            modules.0.insert(name.clone(), m.clone());
             m
         }
     };
@@ -338,17 +366,39 @@ fn module_signer(
     let settings = ModuleSettings {
         name: name.clone(),
         library: spec.library.clone(),
-        key_index,
+        key: key.to_string(),
         sessions: usize::from(spec.sessions),
         timeout: std::time::Duration::from_millis(spec.timeout_ms),
     };
-    let signer = ModuleSigner::open(settings, module, password, signer_id)
-        .map_err(|e| fail(format!("key index {key_index}: {e}")))?;
+    let opened = match (&module, &key) {
+        (OpenModule::Sdf(m), ModuleKey::Index(index)) => {
+            SdfDevice::open(Arc::clone(m), password, *index).map(|(d, s)| {
+                let d: Box<dyn ModuleDevice> = Box::new(d);
+                (d, s)
+            })
+        }
+        (OpenModule::Pkcs11(t), key) => {
+            let Some(key_ref) = token_key(key) else {
+                return Err(fail(format!("{key}: a pkcs11 key is named by label or id")));
+            };
+            Pkcs11Device::open(Arc::clone(t), password, key_ref).map(|(d, s)| {
+                let d: Box<dyn ModuleDevice> = Box::new(d);
+                (d, s)
+            })
+        }
+        (OpenModule::Sdf(_), key) => {
+            return Err(fail(format!("{key}: an sdf key is named by its index")));
+        }
+    };
+    let signer = opened
+        .and_then(|(device, session)| ModuleSigner::open(settings, device, session, signer_id))
+        .map_err(|e| fail(format!("{key}: {e}")))?;
     if signer.public_key() != &recorded {
         return Err(KeyRingError::Invalid(format!(
-            "bank key v{version}: the public key module `{name}` exports for key index \
-             {key_index} (fingerprint {}) is not the one recorded in {} (fingerprint {}); \
-             refusing the version",
+            "bank key v{version}: the public key {} module `{name}` exports for {key} \
+             (fingerprint {}) is not the one recorded in {} (fingerprint {}); refusing the \
+             version",
+            entry.backend.name(),
             signer.public_key().fingerprint(),
             recorded_path.display(),
             recorded.fingerprint()
@@ -357,14 +407,14 @@ fn module_signer(
     let signer = BankSigner::Module(Arc::new(signer));
     let signature = signer
         .sign(PROBE_MESSAGE)
-        .map_err(|e| fail(format!("key index {key_index}: test signature: {e}")))?;
+        .map_err(|e| fail(format!("{key}: test signature: {e}")))?;
     let verifier = eng
         .verifier(&recorded, signer_id)
         .map_err(|e| KeyRingError::Invalid(format!("bank key v{version}: {e}")))?;
     verifier.verify(PROBE_MESSAGE, &signature).map_err(|_| {
         fail(format!(
-            "key index {key_index}: the test signature does not verify under the recorded \
-             public key; refusing the version"
+            "{key}: the test signature does not verify under the recorded public key; \
+             refusing the version"
         ))
     })?;
     Ok(signer)

@@ -74,6 +74,9 @@ pub enum Backend {
     File,
     /// Inside a GM/T 0018 (SDF) cryptographic module; the gateway sends it 32-byte digests.
     Sdf,
+    /// Inside a PKCS#11 token; the gateway sends it the digest (or the message, per the
+    /// vendor profile).
+    Pkcs11,
 }
 
 impl Backend {
@@ -82,6 +85,7 @@ impl Backend {
         match self {
             Backend::File => "file",
             Backend::Sdf => "sdf",
+            Backend::Pkcs11 => "pkcs11",
         }
     }
 }
@@ -103,9 +107,15 @@ pub struct BankKeyEntry {
     /// Name of the `[[module]]` holding the key (module backends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
-    /// The key's index inside the module (module backends).
+    /// The key's index inside the module (`sdf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_index: Option<u32>,
+    /// The key's `CKA_LABEL` on the token (`pkcs11`; this or `key_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_label: Option<String>,
+    /// The key's `CKA_ID` on the token, hex (`pkcs11`; this or `key_label`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// File name of the public key recorded when the version was added (module backends):
     /// the module's exported key must equal it at every load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +136,8 @@ impl BankKeyEntry {
             private_key,
             module: None,
             key_index: None,
+            key_label: None,
+            key_id: None,
             public_key: None,
         }
     }
@@ -140,14 +152,72 @@ impl BankKeyEntry {
         key_index: u32,
         public_key: String,
     ) -> Self {
+        Self::module_key(
+            version,
+            state,
+            backend,
+            module,
+            &ModuleKey::Index(key_index),
+            public_key,
+        )
+    }
+
+    /// A version kept as `key` inside module `module` (an index for `sdf`, a label or id for
+    /// `pkcs11`), its public key recorded in the file `public_key`.
+    pub fn module_key(
+        version: u32,
+        state: BankKeyState,
+        backend: Backend,
+        module: String,
+        key: &ModuleKey,
+        public_key: String,
+    ) -> Self {
+        let (key_index, key_label, key_id) = match key {
+            ModuleKey::Index(i) => (Some(*i), None, None),
+            ModuleKey::Label(l) => (None, Some(l.clone()), None),
+            ModuleKey::Id(id) => (None, None, Some(hex::encode(id))),
+        };
         Self {
             version,
             state,
             backend,
             private_key: String::new(),
             module: Some(module),
-            key_index: Some(key_index),
+            key_index,
+            key_label,
+            key_id,
             public_key: Some(public_key),
+        }
+    }
+
+    /// Where the key is inside its module, when the entry names it (module backends).
+    pub fn module_key_ref(&self) -> Option<ModuleKey> {
+        match (self.key_index, &self.key_label, &self.key_id) {
+            (Some(i), None, None) => Some(ModuleKey::Index(i)),
+            (None, Some(l), None) => Some(ModuleKey::Label(l.clone())),
+            (None, None, Some(id)) => hex::decode(id).ok().map(ModuleKey::Id),
+            _ => None,
+        }
+    }
+}
+
+/// Where a key is inside its module: an SDF key index, or a PKCS#11 `CKA_LABEL` or `CKA_ID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleKey {
+    /// The key's index (`sdf`).
+    Index(u32),
+    /// `CKA_LABEL` (`pkcs11`).
+    Label(String),
+    /// `CKA_ID` (`pkcs11`).
+    Id(Vec<u8>),
+}
+
+impl std::fmt::Display for ModuleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModuleKey::Index(i) => write!(f, "key index {i}"),
+            ModuleKey::Label(l) => write!(f, "key CKA_LABEL `{l}`"),
+            ModuleKey::Id(id) => write!(f, "key CKA_ID {}", hex::encode(id)),
         }
     }
 }
@@ -163,18 +233,88 @@ pub struct ModuleEntry {
     pub backend: Backend,
     /// Absolute path of the vendor's shared library.
     pub library: std::path::PathBuf,
-    /// The password file (private-key access right): a plain name inside the key directory or
-    /// an absolute path; mode 0600, owned by the gateway's user.
+    /// The password file (SDF: private-key access right; PKCS#11: the user PIN, also spelt
+    /// `pin_file`): a plain name inside the key directory or an absolute path; mode 0600, owned
+    /// by the gateway's user.
+    #[serde(alias = "pin_file")]
     pub password_file: std::path::PathBuf,
-    /// The vendor profile (struct layouts, algorithm identifier); the standard's by default.
-    #[serde(default)]
+    /// The SDF vendor profile (struct layouts, algorithm identifier); the standard's by default.
+    #[serde(default, skip_serializing_if = "is_standard_profile")]
     pub profile: sdf::Profile,
+    /// The PKCS#11 token's label (`pkcs11`; this or `token_serial`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_label: Option<String>,
+    /// The PKCS#11 token's serial number (`pkcs11`; this or `token_label`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_serial: Option<String>,
+    /// The PKCS#11 vendor profile (SM2 mechanism code, digest or message input); the
+    /// documented default when absent (docs/hsm.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11_profile: Option<pkcs11::Profile>,
     /// Sessions kept open, i.e. signatures in flight at most (1–256).
     #[serde(default = "default_sessions")]
     pub sessions: u16,
     /// Deadline of one signature, waiting for a session included, milliseconds (1–60000).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+}
+
+fn is_standard_profile(p: &sdf::Profile) -> bool {
+    *p == sdf::Profile::standard()
+}
+
+impl ModuleEntry {
+    /// An SDF module with the standard profile.
+    pub fn sdf(
+        name: String,
+        library: std::path::PathBuf,
+        password_file: std::path::PathBuf,
+        sessions: u16,
+        timeout_ms: u64,
+    ) -> Self {
+        Self {
+            name,
+            backend: Backend::Sdf,
+            library,
+            password_file,
+            profile: sdf::Profile::default(),
+            token_label: None,
+            token_serial: None,
+            pkcs11_profile: None,
+            sessions,
+            timeout_ms,
+        }
+    }
+
+    /// A PKCS#11 token chosen by `token`, the default vendor profile.
+    pub fn pkcs11(
+        name: String,
+        library: std::path::PathBuf,
+        pin_file: std::path::PathBuf,
+        token: &pkcs11::TokenSelector,
+        sessions: u16,
+        timeout_ms: u64,
+    ) -> Self {
+        let (token_label, token_serial) = match token {
+            pkcs11::TokenSelector::Label(l) => (Some(l.clone()), None),
+            pkcs11::TokenSelector::Serial(s) => (None, Some(s.clone())),
+        };
+        Self {
+            backend: Backend::Pkcs11,
+            token_label,
+            token_serial,
+            ..Self::sdf(name, library, pin_file, sessions, timeout_ms)
+        }
+    }
+
+    /// The token a `pkcs11` module names (label or serial).
+    pub fn token(&self) -> Option<pkcs11::TokenSelector> {
+        match (&self.token_label, &self.token_serial) {
+            (Some(l), None) => Some(pkcs11::TokenSelector::Label(l.clone())),
+            (None, Some(s)) => Some(pkcs11::TokenSelector::Serial(s.clone())),
+            _ => None,
+        }
+    }
 }
 
 fn sdf_backend() -> Backend {
@@ -357,10 +497,16 @@ impl Manifest {
         let v = b.version;
         match b.backend {
             Backend::File => {
-                if b.module.is_some() || b.key_index.is_some() || b.public_key.is_some() {
+                if b.module.is_some()
+                    || b.key_index.is_some()
+                    || b.key_label.is_some()
+                    || b.key_id.is_some()
+                    || b.public_key.is_some()
+                {
                     return Err(KeyRingError::Invalid(format!(
-                        "bank key v{v}: `module`, `key_index` and `public_key` belong to module \
-                         backends; a file version names only `private_key`"
+                        "bank key v{v}: `module`, `key_index`, `key_label`, `key_id` and \
+                         `public_key` belong to module backends; a file version names only \
+                         `private_key`"
                     )));
                 }
                 check_file_name(&b.private_key)
@@ -373,11 +519,21 @@ impl Manifest {
                         backend.name()
                     )));
                 }
-                let (Some(module), Some(_), Some(public_key)) =
-                    (&b.module, b.key_index, &b.public_key)
+                let key_ok = match (backend, b.module_key_ref()) {
+                    (Backend::Sdf, Some(ModuleKey::Index(_))) => true,
+                    (Backend::Pkcs11, Some(ModuleKey::Label(_) | ModuleKey::Id(_))) => true,
+                    _ => false,
+                };
+                let key_fields = if backend == Backend::Sdf {
+                    "`key_index`"
+                } else {
+                    "one of `key_label` or `key_id` (hex)"
+                };
+                let (Some(module), true, Some(public_key)) = (&b.module, key_ok, &b.public_key)
                 else {
                     return Err(KeyRingError::Invalid(format!(
-                        "bank key v{v}: a {} version needs `module`, `key_index` and `public_key`",
+                        "bank key v{v}: a {} version needs `module`, {key_fields} and \
+                         `public_key`",
                         backend.name()
                     )));
                 };
@@ -418,6 +574,22 @@ impl Manifest {
                     "module `{name}`: library {} must be an absolute path",
                     m.library.display()
                 )));
+            }
+            let token_fields = m.token_label.is_some() || m.token_serial.is_some();
+            match m.backend {
+                Backend::Pkcs11 if m.token().is_none() => {
+                    return Err(KeyRingError::Invalid(format!(
+                        "module `{name}`: a pkcs11 module names its token by exactly one of \
+                         `token_label` or `token_serial`"
+                    )))
+                }
+                Backend::Sdf if token_fields || m.pkcs11_profile.is_some() => {
+                    return Err(KeyRingError::Invalid(format!(
+                        "module `{name}`: `token_label`, `token_serial` and `pkcs11_profile` \
+                         belong to pkcs11 modules"
+                    )))
+                }
+                _ => {}
             }
             if !(1..=256).contains(&m.sessions) || !(1..=60_000).contains(&m.timeout_ms) {
                 return Err(KeyRingError::Invalid(format!(

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod demo;
+pub mod device;
 pub mod file_rules;
 mod load;
 mod manifest;
@@ -28,8 +29,8 @@ pub use load::{
     ModuleFailure, SecretRule, MAX_PARTNER_SECRET, MIN_PARTNER_SECRET,
 };
 pub use manifest::{
-    Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, PartnerEntry,
-    Rollout, WechatKeyEntry, WechatKeyState,
+    Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, ModuleKey,
+    PartnerEntry, Rollout, WechatKeyEntry, WechatKeyState,
 };
 pub use signer::{BankSignError, BankSigner, ModuleSignError, ModuleSigner};
 

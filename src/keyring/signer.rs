@@ -1,5 +1,6 @@
 //! Who signs for a bank key version: the gateway itself with a key file (`file`), or a
-//! cryptographic module holding the key (`sdf`, docs/hsm.md).
+//! cryptographic module holding the key (`sdf` or `pkcs11`, docs/hsm.md), reached through the
+//! small [`ModuleDevice`] trait so that both share the pool, deadline and health below.
 //!
 //! Every backend signs the same digest: the gateway computes e = SM3(Z‖M) once (Z from the
 //! configured signer ID and the version's public key) and a module signs those 32 bytes. A
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::device::{DeviceError, DeviceSession, ModuleDevice};
 use crate::crypto::sm3::{message_digest, z_a};
 use crate::crypto::{PreparedSigner, PublicKey, SignError, Signature};
 
@@ -46,11 +48,11 @@ impl BankSigner {
         }
     }
 
-    /// `file` or `sdf`.
+    /// `file`, `sdf` or `pkcs11`.
     pub fn backend(&self) -> &'static str {
         match self {
             BankSigner::File(_) => "file",
-            BankSigner::Module(_) => "sdf",
+            BankSigner::Module(m) => m.backend(),
         }
     }
 
@@ -69,7 +71,7 @@ impl BankSigner {
         match self {
             BankSigner::File(s) => s.sign(message),
             BankSigner::Module(m) => m
-                .sign_blocking(&m.digest(message))
+                .sign_blocking(&m.digest(message), message)
                 .map_err(|_| SignError("the signing module refused the signature")),
         }
     }
@@ -103,7 +105,7 @@ pub enum ModuleSignError {
     Timeout(Duration),
     /// The module answered with an error.
     #[error("the signing module failed: {0}")]
-    Device(#[from] sdf::SdfError),
+    Device(#[from] DeviceError),
     /// The module's signature is not a valid encoding (checked by the client already; kept
     /// for completeness).
     #[error("the signing module returned a malformed signature")]
@@ -132,24 +134,23 @@ pub struct ModuleSettings {
     pub name: String,
     /// The vendor library.
     pub library: PathBuf,
-    /// The key's index.
-    pub key_index: u32,
+    /// Where the key is in the module (`key index 1`, `key CKA_LABEL `…``), for logs.
+    pub key: String,
     /// Sessions kept open (= signatures in flight at most).
     pub sessions: usize,
     /// Deadline of one signature, queueing included.
     pub timeout: Duration,
 }
 
-/// A bank key version inside an SDF module: the module, the key's access password, a pool of
-/// open sessions holding the key's access right, and the version's public key with its Z.
+/// A bank key version inside a module: the device (which opens sessions able to sign with the
+/// key), a pool of open sessions, and the version's public key with its Z.
 pub struct ModuleSigner {
     settings: ModuleSettings,
-    module: Arc<sdf::Module>,
-    password: sdf::Password,
+    device: Box<dyn ModuleDevice>,
     public: PublicKey,
     z_a: [u8; 32],
-    /// Open sessions not in use (each holds the key's access right).
-    idle: Mutex<Vec<sdf::Session>>,
+    /// Open sessions not in use (each able to sign: access right held, or logged in).
+    idle: Mutex<Vec<Box<dyn DeviceSession>>>,
     /// One permit per session that may be in use.
     slots: Arc<Semaphore>,
     /// False from a failed or late call until the next call that succeeds.
@@ -161,9 +162,10 @@ pub struct ModuleSigner {
 impl std::fmt::Debug for ModuleSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModuleSigner")
+            .field("backend", &self.device.backend())
             .field("module", &self.settings.name)
             .field("library", &self.settings.library)
-            .field("key_index", &self.settings.key_index)
+            .field("key", &self.settings.key)
             .field("public_key", &self.public.fingerprint())
             .field("healthy", &self.is_healthy())
             .finish_non_exhaustive()
@@ -174,30 +176,22 @@ impl std::fmt::Debug for ModuleSigner {
 pub const PROBE_MESSAGE: &[u8] = b"pension-gateway module check";
 
 impl ModuleSigner {
-    /// Opens a session on `module`, takes key `key_index`'s access right and reads its public
-    /// key. The caller checks that key against the ring's record before using the signer.
+    /// The signer of `device`, whose first session `session` (opened and checked by the
+    /// device) reads the key's public key. The caller checks that key against the ring's record
+    /// before using the signer.
     pub fn open(
         settings: ModuleSettings,
-        module: Arc<sdf::Module>,
-        password: sdf::Password,
+        device: Box<dyn ModuleDevice>,
+        mut session: Box<dyn DeviceSession>,
         signer_id: &[u8],
-    ) -> Result<Self, sdf::SdfError> {
-        let mut session = module.session()?;
-        session.check_sm2()?;
-        session.get_access_right(settings.key_index, &password)?;
-        let sec1 = session.export_sign_public_key(settings.key_index)?;
-        // The client checked the point is on the curve.
-        let public = PublicKey::from_sec1(&sec1).map_err(|_| sdf::SdfError::Layout {
-            function: "SDF_ExportSignPublicKey_ECC",
-            profile: module.profile().name.clone(),
-            what: "not a point on the SM2 curve",
-        })?;
+    ) -> Result<Self, DeviceError> {
+        let sec1 = session.public_key()?;
+        let public = PublicKey::from_sec1(&sec1).map_err(|_| DeviceError::NotSm2Point)?;
         let z_a = z_a(signer_id, &public).unwrap_or([0; 32]);
         let slots = Arc::new(Semaphore::new(settings.sessions));
         Ok(Self {
             settings,
-            module,
-            password,
+            device,
             public,
             z_a,
             idle: Mutex::new(vec![session]),
@@ -222,6 +216,11 @@ impl ModuleSigner {
         &self.settings.library
     }
 
+    /// `sdf` or `pkcs11`.
+    pub fn backend(&self) -> &'static str {
+        self.device.backend()
+    }
+
     /// Whether the last call answered in time and without error.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
@@ -236,6 +235,8 @@ impl ModuleSigner {
     /// pool, the whole under the deadline.
     pub async fn sign(self: &Arc<Self>, message: &[u8]) -> Result<Signature, ModuleSignError> {
         let e = self.digest(message);
+        // Only a PKCS#11 profile whose mechanism hashes uses it; a response is a few KB.
+        let message = message.to_vec();
         let deadline = self.settings.timeout;
         let me = Arc::clone(self);
         let call = async move {
@@ -245,7 +246,7 @@ impl ModuleSigner {
                 .map_err(|_| ModuleSignError::Cancelled)?;
             tokio::task::spawn_blocking(move || {
                 let _slot = slot;
-                me.sign_blocking(&e)
+                me.sign_blocking(&e, &message)
             })
             .await
             .map_err(|_| ModuleSignError::Cancelled)?
@@ -261,13 +262,13 @@ impl ModuleSigner {
 
     /// One signature on the calling thread (blocks while the module does): an idle session,
     /// or a new one with the key's access right; a session that failed is closed, not reused.
-    fn sign_blocking(&self, e: &[u8; 32]) -> Result<Signature, ModuleSignError> {
-        let result = self.sign_with_session(e);
+    fn sign_blocking(&self, e: &[u8; 32], message: &[u8]) -> Result<Signature, ModuleSignError> {
+        let result = self.sign_with_session(e, message);
         self.healthy.store(result.is_ok(), Ordering::Relaxed);
         result
     }
 
-    fn sign_with_session(&self, e: &[u8; 32]) -> Result<Signature, ModuleSignError> {
+    fn sign_with_session(&self, e: &[u8; 32], message: &[u8]) -> Result<Signature, ModuleSignError> {
         let idle = self
             .idle
             .lock()
@@ -275,18 +276,14 @@ impl ModuleSigner {
             .pop();
         let mut session = match idle {
             Some(s) => s,
-            None => {
-                let mut s = self.module.session()?;
-                s.get_access_right(self.settings.key_index, &self.password)?;
-                s
-            }
+            None => self.device.open_session()?,
         };
-        let raw = session.sign_digest(self.settings.key_index, e)?;
+        let (r, s) = session.sign(e, message)?;
         self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(session);
-        Signature::from_scalars(raw.r, raw.s).map_err(|_| ModuleSignError::Malformed)
+        Signature::from_scalars(r, s).map_err(|_| ModuleSignError::Malformed)
     }
 
     /// Readiness: healthy, or a probe signature (under the deadline) succeeds now. At most one

@@ -23,8 +23,8 @@ impl Password {
         Password(Zeroizing::new(bytes.to_vec()))
     }
 
-    /// The password's bytes, for the module.
-    pub(crate) fn expose(&self) -> &[u8] {
+    /// The password's bytes, for the module (or a PKCS#11 token's `C_Login`). Never log them.
+    pub fn expose(&self) -> &[u8] {
         &self.0
     }
 

@@ -77,6 +77,18 @@ impl Device {
         self.switches.gate(op)
     }
 
+    /// Checks a PKCS#11 user PIN against the token PIN file (`token.pin`), for the PKCS#11
+    /// face's `C_Login`.
+    pub fn check_token_pin(&self, pin: &[u8]) -> Result<(), SdfError> {
+        self.gate(Op::AccessRight)?;
+        self.keys.check_token_pin(pin)
+    }
+
+    /// The indices of the keys in the key directory (`sign-<i>.key`), ascending.
+    pub fn key_indices(&self) -> Vec<u32> {
+        self.keys.indices()
+    }
+
     /// Opens a session.
     pub fn open_session(self: &Arc<Self>) -> Result<Session, SdfError> {
         self.gate(Op::OpenSession)?;
@@ -153,6 +165,44 @@ impl Session {
         let key = sm2::dsa::SigningKey::new(CRATE_ID, &secret).map_err(|_| SdfError::Key)?;
         self.state().granted.insert(index, key);
         Ok(())
+    }
+
+    /// Grants this session the use of key `index` without a key password: for the PKCS#11
+    /// face, whose user logged in with the token PIN ([`Device::check_token_pin`]).
+    pub fn grant_after_login(&self, index: u32) -> Result<(), SdfError> {
+        self.device.gate(Op::AccessRight)?;
+        let secret = self.device.keys.secret_key(index)?;
+        let key = sm2::dsa::SigningKey::new(CRATE_ID, &secret).map_err(|_| SdfError::Key)?;
+        self.state().granted.insert(index, key);
+        Ok(())
+    }
+
+    /// The public key of key `index` (the export operation's switches apply).
+    pub fn public_point(&self, index: u32) -> Result<PublicPoint, SdfError> {
+        self.device.gate(Op::ExportPublicKey)?;
+        self.device.keys.public_key(index)
+    }
+
+    /// Signs `message` with key `index`: e = SM3(Z‖M) computed here, Z with the default signer
+    /// ID (the PKCS#11 face's message-input mechanism). Returns r‖s.
+    pub fn sign_message(&self, index: u32, message: &[u8]) -> Result<[u8; 64], SdfError> {
+        let point = self.device.keys.public_key(index)?;
+        let mut hash = Sm3::new();
+        hash.update(z(&point, DEFAULT_ID)?);
+        hash.update(message);
+        let e: [u8; 32] = hash.finalize().into();
+        self.sign_digest_raw(index, &e)
+    }
+
+    /// Signs the 32-byte digest with key `index`; returns r‖s.
+    pub fn sign_digest_raw(&self, index: u32, digest: &[u8]) -> Result<[u8; 64], SdfError> {
+        let signature = self.internal_sign(index, digest)?;
+        let mut out = [0u8; 64];
+        let r = crate::layout::narrow(&signature.r).ok_or(SdfError::Unknown)?;
+        let s = crate::layout::narrow(&signature.s).ok_or(SdfError::Unknown)?;
+        out[..32].copy_from_slice(&r);
+        out[32..].copy_from_slice(&s);
+        Ok(out)
     }
 
     /// `SDF_ReleasePrivateKeyAccessRight`.

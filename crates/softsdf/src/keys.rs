@@ -101,6 +101,48 @@ impl KeyDir {
     }
 }
 
+impl KeyDir {
+    /// Checks a PKCS#11 user PIN against `token.pin` (its bytes, one trailing newline removed),
+    /// in constant time in its contents; a missing file refuses every PIN.
+    pub fn check_token_pin(&self, pin: &[u8]) -> Result<(), SdfError> {
+        let stored = match read_private(&self.dir.join(TOKEN_PIN_FILE)) {
+            Ok(s) => s,
+            Err(SdfError::KeyNotExist) => return Err(SdfError::AccessRight),
+            Err(e) => return Err(e),
+        };
+        let stored = stored.strip_suffix('\n').unwrap_or(&stored);
+        let stored = stored.strip_suffix('\r').unwrap_or(stored);
+        if bool::from(stored.as_bytes().ct_eq(pin)) {
+            Ok(())
+        } else {
+            Err(SdfError::AccessRight)
+        }
+    }
+
+    /// The indices `i` of the `sign-<i>.key` files, ascending.
+    pub fn indices(&self) -> Vec<u32> {
+        let mut out: Vec<u32> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.ok()?.file_name();
+                let name = name.to_str()?;
+                name.strip_prefix("sign-")?.strip_suffix(".key")?.parse().ok()
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+/// The PKCS#11 face's user PIN file in the key directory.
+pub const TOKEN_PIN_FILE: &str = "token.pin";
+
+/// Writes the PKCS#11 face's user PIN file (`token.pin`, mode 0600) into `dir`.
+pub fn provision_token_pin(dir: &Path, pin: &[u8]) -> std::io::Result<()> {
+    write_private(&dir.join(TOKEN_PIN_FILE), pin)
+}
+
 /// Reads a key-store file opened once and checked on the handle: missing → no such key;
 /// open to group or others, or not a regular file → key error.
 fn read_private(path: &Path) -> Result<Zeroizing<String>, SdfError> {

@@ -22,7 +22,8 @@ pub mod ffi;
 mod handles;
 pub mod keys;
 pub mod layout;
+pub mod p11;
 
 pub use codes::SdfError;
 pub use device::{Config, Device, Session};
-pub use keys::provision;
+pub use keys::{provision, provision_token_pin};

@@ -69,7 +69,7 @@ pub async fn sign(
     };
     let engine = match &k.signer {
         BankSigner::File(_) => state.engine().name(),
-        BankSigner::Module(_) => "sdf",
+        BankSigner::Module(m) => m.backend(),
     };
     state
         .metrics()

@@ -24,7 +24,7 @@ use pension_gateway::crypto::signing_string::response_signing_string;
 use pension_gateway::crypto::{PublicKey, SecretKey, Signature};
 use pension_gateway::http::wechat::respond::MODULE_UNAVAILABLE_BODY;
 use pension_gateway::keyring::admin::KeyDir;
-use pension_gateway::keyring::{Backend, ModuleEntry};
+use pension_gateway::keyring::ModuleEntry;
 
 const PASSWORD: &str = "module-signer-Pw-7";
 const SIGNER_ID: &[u8] = b"1234567812345678";
@@ -430,15 +430,13 @@ async fn rotation_from_a_file_key_to_a_module_key() {
         pension_gateway::crypto::EngineKind::DEFAULT,
         SIGNER_ID,
     );
-    let declare = ModuleEntry {
-        name: "hsm".into(),
-        backend: Backend::Sdf,
-        library: softsdf_library().to_path_buf(),
-        password_file: "hsm.pass".into(),
-        profile: sdf::Profile::default(),
-        sessions: 2,
-        timeout_ms: 2000,
-    };
+    let declare = ModuleEntry::sdf(
+        "hsm".into(),
+        softsdf_library().to_path_buf(),
+        "hsm.pass".into(),
+        2,
+        2000,
+    );
     let v = admin.add_module_key("hsm", index, Some(declare)).unwrap();
     assert_eq!(v, 2);
     assert_eq!(admin.export_public(2).unwrap(), key.public_key());
