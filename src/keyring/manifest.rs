@@ -9,7 +9,7 @@
 //! [[bank]]                     # a bank key kept inside a cryptographic module (docs/hsm.md)
 //! version = 2
 //! state = "staged"
-//! backend = "sdf"              # file (the default) | sdf
+//! backend = "sdf"              # file (the default) | sdf | pkcs11
 //! module = "hsm1"              # the [[module]] below
 //! key_index = 1                # the key's index in the module
 //! public_key = "bank-v2.pub"   # the public key recorded when the version was added
@@ -21,6 +21,21 @@
 //! timeout_ms = 2000            # one signature's deadline, queueing included
 //! [module.profile]             # the vendor profile (default: the standard's layouts)
 //! ecc_field_len = 64
+//! [[bank]]                     # a bank key kept in a PKCS#11 token
+//! version = 3
+//! state = "staged"
+//! backend = "pkcs11"
+//! module = "token1"
+//! key_label = "bank-sign-3"    # CKA_LABEL, or key_id = "a101" (CKA_ID, hex)
+//! public_key = "bank-v3.pub"
+//! [[module]]                   # a PKCS#11 token
+//! name = "token1"
+//! backend = "pkcs11"
+//! library = "/opt/vendor/lib/libp11.so"
+//! pin_file = "token1.pin"      # the user PIN, mode 0600
+//! token_label = "bank-signing" # or token_serial
+//! [module.pkcs11_profile]      # SM2 mechanism code and input (default 0x80020200, digest)
+//! mechanism = 0x80020200
 //! [[wechat]]                   # WeChat's verifying public keys
 //! version = 1
 //! state = "trusted"            # trusted | untrusted
@@ -695,6 +710,79 @@ mod tests {
         // A file version is written as before: no backend line, no module fields.
         let text = m.to_toml().unwrap();
         assert_eq!(text.matches("backend").count(), 2, "{text}");
+    }
+
+    const TOKEN: &str = "[[module]]\nname = \"tok\"\nbackend = \"pkcs11\"\n\
+                         library = \"/opt/v/libp11.so\"\npin_file = \"tok.pin\"\n\
+                         token_label = \"bank\"\n";
+    const V3: &str = "[[bank]]\nversion = 3\nstate = \"staged\"\nbackend = \"pkcs11\"\n\
+                      module = \"tok\"\nkey_id = \"a101\"\npublic_key = \"bank-v3.pub\"\n";
+
+    #[test]
+    fn a_token_version_round_trips_with_its_profile() {
+        let m = check(&format!(
+            "{V3}{TOKEN}[module.pkcs11_profile]\nmechanism = 0x80000A01\ninput = \"message\"\n"
+        ))
+        .unwrap();
+        let v3 = &m.bank[1];
+        assert_eq!(v3.backend, Backend::Pkcs11);
+        assert_eq!(v3.module_key_ref(), Some(ModuleKey::Id(vec![0xa1, 0x01])));
+        assert_eq!(m.module[0].password_file.to_str(), Some("tok.pin"));
+        assert_eq!(
+            m.module[0].token(),
+            Some(pkcs11::TokenSelector::Label("bank".into()))
+        );
+        let profile = m.module[0].pkcs11_profile.clone().unwrap();
+        assert_eq!(
+            (profile.mechanism, profile.input),
+            (0x8000_0A01, pkcs11::Input::Message)
+        );
+        let again = Manifest::parse(&m.to_toml().unwrap()).unwrap();
+        assert_eq!(again, m);
+        // The defaults: no profile written, the documented one used.
+        let m = check(&format!("{V3}{TOKEN}")).unwrap();
+        assert_eq!(m.module[0].pkcs11_profile, None);
+        assert!(!m.to_toml().unwrap().contains("profile"));
+    }
+
+    #[test]
+    fn token_rules_are_enforced_before_any_file_is_read() {
+        let refused = |extra: &str, why: &str| {
+            let err = check(extra).unwrap_err();
+            assert!(err.contains(why), "{err} (expected: {why})");
+        };
+        refused(
+            &format!("{}{TOKEN}", V3.replace("key_id = \"a101\"", "key_index = 1")),
+            "needs `module`, one of `key_label` or `key_id` (hex) and `public_key`",
+        );
+        refused(
+            &format!("{}{TOKEN}", V3.replace("a101", "not-hex")),
+            "one of `key_label` or `key_id`",
+        );
+        refused(
+            &format!("{}key_label = \"x\"\n{TOKEN}", V3),
+            "one of `key_label` or `key_id`",
+        );
+        refused(
+            &format!("{V3}{}", TOKEN.replace("token_label = \"bank\"\n", "")),
+            "exactly one of `token_label` or `token_serial`",
+        );
+        refused(
+            &format!("{V3}{TOKEN}token_serial = \"1\"\n"),
+            "exactly one of `token_label` or `token_serial`",
+        );
+        refused(
+            &format!("{V2}{MODULE}token_label = \"bank\"\n"),
+            "belong to pkcs11 modules",
+        );
+        refused(
+            &format!("{}{MODULE}", V2.replace("module = \"hsm\"", "module = \"tok\"")),
+            "no [[module]] named `tok`",
+        );
+        refused(
+            &format!("{}{TOKEN}", V2.replace("module = \"hsm\"", "module = \"tok\"")),
+            "module `tok` is a pkcs11 module, not sdf",
+        );
     }
 
     #[test]

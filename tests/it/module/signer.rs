@@ -26,16 +26,16 @@ use pension_gateway::http::wechat::respond::MODULE_UNAVAILABLE_BODY;
 use pension_gateway::keyring::admin::KeyDir;
 use pension_gateway::keyring::ModuleEntry;
 
-const PASSWORD: &str = "module-signer-Pw-7";
-const SIGNER_ID: &[u8] = b"1234567812345678";
+pub(super) const PASSWORD: &str = "module-signer-Pw-7";
+pub(super) const SIGNER_ID: &[u8] = b"1234567812345678";
 
-struct Device {
-    dir: tempfile::TempDir,
+pub(super) struct Device {
+    pub(super) dir: tempfile::TempDir,
     control: PathBuf,
 }
 
 /// The device's key directory and control file, named in the environment once.
-fn device() -> &'static Device {
+pub(super) fn device() -> &'static Device {
     static DEVICE: OnceLock<Device> = OnceLock::new();
     DEVICE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -56,7 +56,7 @@ fn device() -> &'static Device {
 
 /// One test at a time: the control file is shared by every key of the device. (An async lock:
 /// each test holds it across its awaits, on its own runtime.)
-async fn serial() -> MutexGuard<'static, ()> {
+pub(super) async fn serial() -> MutexGuard<'static, ()> {
     static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
     let guard = LOCK.get_or_init(|| Mutex::new(())).lock().await;
     set_control("");
@@ -64,7 +64,7 @@ async fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Replaces the control file atomically (the device re-reads it on every call).
-fn set_control(text: &str) {
+pub(super) fn set_control(text: &str) {
     let d = device();
     let tmp = d.dir.path().join("control.tmp");
     std::fs::write(&tmp, text).unwrap();
@@ -72,7 +72,7 @@ fn set_control(text: &str) {
 }
 
 /// A fresh key provisioned in the device at an index no other test uses.
-fn module_key() -> (u32, SecretKey) {
+pub(super) fn module_key() -> (u32, SecretKey) {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let index = NEXT.fetch_add(1, Ordering::SeqCst);
     let key = SecretKey::generate();
@@ -80,7 +80,7 @@ fn module_key() -> (u32, SecretKey) {
     (index, key)
 }
 
-fn write_0600(path: &Path, text: &str) {
+pub(super) fn write_0600(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -128,7 +128,7 @@ async fn module_gateway(db: Db, timeout_ms: u64) -> Option<(Gateway, u32, Secret
     Some((gw, index, key))
 }
 
-async fn readyz<S, B>(svc: &S) -> (u16, serde_json::Value)
+pub(super) async fn readyz<S, B>(svc: &S) -> (u16, serde_json::Value)
 where
     S: common::TestService<B>,
     B: actix_web::body::MessageBody,
@@ -160,7 +160,7 @@ macro_rules! app {
 
 /// Whether OpenSSL (when on PATH) accepts `signature` over `message` under `public`, with the
 /// distinguishing ID 1234567812345678. `None` when there is no `openssl`.
-fn openssl_verifies(public: &PublicKey, message: &[u8], signature: &Signature) -> Option<bool> {
+pub(super) fn openssl_verifies(public: &PublicKey, message: &[u8], signature: &Signature) -> Option<bool> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pub.pem"), public.to_pem().unwrap()).unwrap();
     std::fs::write(dir.path().join("msg"), message).unwrap();
@@ -241,7 +241,7 @@ async fn query_answered_and_signed_by_the_module(db: Db) {
 }
 
 /// Nothing in the ring directory is (or contains) the module key's private key.
-fn assert_no_private_key(ring: &Path, key: &SecretKey) {
+pub(super) fn assert_no_private_key(ring: &Path, key: &SecretKey) {
     let secret_hex = key.to_hex().to_string();
     let public = key.public_key();
     for entry in std::fs::read_dir(ring).unwrap() {
@@ -323,7 +323,7 @@ async fn hang_and_failure_then_recovery(db: Db) {
 }
 
 /// Polls /readyz until 200 (at most 5 s).
-async fn wait_ready<S, B>(svc: &S)
+pub(super) async fn wait_ready<S, B>(svc: &S)
 where
     S: common::TestService<B>,
     B: actix_web::body::MessageBody,
