@@ -361,9 +361,9 @@ pub async fn run(
             let key = match (key_index, key_label, key_id) {
                 (Some(i), _, _) => ModuleKey::Index(i),
                 (_, Some(l), _) => ModuleKey::Label(l),
-                (_, _, Some(id)) => ModuleKey::Id(
-                    hex::decode(id.trim()).context("--key-id must be hex digits")?,
-                ),
+                (_, _, Some(id)) => {
+                    ModuleKey::Id(hex::decode(id.trim()).context("--key-id must be hex digits")?)
+                }
                 _ => anyhow::bail!("name the key with --key-index, --key-label or --key-id"),
             };
             let declare = match library {

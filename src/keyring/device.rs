@@ -114,7 +114,10 @@ impl Pkcs11Device {
         key: pkcs11::KeyRef,
     ) -> Result<(Self, Box<dyn DeviceSession>), DeviceError> {
         let session = token.session(&pin, &key)?;
-        Ok((Pkcs11Device { token, pin, key }, Box::new(Pkcs11Session(session))))
+        Ok((
+            Pkcs11Device { token, pin, key },
+            Box::new(Pkcs11Session(session)),
+        ))
     }
 }
 

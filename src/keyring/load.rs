@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::file_rules::{read_key_text, FileRule, KeyDirHandle, KeyFileKind};
 use super::device::{token_key, ModuleDevice, Pkcs11Device, SdfDevice};
+use super::file_rules::{read_key_text, FileRule, KeyDirHandle, KeyFileKind};
 use super::manifest::{
     Backend, BankKeyEntry, BankKeyState, CredentialState, Manifest, ModuleEntry, ModuleKey,
     WechatKeyState,

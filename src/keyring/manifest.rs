@@ -534,11 +534,14 @@ impl Manifest {
                         backend.name()
                     )));
                 }
-                let key_ok = match (backend, b.module_key_ref()) {
-                    (Backend::Sdf, Some(ModuleKey::Index(_))) => true,
-                    (Backend::Pkcs11, Some(ModuleKey::Label(_) | ModuleKey::Id(_))) => true,
-                    _ => false,
-                };
+                let key_ok = matches!(
+                    (backend, b.module_key_ref()),
+                    (Backend::Sdf, Some(ModuleKey::Index(_)))
+                        | (
+                            Backend::Pkcs11,
+                            Some(ModuleKey::Label(_) | ModuleKey::Id(_))
+                        )
+                );
                 let key_fields = if backend == Backend::Sdf {
                     "`key_index`"
                 } else {
@@ -752,7 +755,10 @@ mod tests {
             assert!(err.contains(why), "{err} (expected: {why})");
         };
         refused(
-            &format!("{}{TOKEN}", V3.replace("key_id = \"a101\"", "key_index = 1")),
+            &format!(
+                "{}{TOKEN}",
+                V3.replace("key_id = \"a101\"", "key_index = 1")
+            ),
             "needs `module`, one of `key_label` or `key_id` (hex) and `public_key`",
         );
         refused(
@@ -776,11 +782,17 @@ mod tests {
             "belong to pkcs11 modules",
         );
         refused(
-            &format!("{}{MODULE}", V2.replace("module = \"hsm\"", "module = \"tok\"")),
+            &format!(
+                "{}{MODULE}",
+                V2.replace("module = \"hsm\"", "module = \"tok\"")
+            ),
             "no [[module]] named `tok`",
         );
         refused(
-            &format!("{}{TOKEN}", V2.replace("module = \"hsm\"", "module = \"tok\"")),
+            &format!(
+                "{}{TOKEN}",
+                V2.replace("module = \"hsm\"", "module = \"tok\"")
+            ),
             "module `tok` is a pkcs11 module, not sdf",
         );
     }

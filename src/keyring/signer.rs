@@ -268,7 +268,11 @@ impl ModuleSigner {
         result
     }
 
-    fn sign_with_session(&self, e: &[u8; 32], message: &[u8]) -> Result<Signature, ModuleSignError> {
+    fn sign_with_session(
+        &self,
+        e: &[u8; 32],
+        message: &[u8],
+    ) -> Result<Signature, ModuleSignError> {
         let idle = self
             .idle
             .lock()

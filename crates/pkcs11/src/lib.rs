@@ -291,19 +291,20 @@ fn public_key(
     private: Option<ObjectHandle>,
     selector: &TokenSelector,
 ) -> Result<[u8; 65], P11Error> {
-    let object = match find_one(session, ObjectClass::PUBLIC_KEY, key, selector)? {
-        Some(o) => o,
-        None => match private {
-            Some(p) => p,
-            None => find_one(session, ObjectClass::PRIVATE_KEY, key, selector)?.ok_or_else(
-                || P11Error::KeyNotFound {
-                    what: "public key",
-                    key: key.to_string(),
-                    token: selector.to_string(),
-                },
-            )?,
-        },
-    };
+    let object =
+        match find_one(session, ObjectClass::PUBLIC_KEY, key, selector)? {
+            Some(o) => o,
+            None => match private {
+                Some(p) => p,
+                None => find_one(session, ObjectClass::PRIVATE_KEY, key, selector)?.ok_or_else(
+                    || P11Error::KeyNotFound {
+                        what: "public key",
+                        key: key.to_string(),
+                        token: selector.to_string(),
+                    },
+                )?,
+            },
+        };
     let attributes = session
         .get_attributes(object, &[AttributeType::EcPoint])
         .map_err(|e| P11Error::call("C_GetAttributeValue", e))?;
@@ -323,10 +324,16 @@ pub fn ec_point(value: &[u8]) -> Result<[u8; 65], P11Error> {
     let raw = match value {
         [0x04, 0x41, rest @ ..] if rest.len() == 65 => rest,
         bare if bare.len() == 65 => bare,
-        _ => return Err(P11Error::Layout("CKA_EC_POINT is not an uncompressed 256-bit point")),
+        _ => {
+            return Err(P11Error::Layout(
+                "CKA_EC_POINT is not an uncompressed 256-bit point",
+            ))
+        }
     };
     if raw[0] != 0x04 {
-        return Err(P11Error::Layout("CKA_EC_POINT is not an uncompressed point"));
+        return Err(P11Error::Layout(
+            "CKA_EC_POINT is not an uncompressed point",
+        ));
     }
     let mut out = [0u8; 65];
     out.copy_from_slice(raw);
@@ -403,10 +410,8 @@ impl SigningSession {
             Input::Digest => digest.as_slice(),
             Input::Message => message,
         };
-        let mechanism = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-            self.mechanism,
-            None,
-        ));
+        let mechanism =
+            Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(self.mechanism, None));
         let out = self
             .session
             .sign(&mechanism, self.private, data)
@@ -445,7 +450,10 @@ mod tests {
         let mut der = vec![0x30, 0x26, 0x02, 0x21, 0x00];
         der.extend_from_slice(&sig.r);
         der.extend_from_slice(&[0x02, 0x01, 0x02]);
-        assert_eq!(signature(&der).unwrap(), RawSignature { r: sig.r, s: sig.s });
+        assert_eq!(
+            signature(&der).unwrap(),
+            RawSignature { r: sig.r, s: sig.s }
+        );
         assert!(signature(&der[..der.len() - 1]).is_err());
         assert!(signature(&[0x30, 0x00]).is_err());
     }
@@ -469,6 +477,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("cannot load PKCS#11 library /nonexistent/libp11.so"), "{e}");
+        assert!(
+            e.contains("cannot load PKCS#11 library /nonexistent/libp11.so"),
+            "{e}"
+        );
     }
 }

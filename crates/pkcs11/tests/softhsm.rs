@@ -42,7 +42,11 @@ fn softhsm() -> Option<&'static SoftHsm> {
             eprintln!("note: TEST_SOFTHSM2_LIB is not set; the SoftHSM tests did not run");
             return None;
         };
-        assert!(library.exists(), "TEST_SOFTHSM2_LIB={} is missing", library.display());
+        assert!(
+            library.exists(),
+            "TEST_SOFTHSM2_LIB={} is missing",
+            library.display()
+        );
         let dir = tempfile::tempdir().unwrap();
         let tokens = dir.path().join("tokens");
         std::fs::create_dir(&tokens).unwrap();
@@ -66,10 +70,7 @@ fn softhsm() -> Option<&'static SoftHsm> {
             "softhsm2-util --init-token: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let hsm = SoftHsm {
-            library,
-            _dir: dir,
-        };
+        let hsm = SoftHsm { library, _dir: dir };
         generate_key(&hsm.library, "k-label", &[0xa1, 0x01]);
         generate_key(&hsm.library, "k-other", &[0xa1, 0x02]);
         Some(hsm)
@@ -195,8 +196,14 @@ fn a_wrong_pin_is_refused_with_a_clear_error() {
         .unwrap_err();
     assert!(matches!(err, P11Error::WrongPin { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("token label `gateway-test` refused the PIN"), "{text}");
-    assert!(!text.contains("not-the-pin"), "the PIN is never in an error");
+    assert!(
+        text.contains("token label `gateway-test` refused the PIN"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-the-pin"),
+        "the PIN is never in an error"
+    );
     // The right PIN still works afterwards.
     token
         .session(&pin(PIN), &KeyRef::Label("k-label".into()))
@@ -220,7 +227,10 @@ fn a_missing_key_or_token_is_named() {
         .public_key(&KeyRef::Id(vec![9, 9]))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("holds no public key with CKA_ID 0909"), "{err}");
+    assert!(
+        err.contains("holds no public key with CKA_ID 0909"),
+        "{err}"
+    );
     let err = Token::open(&hsm.library, TokenSelector::Label("nope".into()), ecdsa())
         .unwrap_err()
         .to_string();
@@ -244,5 +254,8 @@ fn a_token_offering_only_ecdsa_is_refused_for_sm2() {
         text.contains("does not offer mechanism 0x80020200 (SM2 signature of profile `default`)"),
         "{text}"
     );
-    assert!(text.contains("CKM_ECDSA"), "the token's list is shown: {text}");
+    assert!(
+        text.contains("CKM_ECDSA"),
+        "the token's list is shown: {text}"
+    );
 }

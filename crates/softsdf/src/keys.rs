@@ -127,7 +127,10 @@ impl KeyDir {
             .filter_map(|e| {
                 let name = e.ok()?.file_name();
                 let name = name.to_str()?;
-                name.strip_prefix("sign-")?.strip_suffix(".key")?.parse().ok()
+                name.strip_prefix("sign-")?
+                    .strip_suffix(".key")?
+                    .parse()
+                    .ok()
             })
             .collect();
         out.sort_unstable();

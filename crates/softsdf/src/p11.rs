@@ -155,7 +155,11 @@ fn attribute(
 ) -> Result<Option<Vec<u8>>, CK_RV> {
     let yes = |b: bool| Some(vec![if b { CK_TRUE } else { CK_FALSE }]);
     Ok(match kind {
-        CKA_CLASS => Some(ulong(if private { CKO_PRIVATE_KEY } else { CKO_PUBLIC_KEY })),
+        CKA_CLASS => Some(ulong(if private {
+            CKO_PRIVATE_KEY
+        } else {
+            CKO_PUBLIC_KEY
+        })),
         CKA_KEY_TYPE => Some(ulong(CKK_EC)),
         CKA_LABEL => Some(format!("sign-{index}").into_bytes()),
         CKA_ID => Some(index.to_be_bytes().to_vec()),
@@ -480,8 +484,7 @@ unsafe extern "C" fn C_FindObjectsInit(
                 }
                 let mut matches = true;
                 for (kind, value) in &wanted {
-                    if attribute(&s, index, private, *kind).ok().flatten().as_ref() != Some(value)
-                    {
+                    if attribute(&s, index, private, *kind).ok().flatten().as_ref() != Some(value) {
                         matches = false;
                         break;
                     }
@@ -514,7 +517,10 @@ unsafe extern "C" fn C_FindObjects(
         while n < max {
             let Some(h) = s.found.pop() else { break };
             // SAFETY: `out` has room for `max` handles per the contract; `n < max`.
-            unsafe { out.add(usize::try_from(n).map_err(|_| CKR_GENERAL_ERROR)?).write_unaligned(h) };
+            unsafe {
+                out.add(usize::try_from(n).map_err(|_| CKR_GENERAL_ERROR)?)
+                    .write_unaligned(h)
+            };
             n += 1;
         }
         // SAFETY: non-null and writable per the contract.
@@ -673,15 +679,30 @@ unsafe extern "C" fn C_GetSlotInfo(_arg1: CK_SLOT_ID, _arg2: *mut CK_SLOT_INFO) 
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_InitToken(_arg1: CK_SLOT_ID, _arg2: *mut CK_UTF8CHAR, _arg3: CK_ULONG, _arg4: *mut CK_UTF8CHAR) -> CK_RV {
+unsafe extern "C" fn C_InitToken(
+    _arg1: CK_SLOT_ID,
+    _arg2: *mut CK_UTF8CHAR,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_UTF8CHAR,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_InitPIN(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_UTF8CHAR, _arg3: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_InitPIN(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_UTF8CHAR,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_SetPIN(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_UTF8CHAR, _arg3: CK_ULONG, _arg4: *mut CK_UTF8CHAR, _arg5: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_SetPIN(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_UTF8CHAR,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_UTF8CHAR,
+    _arg5: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
@@ -689,23 +710,47 @@ unsafe extern "C" fn C_CloseAllSessions(_arg1: CK_SLOT_ID) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_GetSessionInfo(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_SESSION_INFO) -> CK_RV {
+unsafe extern "C" fn C_GetSessionInfo(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_SESSION_INFO,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_GetOperationState(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_GetOperationState(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_SetOperationState(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: CK_OBJECT_HANDLE, _arg5: CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_SetOperationState(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: CK_OBJECT_HANDLE,
+    _arg5: CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_CreateObject(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_ATTRIBUTE, _arg3: CK_ULONG, _arg4: *mut CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_CreateObject(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_ATTRIBUTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_CopyObject(_arg1: CK_SESSION_HANDLE, _arg2: CK_OBJECT_HANDLE, _arg3: *mut CK_ATTRIBUTE, _arg4: CK_ULONG, _arg5: *mut CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_CopyObject(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: CK_OBJECT_HANDLE,
+    _arg3: *mut CK_ATTRIBUTE,
+    _arg4: CK_ULONG,
+    _arg5: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
@@ -713,43 +758,92 @@ unsafe extern "C" fn C_DestroyObject(_arg1: CK_SESSION_HANDLE, _arg2: CK_OBJECT_
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_GetObjectSize(_arg1: CK_SESSION_HANDLE, _arg2: CK_OBJECT_HANDLE, _arg3: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_GetObjectSize(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: CK_OBJECT_HANDLE,
+    _arg3: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_SetAttributeValue(_arg1: CK_SESSION_HANDLE, _arg2: CK_OBJECT_HANDLE, _arg3: *mut CK_ATTRIBUTE, _arg4: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_SetAttributeValue(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: CK_OBJECT_HANDLE,
+    _arg3: *mut CK_ATTRIBUTE,
+    _arg4: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_EncryptInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_EncryptInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_Encrypt(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_Encrypt(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_EncryptUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_EncryptUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_EncryptFinal(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_EncryptFinal(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_DecryptInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_DecryptInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_Decrypt(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_Decrypt(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_DecryptUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_DecryptUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_DecryptFinal(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_DecryptFinal(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
@@ -757,11 +851,21 @@ unsafe extern "C" fn C_DigestInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHA
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_Digest(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_Digest(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_DigestUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_DigestUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
@@ -769,91 +873,211 @@ unsafe extern "C" fn C_DigestKey(_arg1: CK_SESSION_HANDLE, _arg2: CK_OBJECT_HAND
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_DigestFinal(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_DigestFinal(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_SignUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_SignUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_SignFinal(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_SignFinal(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_SignRecoverInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_SignRecoverInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_SignRecover(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_SignRecover(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_VerifyInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_VerifyInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_Verify(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_Verify(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_VerifyUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_VerifyUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_VerifyFinal(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_VerifyFinal(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_VerifyRecoverInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_VerifyRecoverInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_VerifyRecover(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_VerifyRecover(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_DigestEncryptUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_DigestEncryptUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_DecryptDigestUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_DecryptDigestUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_SignEncryptUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_SignEncryptUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_DecryptVerifyUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_DecryptVerifyUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_GenerateKey(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: *mut CK_ATTRIBUTE, _arg4: CK_ULONG, _arg5: *mut CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_GenerateKey(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: *mut CK_ATTRIBUTE,
+    _arg4: CK_ULONG,
+    _arg5: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_GenerateKeyPair(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: *mut CK_ATTRIBUTE, _arg4: CK_ULONG, _arg5: *mut CK_ATTRIBUTE, _arg6: CK_ULONG, _arg7: *mut CK_OBJECT_HANDLE, _arg8: *mut CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_GenerateKeyPair(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: *mut CK_ATTRIBUTE,
+    _arg4: CK_ULONG,
+    _arg5: *mut CK_ATTRIBUTE,
+    _arg6: CK_ULONG,
+    _arg7: *mut CK_OBJECT_HANDLE,
+    _arg8: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_WrapKey(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE, _arg4: CK_OBJECT_HANDLE, _arg5: *mut CK_BYTE, _arg6: *mut CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_WrapKey(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+    _arg4: CK_OBJECT_HANDLE,
+    _arg5: *mut CK_BYTE,
+    _arg6: *mut CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_UnwrapKey(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE, _arg4: *mut CK_BYTE, _arg5: CK_ULONG, _arg6: *mut CK_ATTRIBUTE, _arg7: CK_ULONG, _arg8: *mut CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_UnwrapKey(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_ATTRIBUTE,
+    _arg7: CK_ULONG,
+    _arg8: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_DeriveKey(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE, _arg4: *mut CK_ATTRIBUTE, _arg5: CK_ULONG, _arg6: *mut CK_OBJECT_HANDLE) -> CK_RV {
+unsafe extern "C" fn C_DeriveKey(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+    _arg4: *mut CK_ATTRIBUTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_SeedRandom(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_SeedRandom(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_GenerateRandom(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
+unsafe extern "C" fn C_GenerateRandom(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
@@ -865,13 +1089,20 @@ unsafe extern "C" fn C_CancelFunction(_arg1: CK_SESSION_HANDLE) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
-unsafe extern "C" fn C_WaitForSlotEvent(_arg1: CK_FLAGS, _arg2: *mut CK_SLOT_ID, _arg3: *mut ::std::os::raw::c_void) -> CK_RV {
+unsafe extern "C" fn C_WaitForSlotEvent(
+    _arg1: CK_FLAGS,
+    _arg2: *mut CK_SLOT_ID,
+    _arg3: *mut ::std::os::raw::c_void,
+) -> CK_RV {
     CKR_FUNCTION_NOT_SUPPORTED
 }
 
 /// The function list `C_GetFunctionList` hands out (PKCS#11 2.40).
 static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
-    version: CK_VERSION { major: 2, minor: 40 },
+    version: CK_VERSION {
+        major: 2,
+        minor: 40,
+    },
     C_Initialize: Some(C_Initialize),
     C_Finalize: Some(C_Finalize),
     C_GetInfo: Some(C_GetInfo),

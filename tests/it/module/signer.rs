@@ -160,7 +160,11 @@ macro_rules! app {
 
 /// Whether OpenSSL (when on PATH) accepts `signature` over `message` under `public`, with the
 /// distinguishing ID 1234567812345678. `None` when there is no `openssl`.
-pub(super) fn openssl_verifies(public: &PublicKey, message: &[u8], signature: &Signature) -> Option<bool> {
+pub(super) fn openssl_verifies(
+    public: &PublicKey,
+    message: &[u8],
+    signature: &Signature,
+) -> Option<bool> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pub.pem"), public.to_pem().unwrap()).unwrap();
     std::fs::write(dir.path().join("msg"), message).unwrap();

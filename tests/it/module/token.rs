@@ -158,9 +158,23 @@ async fn query_signed_through_pkcs11(db: Db) {
     );
 
     // A reload opens new sessions on the token; it still signs.
-    let before = gw.state.keyring().snapshot().modules().next().unwrap().clone();
+    let before = gw
+        .state
+        .keyring()
+        .snapshot()
+        .modules()
+        .next()
+        .unwrap()
+        .clone();
     gw.state.keyring().reload().unwrap();
-    let after = gw.state.keyring().snapshot().modules().next().unwrap().clone();
+    let after = gw
+        .state
+        .keyring()
+        .snapshot()
+        .modules()
+        .next()
+        .unwrap()
+        .clone();
     assert!(!std::sync::Arc::ptr_eq(&before, &after));
     assert_eq!(after.backend(), "pkcs11");
     drop(before);
@@ -263,7 +277,12 @@ async fn a_missing_library_stops_the_start() {
     let (index, key) = module_key();
     let ring = keys.dir.path();
     std::fs::write(ring.join("bank-v2.pub"), key.public_key().to_hex()).unwrap();
-    let module = token_section(ring, Path::new("/nonexistent/vendor/libp11.so"), "softsdf", "");
+    let module = token_section(
+        ring,
+        Path::new("/nonexistent/vendor/libp11.so"),
+        "softsdf",
+        "",
+    );
     std::fs::write(
         ring.join("keyring.toml"),
         manifest(
@@ -361,12 +380,21 @@ async fn add_module_key_records_a_token_key() {
     let text = std::fs::read_to_string(ring.join("keyring.toml")).unwrap();
     assert!(text.contains("backend = \"pkcs11\""), "{text}");
     assert!(
-        text.contains(&format!("key_id = \"{}\"", hex::encode(index.to_be_bytes()))),
+        text.contains(&format!(
+            "key_id = \"{}\"",
+            hex::encode(index.to_be_bytes())
+        )),
         "{text}"
     );
     gw.state.keyring().reload().unwrap();
     assert_eq!(
-        gw.state.keyring().snapshot().bank_key(2).unwrap().signer.backend(),
+        gw.state
+            .keyring()
+            .snapshot()
+            .bank_key(2)
+            .unwrap()
+            .signer
+            .backend(),
         "pkcs11"
     );
     // A key the token does not hold is named, and nothing is added.
@@ -374,7 +402,10 @@ async fn add_module_key_records_a_token_key() {
         .add_module_key_at("tok", &ModuleKey::Label("absent".into()), None)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("holds no public key with CKA_LABEL `absent`"), "{err}");
+    assert!(
+        err.contains("holds no public key with CKA_LABEL `absent`"),
+        "{err}"
+    );
 }
 
 /// SoftHSM 2 as it is (it lists ECDSA, not SM2): the start is refused naming the mechanism.
@@ -384,18 +415,28 @@ async fn add_module_key_records_a_token_key() {
 #[actix_web::test]
 async fn softhsm_offering_only_ecdsa_stops_the_start() {
     let Some(library) = std::env::var_os("TEST_SOFTHSM2_LIB") else {
-        common::skips::not_run("TEST_SOFTHSM2_LIB", "module::token::softhsm_offering_only_ecdsa_stops_the_start");
+        common::skips::not_run(
+            "TEST_SOFTHSM2_LIB",
+            "module::token::softhsm_offering_only_ecdsa_stops_the_start",
+        );
         return;
     };
     let library = std::path::PathBuf::from(library);
-    assert!(library.exists(), "TEST_SOFTHSM2_LIB={} is missing", library.display());
+    assert!(
+        library.exists(),
+        "TEST_SOFTHSM2_LIB={} is missing",
+        library.display()
+    );
     let hsm = tempfile::tempdir().unwrap();
     let tokens = hsm.path().join("tokens");
     std::fs::create_dir(&tokens).unwrap();
     let conf = hsm.path().join("softhsm2.conf");
     std::fs::write(
         &conf,
-        format!("directories.tokendir = {}\nobjectstore.backend = file\n", tokens.display()),
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            tokens.display()
+        ),
     )
     .unwrap();
     std::env::set_var("SOFTHSM2_CONF", &conf);
@@ -404,7 +445,11 @@ async fn softhsm_offering_only_ecdsa_stops_the_start() {
         .args(["--pin", PASSWORD, "--so-pin", "so-pin-5521"])
         .output()
         .expect("softhsm2-util runs (TEST_SOFTHSM2_LIB is set)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let keys = common::Keys::new();
     let ring = keys.dir.path();
     std::fs::write(
