@@ -5,9 +5,9 @@
 use serde::Serialize;
 
 use super::checkpoint::{CheckpointVerifier, SignedCheckpoint};
-use super::prune::{SignedPrune, PRUNE_WITNESS_TAG};
 use super::leaf::AuditLeaf;
 use super::merkle::{self, Hash};
+use super::prune::{SignedPrune, PRUNE_WITNESS_TAG};
 use super::verify::{Damage, LogVerifier, Start, StoredRow};
 use super::ChainHead;
 use crate::store::{checked_frontier, AuditRecord, Store, StoreError, StoredCheckpoint};
@@ -165,9 +165,11 @@ pub fn parse_witness(text: &str) -> Result<Witnessed, Finding> {
     let mut w = Witnessed::default();
     for (i, l) in text.lines().enumerate() {
         let bad = |_| Finding::MalformedWitness { line: i + 1 };
-        if l.starts_with(PRUNE_WITNESS_TAG) && l.as_bytes().get(PRUNE_WITNESS_TAG.len()) == Some(&b' ')
+        if l.starts_with(PRUNE_WITNESS_TAG)
+            && l.as_bytes().get(PRUNE_WITNESS_TAG.len()) == Some(&b' ')
         {
-            w.prunes.push(SignedPrune::from_witness_line(l).map_err(bad)?);
+            w.prunes
+                .push(SignedPrune::from_witness_line(l).map_err(bad)?);
         } else {
             w.checkpoints
                 .push(SignedCheckpoint::from_witness_line(l).map_err(bad)?);
@@ -265,19 +267,16 @@ async fn verify_instance(
     // witness, the previous prune and the checkpoint it cuts at), or (`--since`) the last
     // checkpoint at or before the time that the witness also holds, with its stored frontier
     // checked against its signed root.
-    let mut start = match pruned_start(store, instance, witness, verifier, &rows, &checkpoints)
-        .await?
-    {
-        Ok(Some(s)) => s,
-        Ok(None) => Start::genesis(head),
-        Err(f) => return Ok(Err(f)),
-    };
+    let mut start =
+        match pruned_start(store, instance, witness, verifier, &rows, &checkpoints).await? {
+            Ok(Some(s)) => s,
+            Ok(None) => Start::genesis(head),
+            Err(f) => return Ok(Err(f)),
+        };
     let pruned_to = start.head.next_seq;
     if let Some(since) = since_ms {
         let base = rows.iter().zip(&checkpoints).rev().find(|(_, cp)| {
-            cp.checkpoint.size > pruned_to
-                && cp.checkpoint.time_ms <= since
-                && lines.contains(cp)
+            cp.checkpoint.size > pruned_to && cp.checkpoint.time_ms <= since && lines.contains(cp)
         });
         if let Some((row, cp)) = base {
             let size = cp.checkpoint.size;
@@ -510,7 +509,10 @@ pub async fn log_proof(
         .await?;
     if let Ok(path) = merkle::inclusion_proof_after(&frontier, &leaves, row.leaf.seq) {
         proof.inclusion = path.iter().map(hex::encode).collect();
-        let ok = u64::try_from(leaves.len()).ok().map(|n| n + frontier.size()) == Some(size)
+        let ok = u64::try_from(leaves.len())
+            .ok()
+            .map(|n| n + frontier.size())
+            == Some(size)
             && cp.verify(verifier).is_ok()
             && merkle::verify_inclusion(row.leaf.seq, size, &hash, &path, &cp.checkpoint.root)
                 .is_ok();

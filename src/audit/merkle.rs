@@ -148,7 +148,9 @@ impl AfterCut<'_> {
         if a >= self.cut {
             let from = usize::try_from(a - self.cut).map_err(|_| ProofError::OutOfRange)?;
             let to = usize::try_from(b - self.cut).map_err(|_| ProofError::OutOfRange)?;
-            return Ok(root(self.leaves.get(from..to).ok_or(ProofError::OutOfRange)?));
+            return Ok(root(
+                self.leaves.get(from..to).ok_or(ProofError::OutOfRange)?,
+            ));
         }
         if b <= self.cut {
             return self.peak(a, b);

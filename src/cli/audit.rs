@@ -24,9 +24,9 @@ use pension_gateway::audit::check::{
     log_proof, parse_witness, verify_store, LogProof, Summary, Witnessed,
 };
 use pension_gateway::audit::merkle::Hash;
-use pension_gateway::audit::{Prune, SignedCheckpoint, SignedPrune};
 use pension_gateway::audit::prove::{prove, PublicKeys, RowProof, SignatureProof, Verdict};
 use pension_gateway::audit::Sm2CheckpointVerifier;
+use pension_gateway::audit::{Prune, SignedCheckpoint, SignedPrune};
 use pension_gateway::config::Settings;
 use pension_gateway::server::{load_keys, open_store, open_witness};
 use pension_gateway::store::{NewPrune, Store};
@@ -219,7 +219,11 @@ async fn recover_prune_lines(
 
 /// The cut for `instance`: its newest checkpoint made before `before_ms` that is beyond the
 /// last prune and is not its newest checkpoint.
-fn choose_cut(checkpoints: &[SignedCheckpoint], pruned: u64, before_ms: i64) -> Option<&SignedCheckpoint> {
+fn choose_cut(
+    checkpoints: &[SignedCheckpoint],
+    pruned: u64,
+    before_ms: i64,
+) -> Option<&SignedCheckpoint> {
     let newest = checkpoints.iter().map(|c| c.checkpoint.size).max()?;
     checkpoints
         .iter()
@@ -230,12 +234,7 @@ fn choose_cut(checkpoints: &[SignedCheckpoint], pruned: u64, before_ms: i64) -> 
         .max_by_key(|c| c.checkpoint.size)
 }
 
-async fn prune(
-    settings: &Settings,
-    before: &str,
-    only: Option<&str>,
-    dry_run: bool,
-) -> ExitCode {
+async fn prune(settings: &Settings, before: &str, only: Option<&str>, dry_run: bool) -> ExitCode {
     let before_ms = match parse_since(before) {
         Ok(t) => t,
         Err(e) => {
@@ -303,7 +302,10 @@ async fn prune(
             let last = store.audit_chain_page(instance, end - 1, 1).await?;
             let last_hash: Hash = match last.first().and_then(|r| r.chain.as_ref()) {
                 Some(c) if c.seq == end - 1 => c.leaf_hash,
-                _ => anyhow::bail!("instance {instance}: row {} vanished during the prune", end - 1),
+                _ => anyhow::bail!(
+                    "instance {instance}: row {} vanished during the prune",
+                    end - 1
+                ),
             };
             if dry_run {
                 println!(

@@ -560,7 +560,10 @@ mod tests {
         s.witness(&cp_b);
         assert_eq!(failures.get(), 2);
         assert_eq!(s.witness.pending(), 2);
-        assert_eq!(std::fs::read_to_string(dir.path().join("w.log")).unwrap(), "");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("w.log")).unwrap(),
+            ""
+        );
         // Appends work again: the pending lines go first, in checkpoint order.
         s.witness.file = good;
         let c = s.link(&b.next, &[row(2)], 12).unwrap();
@@ -570,7 +573,10 @@ mod tests {
         assert_eq!(s.witness.pending(), 0);
         assert_eq!(
             std::fs::read_to_string(dir.path().join("w.log")).unwrap(),
-            format!("{}{}{}", cp_a.witness_line, cp_b.witness_line, cp_c.witness_line)
+            format!(
+                "{}{}{}",
+                cp_a.witness_line, cp_b.witness_line, cp_c.witness_line
+            )
         );
     }
 

@@ -55,7 +55,10 @@ const DELETE_CHUNK: i64 = 10_000;
 
 impl Store {
     /// The prune records of `instance` (all instances when `None`), by instance and end.
-    pub async fn audit_prunes(&self, instance: Option<&str>) -> Result<Vec<StoredPrune>, StoreError> {
+    pub async fn audit_prunes(
+        &self,
+        instance: Option<&str>,
+    ) -> Result<Vec<StoredPrune>, StoreError> {
         let rows: Vec<(String, i64, String)> = db_run!(self, conn => {
             let mut q = ap::table
                 .select((ap::instance_id, ap::end_seq, ap::note))
@@ -255,7 +258,9 @@ impl Store {
     /// the instance and `Request-ID` of the first (by the surrogate key). The writer sets all
     /// four chain columns together, so such a row was inserted (or edited) around the chain;
     /// sequence-ordered reads never see it.
-    pub async fn audit_incomplete_chain(&self) -> Result<(i64, Option<(String, String)>), StoreError> {
+    pub async fn audit_incomplete_chain(
+        &self,
+    ) -> Result<(i64, Option<(String, String)>), StoreError> {
         let count: i64 = db_run!(self, conn => {
             qa::table
                 .filter(qa::instance_id.is_not_null())

@@ -239,7 +239,9 @@ async fn witness_failure_is_counted(db: Db) {
         return;
     };
     let key = SecretKey::generate();
-    assert!(tdb.store.chain_audit(setup(&key, Path::new("/dev/full"), 4)));
+    assert!(tdb
+        .store
+        .chain_audit(setup(&key, Path::new("/dev/full"), 4)));
     let failures = prometheus::IntCounter::new("f", "f").unwrap();
     tdb.store.count_witness_failures(failures.clone());
     for i in 0..10 {
@@ -558,7 +560,10 @@ async fn prove_json_checked_by_pymerkle(db: Db) {
 
         // One byte of one path element changed.
         let mut bad = v.clone();
-        let h = bad["rows"][0]["log"]["inclusion"][1].as_str().unwrap().to_owned();
+        let h = bad["rows"][0]["log"]["inclusion"][1]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let flipped = format!("{}{}", if &h[..1] == "0" { "1" } else { "0" }, &h[1..]);
         bad["rows"][0]["log"]["inclusion"][1] = flipped.into();
         let (code, out, err) = check(&bad, &public);
@@ -618,19 +623,28 @@ async fn prune_keeps_the_rest_verifiable(db: Db) {
     let cli = Cli::new(&log);
     let (code, out, err) = cli.run(&["prune", "--before", BEFORE, "--dry-run"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("instance gw-a: would remove rows 0..4"), "{out}");
+    assert!(
+        out.contains("instance gw-a: would remove rows 0..4"),
+        "{out}"
+    );
     assert_eq!(log.store().count_audit().await.unwrap(), 10);
     // The newest checkpoint (8) is never the cut: rows 0..4 go.
     let (code, out, err) = cli.run(&["prune", "--before", BEFORE]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
-        out.contains("instance gw-a: removed rows 0..4 (4 row(s)), cut at the checkpoint of size 4"),
+        out.contains(
+            "instance gw-a: removed rows 0..4 (4 row(s)), cut at the checkpoint of size 4"
+        ),
         "{out}"
     );
     assert_eq!(log.store().count_audit().await.unwrap(), 6);
     let lines = std::fs::read_to_string(&log.witness).unwrap();
     assert_eq!(lines.lines().count(), 3, "{lines}");
-    assert!(lines.lines().nth(2).unwrap().starts_with("pgw1-prune gw-a 0 4 "));
+    assert!(lines
+        .lines()
+        .nth(2)
+        .unwrap()
+        .starts_with("pgw1-prune gw-a 0 4 "));
     let s = log.verify().await.unwrap();
     assert_eq!((s.instances[0].from_seq, s.instances[0].rows), (4, 6));
     let (code, out, err) = cli.run(&["verify"]);
@@ -659,7 +673,12 @@ async fn prune_keeps_the_rest_verifiable(db: Db) {
     assert_eq!(p.verdict, "verified", "{p:?}");
     assert!(p.checkpoint.as_deref().unwrap().contains("\n12\n"));
     // A pruned request has no row left.
-    assert!(log.store().audit_for_request("req-1").await.unwrap().is_empty());
+    assert!(log
+        .store()
+        .audit_for_request("req-1")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -701,7 +720,10 @@ async fn pruning_around_the_record_is_named(db: Db) {
         .await;
     let (code, out, err) = Cli::new(&log).run(&["prune", "--before", BEFORE]);
     assert_eq!(code, Some(1), "{out}{err}");
-    assert!(out.contains("DAMAGED: instance gw-a: row 2: edited"), "{out}");
+    assert!(
+        out.contains("DAMAGED: instance gw-a: row 2: edited"),
+        "{out}"
+    );
     assert_eq!(log.store().count_audit().await.unwrap(), 10);
 
     // After a prune: the record deleted from the database.
@@ -727,7 +749,10 @@ async fn pruning_around_the_record_is_named(db: Db) {
     std::fs::write(&log.witness, rest).unwrap();
     assert_eq!(
         log.verify().await,
-        pruned(4, pension_gateway::audit::check::PruneDamage::WitnessMissing)
+        pruned(
+            4,
+            pension_gateway::audit::check::PruneDamage::WitnessMissing
+        )
     );
 
     // A row past the cut deleted too.
@@ -747,7 +772,9 @@ async fn pruning_around_the_record_is_named(db: Db) {
     let log = ten_rows(db).await.unwrap();
     let (code, out, err) = Cli::new(&log).run(&["prune", "--before", BEFORE]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let note = log.store().audit_prunes(None).await.unwrap()[0].note.clone();
+    let note = log.store().audit_prunes(None).await.unwrap()[0]
+        .note
+        .clone();
     let forged = note.replacen("\n0\n4\n", "\n0\n5\n", 1);
     assert_ne!(forged, note);
     log.sql(&format!(

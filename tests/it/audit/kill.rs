@@ -385,10 +385,8 @@ async fn mysql_instances_kill_9_one_restart_verify() {
     let run = {
         let (url, dir) = (url.clone(), tmp.path().to_owned());
         tokio::spawn(async move {
-            let started: Vec<(Server, u16)> = INSTANCES
-                .iter()
-                .map(|i| start_as(&url, &dir, i))
-                .collect();
+            let started: Vec<(Server, u16)> =
+                INSTANCES.iter().map(|i| start_as(&url, &dir, i)).collect();
             let mut started = started.into_iter();
             let (victim, victim_port) = started.next().unwrap();
             let others: Vec<(Server, u16)> = started.collect();
