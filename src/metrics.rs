@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::keyring::KeyRing;
@@ -42,6 +42,8 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     /// Rows per audit batch written by the group-commit writer.
     pub audit_batch_rows: Histogram,
+    /// Failed appends of a checkpoint's line to the audit witness file (exported at 0).
+    pub audit_witness_failures: IntCounter,
     /// Requests whose signature verified under a WeChat key version (`version` label; every
     /// trusted version exported from its load at 0).
     pub wechat_key_requests: IntCounterVec,
@@ -247,6 +249,12 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(audit_batch_rows.clone()))?;
+        let audit_witness_failures = IntCounter::new(
+            "audit_witness_failures_total",
+            "Failed appends of an audit checkpoint's line to the witness file (the line is kept \
+             in memory and retried before the next one)",
+        )?;
+        registry.register(Box::new(audit_witness_failures.clone()))?;
         let wechat_key_requests = IntCounterVec::new(
             Opts::new(
                 "wechat_key_requests_total",
@@ -311,6 +319,7 @@ impl Metrics {
             tls_not_after,
             tls_reloads,
             audit_batch_rows,
+            audit_witness_failures,
             wechat_key_requests,
             bank_key_signatures,
             key_last_used,

@@ -7,9 +7,10 @@ use serde::Serialize;
 use super::checkpoint::{CheckpointVerifier, SignedCheckpoint};
 use super::leaf::AuditLeaf;
 use super::merkle::{self, Hash};
+use super::prune::{SignedPrune, PRUNE_WITNESS_TAG};
 use super::verify::{Damage, LogVerifier, Start, StoredRow};
 use super::ChainHead;
-use crate::store::{checked_frontier, AuditRecord, Store, StoreError};
+use crate::store::{checked_frontier, AuditRecord, Store, StoreError, StoredCheckpoint};
 
 /// Rows read per query.
 const PAGE: i64 = 10_000;
@@ -49,6 +50,27 @@ pub enum Finding {
         /// The checkpoint's size.
         size: u64,
     },
+    /// A prune record that does not hold up: see [`PruneDamage`].
+    #[error("instance {instance}: the prune record removing rows up to {end}: {damage}")]
+    Prune {
+        /// The instance.
+        instance: String,
+        /// The record's end (one past the last row it says it removed).
+        end: u64,
+        /// What is wrong with it.
+        damage: PruneDamage,
+    },
+    /// Rows that name an instance but carry no sequence number (or no chain hashes): they sit
+    /// outside the chain while claiming a place in one.
+    #[error("instance {instance}: {count} audit row(s) claim the instance but carry no sequence number or chain hash (the first: Request-ID {request_id}); unchained rows inserted under its name")]
+    IncompleteChain {
+        /// The instance the first such row names.
+        instance: String,
+        /// How many such rows (all instances).
+        count: i64,
+        /// The first one's `Request-ID`.
+        request_id: String,
+    },
     /// Rows without chain columns written after the first chained row: inserted around the
     /// chain (or written with the chain off).
     #[error("{count} audit row(s) written after the chain began carry no chain columns (inserted outside the writer, or audit.chain was off)")]
@@ -56,6 +78,38 @@ pub enum Finding {
         /// How many.
         count: i64,
     },
+}
+
+/// What is wrong with a prune record (`audit prune`, docs/audit.md "Retention").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PruneDamage {
+    /// The row's note does not parse, or disagrees with its columns.
+    #[error("malformed (note or columns altered)")]
+    Malformed,
+    /// Its signature does not verify (or names another instance).
+    #[error("bad signature")]
+    BadSignature,
+    /// In the database, not in the witness file.
+    #[error("no witness line")]
+    WitnessMissing,
+    /// In the witness file, not in the database.
+    #[error("missing from the database")]
+    Missing,
+    /// It does not start where the previous prune ended (or at 0 for the first).
+    #[error("does not follow the previous prune")]
+    NotContiguous,
+    /// No checkpoint of its size with its root: the cut is not at a signed tree head.
+    #[error("does not match the checkpoint of its size")]
+    NoCheckpoint,
+}
+
+/// A witness file's lines: checkpoints and prune records, each in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Witnessed {
+    /// `pgw1` lines.
+    pub checkpoints: Vec<SignedCheckpoint>,
+    /// `pgw1-prune` lines.
+    pub prunes: Vec<SignedPrune>,
 }
 
 /// What an intact run checked.
@@ -105,16 +159,23 @@ pub fn stored_row(r: &AuditRecord) -> Option<StoredRow> {
     })
 }
 
-/// Parses a witness file's text: every line must be a witness line (an empty last line is
-/// the final newline).
-pub fn parse_witness(text: &str) -> Result<Vec<SignedCheckpoint>, Finding> {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| {
-            SignedCheckpoint::from_witness_line(l)
-                .map_err(|_| Finding::MalformedWitness { line: i + 1 })
-        })
-        .collect()
+/// Parses a witness file's text: every line must be a checkpoint's or a prune record's witness
+/// line (an empty last line is the final newline).
+pub fn parse_witness(text: &str) -> Result<Witnessed, Finding> {
+    let mut w = Witnessed::default();
+    for (i, l) in text.lines().enumerate() {
+        let bad = |_| Finding::MalformedWitness { line: i + 1 };
+        if l.starts_with(PRUNE_WITNESS_TAG)
+            && l.as_bytes().get(PRUNE_WITNESS_TAG.len()) == Some(&b' ')
+        {
+            w.prunes
+                .push(SignedPrune::from_witness_line(l).map_err(bad)?);
+        } else {
+            w.checkpoints
+                .push(SignedCheckpoint::from_witness_line(l).map_err(bad)?);
+        }
+    }
+    Ok(w)
 }
 
 /// Verifies every instance's log in `store` against `witness` (the witness file's parsed
@@ -123,7 +184,7 @@ pub fn parse_witness(text: &str) -> Result<Vec<SignedCheckpoint>, Finding> {
 /// `Ok(Err(_))` is damage; `Err(_)` is a database error (nothing was decided).
 pub async fn verify_store(
     store: &Store,
-    witness: &[SignedCheckpoint],
+    witness: &Witnessed,
     verifier: &(dyn CheckpointVerifier + Sync),
     since_ms: Option<i64>,
     progress: &mut (dyn FnMut(&str, u64) + Send),
@@ -132,8 +193,21 @@ pub async fn verify_store(
     if after > 0 {
         return Ok(Err(Finding::Unchained { count: after }));
     }
+    if let (count, Some((instance, request_id))) = store.audit_incomplete_chain().await? {
+        return Ok(Err(Finding::IncompleteChain {
+            instance,
+            count,
+            request_id,
+        }));
+    }
     let mut instances = store.audit_instances().await?;
-    instances.extend(witness.iter().map(|w| w.checkpoint.instance_id.clone()));
+    instances.extend(
+        witness
+            .checkpoints
+            .iter()
+            .map(|w| w.checkpoint.instance_id.clone()),
+    );
+    instances.extend(witness.prunes.iter().map(|w| w.prune.instance_id.clone()));
     instances.sort();
     instances.dedup();
     let mut summary = Summary {
@@ -152,7 +226,7 @@ pub async fn verify_store(
 async fn verify_instance(
     store: &Store,
     instance: &str,
-    witness: &[SignedCheckpoint],
+    witness: &Witnessed,
     verifier: &(dyn CheckpointVerifier + Sync),
     since_ms: Option<i64>,
     progress: &mut (dyn FnMut(&str, u64) + Send),
@@ -184,16 +258,25 @@ async fn verify_instance(
         }
     }
     let mut lines: Vec<SignedCheckpoint> = witness
+        .checkpoints
         .iter()
         .filter(|w| w.checkpoint.instance_id == instance)
         .cloned()
         .collect();
-    // Where to start: genesis, or (`--since`) the last checkpoint at or before the time that
-    // the witness also holds, with its stored frontier checked against its signed root.
-    let mut start = Start::genesis(head);
+    // Where to start: genesis, or after the last prune (its signed record checked against the
+    // witness, the previous prune and the checkpoint it cuts at), or (`--since`) the last
+    // checkpoint at or before the time that the witness also holds, with its stored frontier
+    // checked against its signed root.
+    let mut start =
+        match pruned_start(store, instance, witness, verifier, &rows, &checkpoints).await? {
+            Ok(Some(s)) => s,
+            Ok(None) => Start::genesis(head),
+            Err(f) => return Ok(Err(f)),
+        };
+    let pruned_to = start.head.next_seq;
     if let Some(since) = since_ms {
         let base = rows.iter().zip(&checkpoints).rev().find(|(_, cp)| {
-            cp.checkpoint.size > 0 && cp.checkpoint.time_ms <= since && lines.contains(cp)
+            cp.checkpoint.size > pruned_to && cp.checkpoint.time_ms <= since && lines.contains(cp)
         });
         if let Some((row, cp)) = base {
             let size = cp.checkpoint.size;
@@ -256,6 +339,86 @@ async fn verify_instance(
         })),
         Err(d) => Ok(Err(damaged(d))),
     }
+}
+
+/// Where an instance's log starts after its prune records (`None`: never pruned). Each record
+/// must parse, verify, appear both in the database and in the witness, start where the previous
+/// one ended, and end at a checkpoint of the same root; the last one's checkpoint frontier must
+/// give that root.
+async fn pruned_start(
+    store: &Store,
+    instance: &str,
+    witness: &Witnessed,
+    verifier: &(dyn CheckpointVerifier + Sync),
+    rows: &[StoredCheckpoint],
+    checkpoints: &[SignedCheckpoint],
+) -> Result<Result<Option<Start>, Finding>, StoreError> {
+    let damaged = |end, damage| {
+        Err(Finding::Prune {
+            instance: instance.to_owned(),
+            end,
+            damage,
+        })
+    };
+    let mut prunes = Vec::new();
+    for row in store.audit_prunes(Some(instance)).await? {
+        let end = u64::try_from(row.end_seq).unwrap_or(0);
+        match SignedPrune::from_note(&row.note) {
+            Ok(p) if p.prune.end == end && p.prune.instance_id == instance => prunes.push(p),
+            _ => return Ok(damaged(end, PruneDamage::Malformed)),
+        }
+    }
+    let lines: Vec<&SignedPrune> = witness
+        .prunes
+        .iter()
+        .filter(|p| p.prune.instance_id == instance)
+        .collect();
+    for p in prunes.iter().chain(lines.iter().copied()) {
+        if p.verify(verifier).is_err() {
+            return Ok(damaged(p.prune.end, PruneDamage::BadSignature));
+        }
+    }
+    for p in &prunes {
+        if !lines.contains(&p) {
+            return Ok(damaged(p.prune.end, PruneDamage::WitnessMissing));
+        }
+    }
+    for p in &lines {
+        if !prunes.contains(p) {
+            return Ok(damaged(p.prune.end, PruneDamage::Missing));
+        }
+    }
+    let mut expected_first = 0;
+    for p in &prunes {
+        if p.prune.first != expected_first {
+            return Ok(damaged(p.prune.end, PruneDamage::NotContiguous));
+        }
+        expected_first = p.prune.end;
+        let at_cut = checkpoints.iter().any(|c| {
+            c.checkpoint.size == p.prune.end && merkle::hash_eq(&c.checkpoint.root, &p.prune.root)
+        });
+        if !at_cut {
+            return Ok(damaged(p.prune.end, PruneDamage::NoCheckpoint));
+        }
+    }
+    let Some(last) = prunes.last() else {
+        return Ok(Ok(None));
+    };
+    let end = last.prune.end;
+    let frontier = rows
+        .iter()
+        .find(|r| i64::try_from(end).ok() == Some(r.tree_size))
+        .and_then(|r| checked_frontier(end, &r.frontier, &r.note))
+        .filter(|f| merkle::hash_eq(&f.root(), &last.prune.root));
+    let Some(frontier) = frontier else {
+        return Ok(Err(Finding::BadFrontier {
+            instance: instance.to_owned(),
+            size: end,
+        }));
+    };
+    let head = ChainHead::resume(instance, end, last.prune.last_hash)
+        .map_err(|_| crate::store::StatementError::Invalid("instance id"))?;
+    Ok(Ok(Some(Start { head, frontier })))
 }
 
 /// The log half of a row's proof: the leaf, its inclusion in the covering checkpoint's tree.
@@ -321,11 +484,35 @@ pub async fn log_proof(
     };
     proof.checkpoint = Some(note);
     let size = cp.checkpoint.size;
-    let leaves = store.audit_leaf_hashes(&row.leaf.instance_id, size).await?;
-    let index = usize::try_from(row.leaf.seq).unwrap_or(usize::MAX);
-    if let Ok(path) = merkle::inclusion_proof(&leaves, index) {
+    // After a prune, the leaves before the cut are known through the frontier stored with the
+    // checkpoint the cut was made at (checked against its signed root).
+    let instance = &row.leaf.instance_id;
+    let cut = store
+        .audit_prunes(Some(instance))
+        .await?
+        .last()
+        .and_then(|p| u64::try_from(p.end_seq).ok())
+        .filter(|end| *end <= row.leaf.seq);
+    let frontier = match cut {
+        None => merkle::Frontier::new(),
+        Some(end) => match cps
+            .iter()
+            .find(|c| i64::try_from(end).ok() == Some(c.tree_size))
+            .and_then(|c| checked_frontier(end, &c.frontier, &c.note))
+        {
+            Some(f) => f,
+            None => return Ok(proof),
+        },
+    };
+    let leaves = store
+        .audit_leaf_hashes(instance, frontier.size(), size)
+        .await?;
+    if let Ok(path) = merkle::inclusion_proof_after(&frontier, &leaves, row.leaf.seq) {
         proof.inclusion = path.iter().map(hex::encode).collect();
-        let ok = u64::try_from(leaves.len()).ok() == Some(size)
+        let ok = u64::try_from(leaves.len())
+            .ok()
+            .map(|n| n + frontier.size())
+            == Some(size)
             && cp.verify(verifier).is_ok()
             && merkle::verify_inclusion(row.leaf.seq, size, &hash, &path, &cp.checkpoint.root)
                 .is_ok();

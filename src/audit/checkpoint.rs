@@ -310,18 +310,18 @@ impl SignedCheckpoint {
 }
 
 /// Decimal digits only; the round trip through `to_string` in the callers refuses `+1`, `01`.
-fn parse_u64(s: &str) -> Option<u64> {
+pub(super) fn parse_u64(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
 }
 
-fn parse_u32(s: &str) -> Option<u32> {
+pub(super) fn parse_u32(s: &str) -> Option<u32> {
     parse_u64(s).and_then(|v| u32::try_from(v).ok())
 }
 
-fn parse_i64(s: &str) -> Option<i64> {
+pub(super) fn parse_i64(s: &str) -> Option<i64> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -329,14 +329,14 @@ fn parse_i64(s: &str) -> Option<i64> {
     s.parse().ok()
 }
 
-fn parse_root(s: &str) -> Result<Hash, CheckpointError> {
+pub(super) fn parse_root(s: &str) -> Result<Hash, CheckpointError> {
     let bytes = STANDARD
         .decode(s)
         .map_err(|_| CheckpointError::Malformed("root is not Base64"))?;
     Hash::try_from(bytes.as_slice()).map_err(|_| CheckpointError::Malformed("root length"))
 }
 
-fn parse_signature(s: &str) -> Result<Signature, CheckpointError> {
+pub(super) fn parse_signature(s: &str) -> Result<Signature, CheckpointError> {
     let bytes = STANDARD
         .decode(s)
         .map_err(|_| CheckpointError::Malformed("signature is not Base64"))?;

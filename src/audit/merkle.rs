@@ -108,6 +108,96 @@ fn path_into(leaves: &[Hash], m: usize, out: &mut Vec<Hash>) {
     }
 }
 
+/// PATH(m, D\[n\]) when the first `frontier.size()` leaves are known only through `frontier`
+/// (their perfect-subtree roots; the rows were pruned) and `leaves` are the rest, n being
+/// `frontier.size() + leaves.len()`. Equal to [`inclusion_proof`] over all n leaves: every
+/// node the path needs either lies at or after the cut or is one of the frontier's subtrees
+/// (an RFC 6962 node starts at a multiple of its width's power of two, so a left sibling left
+/// of the cut whose parent crosses it is a maximal perfect subtree there). `index` must be at
+/// or after the cut.
+pub fn inclusion_proof_after(
+    frontier: &Frontier,
+    leaves: &[Hash],
+    index: u64,
+) -> Result<Vec<Hash>, ProofError> {
+    let cut = frontier.size();
+    let n = cut + u64::try_from(leaves.len()).map_err(|_| ProofError::OutOfRange)?;
+    if index < cut || index >= n {
+        return Err(ProofError::OutOfRange);
+    }
+    let known = AfterCut {
+        frontier,
+        cut,
+        leaves,
+    };
+    let mut path = Vec::new();
+    known.path(0, n, index, &mut path)?;
+    Ok(path)
+}
+
+/// A tree whose leaves before `cut` are known only as the frontier's subtree roots.
+struct AfterCut<'a> {
+    frontier: &'a Frontier,
+    cut: u64,
+    leaves: &'a [Hash],
+}
+
+impl AfterCut<'_> {
+    /// MTH of leaves \[a, b).
+    fn root(&self, a: u64, b: u64) -> Result<Hash, ProofError> {
+        if a >= self.cut {
+            let from = usize::try_from(a - self.cut).map_err(|_| ProofError::OutOfRange)?;
+            let to = usize::try_from(b - self.cut).map_err(|_| ProofError::OutOfRange)?;
+            return Ok(root(
+                self.leaves.get(from..to).ok_or(ProofError::OutOfRange)?,
+            ));
+        }
+        if b <= self.cut {
+            return self.peak(a, b);
+        }
+        let k = split_u64(b - a);
+        Ok(node_hash(&self.root(a, a + k)?, &self.root(a + k, b)?))
+    }
+
+    /// The frontier's subtree root spanning exactly \[a, b).
+    fn peak(&self, a: u64, b: u64) -> Result<Hash, ProofError> {
+        let mut start = 0u64;
+        let mut peaks = self.frontier.peaks().iter();
+        for bit in (0..64).rev() {
+            let width = 1u64 << bit;
+            if self.cut & width == 0 {
+                continue;
+            }
+            let peak = peaks.next().ok_or(ProofError::OutOfRange)?;
+            if start == a && start + width == b {
+                return Ok(*peak);
+            }
+            start += width;
+        }
+        Err(ProofError::OutOfRange)
+    }
+
+    fn path(&self, a: u64, b: u64, m: u64, out: &mut Vec<Hash>) -> Result<(), ProofError> {
+        if b - a <= 1 {
+            return Ok(());
+        }
+        let k = split_u64(b - a);
+        if m < a + k {
+            self.path(a, a + k, m, out)?;
+            out.push(self.root(a + k, b)?);
+        } else {
+            self.path(a + k, b, m, out)?;
+            out.push(self.root(a, a + k)?);
+        }
+        Ok(())
+    }
+}
+
+/// [`split`] over `u64`.
+fn split_u64(n: u64) -> u64 {
+    n.next_power_of_two() / 2
+}
+
 /// Verifies an audit path (RFC 9162 §2.1.3.2): `leaf` is leaf number `index` of the tree of
 /// `size` leaves whose root is `expected_root`.
 pub fn verify_inclusion(
@@ -338,6 +428,32 @@ impl Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inclusion_proof_after_a_cut_equals_the_full_one() {
+        let leaves: Vec<Hash> = (0..40u8).map(|i| leaf_hash(&[i])).collect();
+        for n in 1..=leaves.len() {
+            for cut in 0..=n {
+                let mut f = Frontier::new();
+                for l in &leaves[..cut] {
+                    f.push(*l);
+                }
+                for index in cut..n {
+                    assert_eq!(
+                        inclusion_proof_after(&f, &leaves[cut..n], index as u64),
+                        inclusion_proof(&leaves[..n], index),
+                        "n {n}, cut {cut}, index {index}"
+                    );
+                }
+                if cut > 0 {
+                    assert_eq!(
+                        inclusion_proof_after(&f, &leaves[cut..n], cut as u64 - 1),
+                        Err(ProofError::OutOfRange)
+                    );
+                }
+            }
+        }
+    }
 
     fn leaves(n: usize) -> Vec<Hash> {
         (0..n)

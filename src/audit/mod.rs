@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod leaf;
 pub mod merkle;
 pub mod prove;
+pub mod prune;
 pub mod verify;
 
 pub use chain::{ChainError, ChainHead};
@@ -23,4 +24,5 @@ pub use checkpoint::{
 };
 pub use leaf::{AuditLeaf, LeafError, SignedEvidence};
 pub use merkle::{Frontier, Hash, ProofError};
+pub use prune::{Prune, SignedPrune};
 pub use verify::{verify_log, Damage, Intact, LogVerifier, Start, StoredRow};

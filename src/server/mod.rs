@@ -202,6 +202,7 @@ pub fn build_state(
     metrics.record_keyring(&keyring.snapshot());
     metrics.record_staged_since(&keyring.staged_since());
     store.observe_audit_batches(metrics.audit_batch_rows.clone());
+    store.count_witness_failures(metrics.audit_witness_failures.clone());
     let replay = match settings.replay.store {
         crate::config::ReplayStoreKind::Redis => {
             if settings.replay.fail_open {

@@ -56,6 +56,10 @@ impl std::fmt::Debug for ChainSetup {
 pub struct Witness {
     file: std::fs::File,
     path: PathBuf,
+    /// Lines whose append failed, oldest first: appended, in order, before the next line.
+    pending: std::sync::Mutex<Vec<String>>,
+    /// `gateway_audit_witness_failures_total`: one per failed append of a checkpoint's line.
+    failures: std::sync::OnceLock<prometheus::IntCounter>,
 }
 
 impl Witness {
@@ -70,7 +74,37 @@ impl Witness {
         Ok(Witness {
             file,
             path: path.to_owned(),
+            pending: std::sync::Mutex::new(Vec::new()),
+            failures: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts each failed append of a checkpoint's line in `c` (first call wins).
+    pub fn count_failures(&self, c: prometheus::IntCounter) {
+        let _ = self.failures.set(c);
+    }
+
+    /// Lines kept in memory after a failed append, not yet in the file.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().map_or(0, |p| p.len())
+    }
+
+    /// Appends `line` after the lines still pending from failed appends, keeping the file in
+    /// checkpoint order. On a failure the line (and any before it) stays pending for the next
+    /// call, and the error is returned with the number of lines pending.
+    fn append_in_order(&self, line: &str) -> Result<(), (std::io::Error, usize)> {
+        let mut pending = match self.pending.lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        pending.push(line.to_owned());
+        while let Some(first) = pending.first() {
+            if let Err(e) = self.append(first) {
+                return Err((e, pending.len()));
+            }
+            pending.remove(0);
+        }
+        Ok(())
     }
 
     /// The path it was opened at.
@@ -380,15 +414,24 @@ impl ChainSetup {
         })
     }
 
-    /// After the commit: the checkpoint's witness line (an error is logged; the next start
-    /// appends a line the file lacks, and `audit verify` names it until then).
+    /// After the commit: the checkpoint's witness line. A failed append does not stop the
+    /// writer (the rows and the checkpoint are committed; the answers go out): it is counted
+    /// (`gateway_audit_witness_failures_total`), logged, and the line kept in memory and
+    /// appended before the next checkpoint's, so the file stays in order once appends work
+    /// again. Lines still pending at a stop are lost but the last, which the next start
+    /// appends; `audit verify` names each missing one (`no witness line`).
     pub(crate) fn witness(&self, cp: &CheckpointRow) {
-        if let Err(e) = self.witness.append(&cp.witness_line) {
+        if let Err((e, pending)) = self.witness.append_in_order(&cp.witness_line) {
+            if let Some(c) = self.witness.failures.get() {
+                c.inc();
+            }
             tracing::error!(
                 size = cp.tree_size,
+                pending,
                 error = %e,
                 path = %self.witness.path.display(),
-                "cannot append an audit checkpoint to the witness file"
+                "cannot append an audit checkpoint to the witness file; kept in memory, retried \
+                 before the next checkpoint"
             );
         }
     }
@@ -487,6 +530,54 @@ mod tests {
                 rows: vec![(4, all[4].leaf_hash.to_vec())],
             })
             .is_err());
+    }
+
+    #[test]
+    fn a_failed_witness_append_is_counted_and_retried_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = setup(dir.path(), 1);
+        // Appends fail (ENOSPC) until the file is swapped back.
+        let good = std::mem::replace(
+            &mut s.witness.file,
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open("/dev/full")
+                .unwrap(),
+        );
+        let failures = prometheus::IntCounter::new("f", "f").unwrap();
+        s.witness.count_failures(failures.clone());
+        let st = s
+            .resume(Tail {
+                checkpoint: None,
+                rows: vec![],
+            })
+            .unwrap();
+        let a = s.link(&st, &[row(0)], 10).unwrap();
+        let cp_a = a.checkpoint.clone().unwrap();
+        s.witness(&cp_a);
+        let b = s.link(&a.next, &[row(1)], 11).unwrap();
+        let cp_b = b.checkpoint.clone().unwrap();
+        s.witness(&cp_b);
+        assert_eq!(failures.get(), 2);
+        assert_eq!(s.witness.pending(), 2);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("w.log")).unwrap(),
+            ""
+        );
+        // Appends work again: the pending lines go first, in checkpoint order.
+        s.witness.file = good;
+        let c = s.link(&b.next, &[row(2)], 12).unwrap();
+        let cp_c = c.checkpoint.clone().unwrap();
+        s.witness(&cp_c);
+        assert_eq!(failures.get(), 2);
+        assert_eq!(s.witness.pending(), 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("w.log")).unwrap(),
+            format!(
+                "{}{}{}",
+                cp_a.witness_line, cp_b.witness_line, cp_c.witness_line
+            )
+        );
     }
 
     #[test]

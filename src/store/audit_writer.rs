@@ -137,6 +137,11 @@ impl AuditWriter {
     pub(crate) fn set_chain(&self, setup: ChainSetup) -> bool {
         self.chain.set(setup).is_ok()
     }
+
+    /// The chain setup, once set.
+    pub(crate) fn chain_setup(&self) -> Option<&ChainSetup> {
+        self.chain.get()
+    }
 }
 
 /// Blocks for the first job, then takes whatever else is already queued, up to [`MAX_BATCH`].

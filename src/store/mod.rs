@@ -27,7 +27,7 @@ mod readers;
 pub mod schema;
 
 pub use audit_chain::{checked_frontier, ChainSetup, CheckpointSignFn, Witness};
-pub use audit_log::StoredCheckpoint;
+pub use audit_log::{NewPrune, StoredCheckpoint, StoredPrune};
 pub use error::{
     ConfigError, Conflict, DriverError, MigrationError, StatementError, StoreError, Unavailable,
 };
@@ -273,6 +273,15 @@ impl Store {
     pub fn observe_audit_batches(&self, h: prometheus::Histogram) {
         if let Some(w) = &self.inner.audit {
             w.observe(h);
+        }
+    }
+
+    /// Counts failed appends to the audit witness file in `c`
+    /// (`gateway_audit_witness_failures_total`); nothing when the rows are not chained (call it
+    /// after [`Store::chain_audit`]). The first call wins.
+    pub fn count_witness_failures(&self, c: prometheus::IntCounter) {
+        if let Some(setup) = self.inner.audit.as_ref().and_then(|w| w.chain_setup()) {
+            setup.witness.count_failures(c);
         }
     }
 

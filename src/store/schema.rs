@@ -112,6 +112,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Signed prune records of each instance's audit log (docs/audit.md, "Retention").
+    audit_prunes (instance_id, end_seq) {
+        /// The instance whose rows were removed.
+        instance_id -> Text,
+        /// One past the last sequence number removed (a checkpoint's size).
+        end_seq -> BigInt,
+        /// First sequence number removed.
+        first_seq -> BigInt,
+        /// Unix milliseconds (as in the note).
+        time_ms -> BigInt,
+        /// Bank key version that signed it (as in the note).
+        key_version -> Integer,
+        /// The signed prune record, the only part `audit verify` trusts.
+        note -> Text,
+    }
+}
+
+diesel::table! {
     /// One row per audit batch: written by the batch itself (`committed = 1`), or, when the
     /// batch's fate was unknown, by the writer fencing it off (`committed = 0`).
     audit_batches (batch_id) {

@@ -90,6 +90,11 @@ async fn failed_batch_answers_signed_503(db: Db) {
         metrics.contains("gateway_audit_batch_rows_count"),
         "batch histogram exported"
     );
+    // No witness append failed; the counter is exported at 0 from the start.
+    assert!(
+        metrics.contains("gateway_audit_witness_failures_total 0"),
+        "witness failure counter exported at 0"
+    );
 }
 
 mod sqlite {

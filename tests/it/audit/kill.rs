@@ -55,6 +55,11 @@ fn demo_client() -> WechatClient {
 
 /// Starts `serve --demo` on `db_url` and waits for its banner.
 fn start(db_url: &str, tmp: &Path) -> (Server, u16) {
+    start_as(db_url, tmp, "gw-kill")
+}
+
+/// [`start`] as audit instance `instance` (its chain), witnessing into `tmp/witness.log`.
+fn start_as(db_url: &str, tmp: &Path, instance: &str) -> (Server, u16) {
     let port = free_port();
     let token_file = tmp.join("admin.token");
     std::fs::write(
@@ -82,7 +87,7 @@ fn start(db_url: &str, tmp: &Path) -> (Server, u16) {
         )
         .env("GATEWAY__SERVER__ADMIN_TOKEN_FILE", &token_file)
         .env("GATEWAY__AUDIT__WITNESS_FILE", tmp.join("witness.log"))
-        .env("GATEWAY__AUDIT__INSTANCE_ID", "gw-kill")
+        .env("GATEWAY__AUDIT__INSTANCE_ID", instance)
         .env("GATEWAY__AUDIT__CHECKPOINT_ROWS", "40")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -159,7 +164,13 @@ fn query(
 
 /// Loads the server at `port`, SIGKILLs it after [`KILL_AFTER`] answers of 200, and returns the
 /// Request-IDs answered 200 and the number of requests answered at all.
-fn load_then_kill(mut server: Server, port: u16) -> (Vec<String>, usize) {
+fn load_then_kill(server: Server, port: u16) -> (Vec<String>, usize) {
+    load_many_then_kill(server, &[port])
+}
+
+/// [`load_then_kill`] with the clients spread over `ports` (the first is `server`'s); only
+/// `server` is killed, the others keep answering until the load stops.
+fn load_many_then_kill(mut server: Server, ports: &[u16]) -> (Vec<String>, usize) {
     let client = Arc::new(demo_client());
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -172,6 +183,7 @@ fn load_then_kill(mut server: Server, port: u16) -> (Vec<String>, usize) {
                 answered.clone(),
                 stop.clone(),
             );
+            let port = ports[t % ports.len()];
             std::thread::spawn(move || {
                 let Ok(conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
                     return;
@@ -226,6 +238,13 @@ async fn restart_and_verify(url: &str, tmp: &Path) {
     .await
     .unwrap();
     assert_eq!(status, Some(200));
+    let summary = verify_all(url, tmp).await;
+    assert_eq!(summary.instances.len(), 1);
+}
+
+/// `audit verify` of the whole log at `url` with `tmp/witness.log`: panics on damage; checks
+/// that every row was checked and each instance has a checkpoint.
+async fn verify_all(url: &str, tmp: &Path) -> pension_gateway::audit::check::Summary {
     let store = Store::open(
         url,
         StoreOptions {
@@ -259,12 +278,15 @@ async fn restart_and_verify(url: &str, tmp: &Path) {
     .await
     .unwrap()
     .unwrap_or_else(|f| panic!("the log after kill -9 and restart: {f}"));
-    assert_eq!(summary.instances.len(), 1);
-    assert!(summary.instances[0].checkpoints >= 1, "{summary:?}");
+    for i in &summary.instances {
+        assert!(i.checkpoints >= 1, "{summary:?}");
+    }
+    let rows: u64 = summary.instances.iter().map(|i| i.rows).sum();
     assert_eq!(
-        i64::try_from(summary.instances[0].rows).unwrap(),
+        i64::try_from(rows).unwrap(),
         store.count_audit().await.unwrap()
     );
+    summary
 }
 
 async fn check_rows(url: &str, acked: &[String]) {
@@ -339,6 +361,80 @@ async fn mysql_kill_9_loses_no_acknowledged_row() {
         .await
         .expect("drop the test database");
     if let Err(e) = checked {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Instances sharing one MySQL database (each its own `audit.instance_id`, one witness file).
+const INSTANCES: [&str; 3] = ["gw-a", "gw-b", "gw-c"];
+
+/// Three gateway processes on one MySQL database, each its own audit instance, sharing the
+/// witness file: load spread over all three, `kill -9` of one mid-load, that one restarted,
+/// one more query to each; every acknowledged row is there, and `audit verify` finds three
+/// intact chains holding every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_instances_kill_9_one_restart_verify() {
+    let Some(server_url) = common::mysql_url() else {
+        return;
+    };
+    let name = format!("pg_kill_{}", uuid::Uuid::new_v4().simple());
+    let url = testing::create_mysql_database(&server_url, &name)
+        .await
+        .unwrap_or_else(|e| panic!("TEST_MYSQL_URL is set but MySQL is unusable ({e})"));
+    let tmp = tempfile::tempdir().unwrap();
+    let run = {
+        let (url, dir) = (url.clone(), tmp.path().to_owned());
+        tokio::spawn(async move {
+            let started: Vec<(Server, u16)> =
+                INSTANCES.iter().map(|i| start_as(&url, &dir, i)).collect();
+            let mut started = started.into_iter();
+            let (victim, victim_port) = started.next().unwrap();
+            let others: Vec<(Server, u16)> = started.collect();
+            let mut ports = vec![victim_port];
+            ports.extend(others.iter().map(|(_, p)| *p));
+            let (acked, answered) =
+                tokio::task::spawn_blocking(move || load_many_then_kill(victim, &ports))
+                    .await
+                    .unwrap();
+            assert!(
+                acked.len() >= KILL_AFTER,
+                "only {} of {answered} answers were 200",
+                acked.len()
+            );
+            check_rows(&url, &acked).await;
+            // The killed instance again, then one query to each; all stopped.
+            let (restarted, port) = start_as(&url, &dir, INSTANCES[0]);
+            let mut all = vec![(restarted, port)];
+            all.extend(others);
+            let statuses = tokio::task::spawn_blocking(move || {
+                let client = demo_client();
+                let mut statuses = Vec::new();
+                for (mut server, port) in all {
+                    let conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    let id = format!("after-{port}");
+                    statuses.push(query(&mut BufReader::new(conn), &client, &id));
+                    let _ = server.0.kill();
+                    let _ = server.0.wait();
+                }
+                statuses
+            })
+            .await
+            .unwrap();
+            assert_eq!(statuses, vec![Some(200); INSTANCES.len()]);
+            let summary = verify_all(&url, &dir).await;
+            let names: Vec<&str> = summary
+                .instances
+                .iter()
+                .map(|i| i.instance.as_str())
+                .collect();
+            assert_eq!(names, INSTANCES, "{summary:?}");
+        })
+        .await
+    };
+    testing::drop_mysql_database(&server_url, &name)
+        .await
+        .expect("drop the test database");
+    if let Err(e) = run {
         std::panic::resume_unwind(e.into_panic());
     }
 }

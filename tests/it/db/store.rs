@@ -655,7 +655,7 @@ async fn memory_store_is_shared_by_clones_and_isolated_between_stores() {
     assert_eq!(a2.count_accounts().await.unwrap(), 1);
     // A second in-memory store is a different database.
     let b = memory_store().await;
-    assert_eq!(b.run_migrations().await.unwrap().len(), 5);
+    assert_eq!(b.run_migrations().await.unwrap().len(), 6);
     assert_eq!(b.count_accounts().await.unwrap(), 0);
 }
 
