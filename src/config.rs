@@ -540,6 +540,13 @@ pub struct AuditSettings {
     /// (docs/audit.md). `serve` creates a missing directory and refuses to start when the file
     /// cannot be opened for appending.
     pub witness_file: PathBuf,
+    /// Also send every witness line to the host's syslog socket (`"/dev/log"`: journald or
+    /// rsyslog; facility `authpriv`, severity `notice`, tag `pension-gateway`), a second copy
+    /// out of the database's and the witness file's reach. Empty (default): no copy. `serve`
+    /// refuses to start when the socket does not answer; after that a lost copy is counted
+    /// (`gateway_audit_witness_syslog_failures_total`) and logged, and the file stays the
+    /// witness of record (docs/audit.md).
+    pub witness_syslog: PathBuf,
 }
 
 impl Default for AuditSettings {
@@ -550,6 +557,7 @@ impl Default for AuditSettings {
             checkpoint_rows: 1000,
             checkpoint_secs: 60,
             witness_file: PathBuf::from("data/audit-witness.log"),
+            witness_syslog: PathBuf::new(),
         }
     }
 }
@@ -595,6 +603,12 @@ impl AuditSettings {
         if self.checkpoint_rows == 0 || self.checkpoint_secs == 0 {
             return Err(ConfigError(
                 "audit.checkpoint_rows and audit.checkpoint_secs must be at least 1".into(),
+            ));
+        }
+        if !self.witness_syslog.as_os_str().is_empty() && !self.witness_syslog.is_absolute() {
+            return Err(ConfigError(
+                "audit.witness_syslog must be an absolute path (the syslog socket, \"/dev/log\")"
+                    .into(),
             ));
         }
         if self.chain && self.witness_file.as_os_str().is_empty() {

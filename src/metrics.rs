@@ -44,6 +44,8 @@ pub struct Metrics {
     pub audit_batch_rows: Histogram,
     /// Failed appends of a checkpoint's line to the audit witness file (exported at 0).
     pub audit_witness_failures: IntCounter,
+    /// `gateway_audit_witness_syslog_failures_total`.
+    pub audit_witness_syslog_failures: IntCounter,
     /// Requests whose signature verified under a WeChat key version (`version` label; every
     /// trusted version exported from its load at 0).
     pub wechat_key_requests: IntCounterVec,
@@ -255,6 +257,11 @@ impl Metrics {
              in memory and retried before the next one)",
         )?;
         registry.register(Box::new(audit_witness_failures.clone()))?;
+        let audit_witness_syslog_failures = IntCounter::new(
+            "audit_witness_syslog_failures_total",
+            "Witness lines whose copy to the syslog socket (audit.witness_syslog) was lost",
+        )?;
+        registry.register(Box::new(audit_witness_syslog_failures.clone()))?;
         let wechat_key_requests = IntCounterVec::new(
             Opts::new(
                 "wechat_key_requests_total",
@@ -320,6 +327,7 @@ impl Metrics {
             tls_reloads,
             audit_batch_rows,
             audit_witness_failures,
+            audit_witness_syslog_failures,
             wechat_key_requests,
             bank_key_signatures,
             key_last_used,

@@ -110,6 +110,14 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// `audit.witness_syslog` does not answer.
+    #[error("audit.witness_syslog {}: cannot send to the syslog socket: {source}", socket.display())]
+    WitnessSyslog {
+        /// The socket.
+        socket: PathBuf,
+        /// Why.
+        source: Box<syslog::Error>,
+    },
 }
 
 impl From<crate::store::StoreError> for StartError {
@@ -203,6 +211,7 @@ pub fn build_state(
     metrics.record_staged_since(&keyring.staged_since());
     store.observe_audit_batches(metrics.audit_batch_rows.clone());
     store.count_witness_failures(metrics.audit_witness_failures.clone());
+    store.count_witness_syslog_failures(metrics.audit_witness_syslog_failures.clone());
     let replay = match settings.replay.store {
         crate::config::ReplayStoreKind::Redis => {
             if settings.replay.fail_open {
@@ -387,7 +396,8 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartError> {
     Ok(state)
 }
 
-/// Opens `audit.witness_file` for appending (a missing directory is created).
+/// Opens `audit.witness_file` for appending (a missing directory is created), and connects
+/// its copy to `audit.witness_syslog` when one is set.
 pub fn open_witness(settings: &Settings) -> Result<crate::store::Witness, StartError> {
     let path = &settings.audit.witness_file;
     let err = |source| StartError::Witness {
@@ -397,7 +407,17 @@ pub fn open_witness(settings: &Settings) -> Result<crate::store::Witness, StartE
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
-    crate::store::Witness::open(path).map_err(err)
+    let mut witness = crate::store::Witness::open(path).map_err(err)?;
+    let socket = &settings.audit.witness_syslog;
+    if !socket.as_os_str().is_empty() {
+        witness
+            .copy_to_syslog(socket)
+            .map_err(|source| StartError::WitnessSyslog {
+                socket: socket.clone(),
+                source: Box::new(source),
+            })?;
+    }
+    Ok(witness)
 }
 
 /// Chains the audit rows of `store` (`[audit]`): checkpoints signed by the key ring's active

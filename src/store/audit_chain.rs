@@ -52,7 +52,7 @@ impl std::fmt::Debug for ChainSetup {
     }
 }
 
-/// The witness file, opened for appending.
+/// The witness file, opened for appending, and its optional copy to the host's syslog.
 pub struct Witness {
     file: std::fs::File,
     path: PathBuf,
@@ -60,6 +60,61 @@ pub struct Witness {
     pending: std::sync::Mutex<Vec<String>>,
     /// `gateway_audit_witness_failures_total`: one per failed append of a checkpoint's line.
     failures: std::sync::OnceLock<prometheus::IntCounter>,
+    /// `audit.witness_syslog`: every line also goes to this socket.
+    syslog: Option<SyslogCopy>,
+}
+
+/// The witness lines' copy to a syslog socket (`/dev/log`: journald or rsyslog), as RFC 3164
+/// messages of facility `authpriv`, severity `notice`, tag `pension-gateway[pid]`. A best-effort
+/// second copy: a lost message is counted and logged, never retried (the file is the witness
+/// of record); a broken connection (the daemon restarted) is reopened once per message.
+struct SyslogCopy {
+    socket: PathBuf,
+    logger: std::sync::Mutex<Option<SyslogLogger>>,
+    /// `gateway_audit_witness_syslog_failures_total`.
+    failures: std::sync::OnceLock<prometheus::IntCounter>,
+}
+
+type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+impl SyslogCopy {
+    fn connect(socket: &Path) -> Result<SyslogLogger, syslog::Error> {
+        let formatter = syslog::Formatter3164 {
+            facility: syslog::Facility::LOG_AUTHPRIV,
+            hostname: None,
+            process: "pension-gateway".into(),
+            pid: std::process::id(),
+        };
+        syslog::unix_custom(formatter, socket)
+    }
+
+    /// Sends `line` (without its newline); on a failure reconnects and tries once more.
+    fn send(&self, line: &str) {
+        let line = line.trim_end_matches('\n');
+        let mut logger = match self.logger.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut sent = logger.as_mut().is_some_and(|l| l.notice(line).is_ok());
+        if !sent {
+            match Self::connect(&self.socket) {
+                Ok(mut fresh) => {
+                    sent = fresh.notice(line).is_ok();
+                    *logger = Some(fresh);
+                }
+                Err(_) => *logger = None,
+            }
+        }
+        if !sent {
+            if let Some(c) = self.failures.get() {
+                c.inc();
+            }
+            tracing::error!(
+                socket = %self.socket.display(),
+                "cannot send an audit witness line to the syslog socket (the witness file has it)"
+            );
+        }
+    }
 }
 
 impl Witness {
@@ -76,12 +131,33 @@ impl Witness {
             path: path.to_owned(),
             pending: std::sync::Mutex::new(Vec::new()),
             failures: std::sync::OnceLock::new(),
+            syslog: None,
         })
+    }
+
+    /// Also sends every line from now on to the syslog socket at `socket` (`/dev/log`); fails
+    /// when nothing listens there.
+    pub fn copy_to_syslog(&mut self, socket: &Path) -> Result<(), syslog::Error> {
+        let logger = SyslogCopy::connect(socket)?;
+        self.syslog = Some(SyslogCopy {
+            socket: socket.to_owned(),
+            logger: std::sync::Mutex::new(Some(logger)),
+            failures: std::sync::OnceLock::new(),
+        });
+        Ok(())
     }
 
     /// Counts each failed append of a checkpoint's line in `c` (first call wins).
     pub fn count_failures(&self, c: prometheus::IntCounter) {
         let _ = self.failures.set(c);
+    }
+
+    /// Counts each line whose syslog copy was lost in `c` (first call wins; nothing without a
+    /// syslog copy).
+    pub fn count_syslog_failures(&self, c: prometheus::IntCounter) {
+        if let Some(copy) = &self.syslog {
+            let _ = copy.failures.set(c);
+        }
     }
 
     /// Lines kept in memory after a failed append, not yet in the file.
@@ -97,9 +173,12 @@ impl Witness {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if let Some(copy) = &self.syslog {
+            copy.send(line);
+        }
         pending.push(line.to_owned());
         while let Some(first) = pending.first() {
-            if let Err(e) = self.append(first) {
+            if let Err(e) = self.append_to_file(first) {
                 return Err((e, pending.len()));
             }
             pending.remove(0);
@@ -113,8 +192,15 @@ impl Witness {
     }
 
     /// Appends one line (one `write` of the whole line on an `O_APPEND` descriptor) and waits
-    /// until it is on disk.
+    /// until it is on disk; the syslog copy, if any, is sent first.
     pub fn append(&self, line: &str) -> std::io::Result<()> {
+        if let Some(copy) = &self.syslog {
+            copy.send(line);
+        }
+        self.append_to_file(line)
+    }
+
+    fn append_to_file(&self, line: &str) -> std::io::Result<()> {
         (&self.file).write_all(line.as_bytes())?;
         self.file.sync_data()
     }
@@ -578,6 +664,84 @@ mod tests {
                 cp_a.witness_line, cp_b.witness_line, cp_c.witness_line
             )
         );
+    }
+
+    /// One datagram from `sock`, as text (a read timeout turns a missing one into a failure).
+    fn datagram(sock: &std::os::unix::net::UnixDatagram) -> String {
+        let mut buf = vec![0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a syslog datagram");
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn witness_lines_are_copied_to_the_syslog_socket() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("log");
+        let listener = UnixDatagram::bind(&socket).unwrap();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut s = setup(dir.path(), 1);
+        s.witness.copy_to_syslog(&socket).unwrap();
+        let lost = prometheus::IntCounter::new("l", "l").unwrap();
+        s.witness.count_syslog_failures(lost.clone());
+        let st = s
+            .resume(Tail {
+                checkpoint: None,
+                rows: vec![],
+            })
+            .unwrap();
+        let a = s.link(&st, &[row(0)], 10).unwrap();
+        let cp_a = a.checkpoint.clone().unwrap();
+        s.witness(&cp_a);
+        // RFC 3164: <PRI> with facility authpriv (10) and severity notice (5) = 85, the tag
+        // with the process id, then the witness line exactly, without its newline.
+        let got = datagram(&listener);
+        assert!(got.starts_with("<85>"), "{got}");
+        let line = cp_a.witness_line.trim_end_matches('\n');
+        assert!(
+            got.ends_with(&format!("pension-gateway[{}]: {line}", std::process::id())),
+            "{got}"
+        );
+        assert_eq!(lost.get(), 0);
+
+        // The daemon goes away: the copy is counted as lost, the file still gets the line.
+        drop(listener);
+        std::fs::remove_file(&socket).unwrap();
+        let b = s.link(&a.next, &[row(1)], 11).unwrap();
+        let cp_b = b.checkpoint.clone().unwrap();
+        s.witness(&cp_b);
+        assert_eq!(lost.get(), 1);
+
+        // It comes back (a new socket at the same path): the next line reconnects.
+        let listener = UnixDatagram::bind(&socket).unwrap();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let c = s.link(&b.next, &[row(2)], 12).unwrap();
+        let cp_c = c.checkpoint.clone().unwrap();
+        s.witness(&cp_c);
+        let got = datagram(&listener);
+        assert!(
+            got.ends_with(cp_c.witness_line.trim_end_matches('\n')),
+            "{got}"
+        );
+        assert_eq!(lost.get(), 1);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("w.log")).unwrap(),
+            format!(
+                "{}{}{}",
+                cp_a.witness_line, cp_b.witness_line, cp_c.witness_line
+            )
+        );
+    }
+
+    #[test]
+    fn a_syslog_socket_nobody_listens_on_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Witness::open(&dir.path().join("w.log")).unwrap();
+        assert!(w.copy_to_syslog(&dir.path().join("no-daemon")).is_err());
     }
 
     #[test]

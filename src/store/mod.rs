@@ -285,6 +285,14 @@ impl Store {
         }
     }
 
+    /// Counts lost syslog copies of witness lines in `c`
+    /// (`gateway_audit_witness_syslog_failures_total`); nothing without a chain or a copy.
+    pub fn count_witness_syslog_failures(&self, c: prometheus::IntCounter) {
+        if let Some(setup) = self.inner.audit.as_ref().and_then(|w| w.chain_setup()) {
+            setup.witness.count_syslog_failures(c);
+        }
+    }
+
     /// Chains every audit row written from now on into `setup`'s instance log (docs/audit.md).
     /// Call it once, before the first audit row. Returns false when this store has no
     /// group-commit writer (in-memory SQLite, `database.group_commit = false`): its rows stay

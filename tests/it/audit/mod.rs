@@ -6,3 +6,4 @@ mod chain;
 mod evidence;
 mod kill;
 mod log;
+mod syslog;
