@@ -49,6 +49,11 @@ pub enum KeysCommand {
         /// With --library: deadline of one signature, milliseconds.
         #[arg(long, requires = "library", default_value_t = 2000)]
         timeout_ms: u64,
+        /// With --library: the vendor profile, a TOML file with the fields of `[module.profile]`
+        /// (`name`, `ecc_field_len`, `sm2_sign_algorithm`; docs/hsm.md "Vendor profiles").
+        /// Default: the standard's layouts.
+        #[arg(long, requires = "library", value_name = "FILE.toml")]
+        profile: Option<PathBuf>,
     },
     /// List versions, states, fingerprints and which key signs.
     List,
@@ -335,7 +340,12 @@ pub async fn run(
             password_file,
             sessions,
             timeout_ms,
+            profile,
         } => {
+            let profile = match profile {
+                None => sdf::Profile::default(),
+                Some(path) => read_profile(&path)?,
+            };
             let declare = match library {
                 None => None,
                 Some(library) => Some(pension_gateway::keyring::ModuleEntry {
@@ -344,7 +354,7 @@ pub async fn run(
                     library,
                     password_file: password_file
                         .context("--library needs --password-file (the key access password)")?,
-                    profile: sdf::Profile::default(),
+                    profile,
                     sessions,
                     timeout_ms,
                 }),
@@ -616,4 +626,16 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// A vendor profile from a TOML file holding `[module.profile]`'s fields, checked.
+fn read_profile(path: &std::path::Path) -> anyhow::Result<sdf::Profile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--profile {}", path.display()))?;
+    let profile: sdf::Profile =
+        toml::from_str(&text).with_context(|| format!("--profile {}", path.display()))?;
+    profile
+        .validate()
+        .with_context(|| format!("--profile {}", path.display()))?;
+    Ok(profile)
 }

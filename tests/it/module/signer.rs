@@ -26,8 +26,8 @@ use pension_gateway::http::wechat::respond::MODULE_UNAVAILABLE_BODY;
 use pension_gateway::keyring::admin::KeyDir;
 use pension_gateway::keyring::{Backend, ModuleEntry};
 
-const PASSWORD: &str = "module-signer-Pw-7";
-const SIGNER_ID: &[u8] = b"1234567812345678";
+pub(super) const PASSWORD: &str = "module-signer-Pw-7";
+pub(super) const SIGNER_ID: &[u8] = b"1234567812345678";
 
 struct Device {
     dir: tempfile::TempDir,
@@ -54,9 +54,14 @@ fn device() -> &'static Device {
     })
 }
 
+/// The device's key directory (`SOFTSDF_DIR` of this test process and of the processes it starts).
+pub(super) fn device_dir() -> &'static Path {
+    device().dir.path()
+}
+
 /// One test at a time: the control file is shared by every key of the device. (An async lock:
 /// each test holds it across its awaits, on its own runtime.)
-async fn serial() -> MutexGuard<'static, ()> {
+pub(super) async fn serial() -> MutexGuard<'static, ()> {
     static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
     let guard = LOCK.get_or_init(|| Mutex::new(())).lock().await;
     set_control("");
@@ -64,7 +69,7 @@ async fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Replaces the control file atomically (the device re-reads it on every call).
-fn set_control(text: &str) {
+pub(super) fn set_control(text: &str) {
     let d = device();
     let tmp = d.dir.path().join("control.tmp");
     std::fs::write(&tmp, text).unwrap();
@@ -72,7 +77,7 @@ fn set_control(text: &str) {
 }
 
 /// A fresh key provisioned in the device at an index no other test uses.
-fn module_key() -> (u32, SecretKey) {
+pub(super) fn module_key() -> (u32, SecretKey) {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let index = NEXT.fetch_add(1, Ordering::SeqCst);
     let key = SecretKey::generate();
@@ -80,14 +85,14 @@ fn module_key() -> (u32, SecretKey) {
     (index, key)
 }
 
-fn write_0600(path: &Path, text: &str) {
+pub(super) fn write_0600(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// The `[[module]]` section (and its password file in the ring directory).
-fn module_section(ring: &Path, library: &Path, timeout_ms: u64) -> String {
+pub(super) fn module_section(ring: &Path, library: &Path, timeout_ms: u64) -> String {
     write_0600(&ring.join("hsm.pass"), &format!("{PASSWORD}\n"));
     format!(
         "[[module]]\nname = \"hsm\"\nlibrary = \"{}\"\npassword_file = \"hsm.pass\"\n\
@@ -97,7 +102,7 @@ fn module_section(ring: &Path, library: &Path, timeout_ms: u64) -> String {
 }
 
 /// Bank v1 (file) in `v1_state`, bank v2 in the module at `index` in `v2_state`, WeChat v1.
-fn manifest(v1_state: &str, v2_state: &str, index: u32, module: &str) -> String {
+pub(super) fn manifest(v1_state: &str, v2_state: &str, index: u32, module: &str) -> String {
     format!(
         "[[bank]]\nversion = 1\nstate = \"{v1_state}\"\nprivate_key = \"bank-v1.key\"\n\n\
          [[bank]]\nversion = 2\nstate = \"{v2_state}\"\nbackend = \"sdf\"\nmodule = \"hsm\"\n\
@@ -108,7 +113,7 @@ fn manifest(v1_state: &str, v2_state: &str, index: u32, module: &str) -> String 
 
 /// A gateway whose bank v2 is the module's key at a fresh index, active (v1 retiring), loaded
 /// by a reload; the WeChat-side client knows v2's public key. `None` without the database.
-async fn module_gateway(db: Db, timeout_ms: u64) -> Option<(Gateway, u32, SecretKey)> {
+pub(super) async fn module_gateway(db: Db, timeout_ms: u64) -> Option<(Gateway, u32, SecretKey)> {
     let mut gw = Gateway::start(db).await?;
     let (index, key) = module_key();
     let ring = gw.keys.dir.path().to_path_buf();
@@ -128,7 +133,7 @@ async fn module_gateway(db: Db, timeout_ms: u64) -> Option<(Gateway, u32, Secret
     Some((gw, index, key))
 }
 
-async fn readyz<S, B>(svc: &S) -> (u16, serde_json::Value)
+pub(super) async fn readyz<S, B>(svc: &S) -> (u16, serde_json::Value)
 where
     S: common::TestService<B>,
     B: actix_web::body::MessageBody,
@@ -241,7 +246,7 @@ async fn query_answered_and_signed_by_the_module(db: Db) {
 }
 
 /// Nothing in the ring directory is (or contains) the module key's private key.
-fn assert_no_private_key(ring: &Path, key: &SecretKey) {
+pub(super) fn assert_no_private_key(ring: &Path, key: &SecretKey) {
     let secret_hex = key.to_hex().to_string();
     let public = key.public_key();
     for entry in std::fs::read_dir(ring).unwrap() {
@@ -323,7 +328,7 @@ async fn hang_and_failure_then_recovery(db: Db) {
 }
 
 /// Polls /readyz until 200 (at most 5 s).
-async fn wait_ready<S, B>(svc: &S)
+pub(super) async fn wait_ready<S, B>(svc: &S)
 where
     S: common::TestService<B>,
     B: actix_web::body::MessageBody,
