@@ -52,6 +52,83 @@ fn subject(kind: EngineKind) -> anyhow::Result<Subject> {
     })
 }
 
+/// Whose signatures `bench crypto` measures and `bench http` expects the server to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchBackend {
+    /// A key in memory, signed by an engine (`file` versions of the key ring).
+    File,
+    /// A bank version whose key is inside a GM/T 0018 SDF module (docs/hsm.md).
+    Sdf,
+}
+
+/// The bank version kept in a module, from the key ring in `dir`, as a measurement subject
+/// named `sdf`: one signature is the gateway's own module path (e = SM3(Z‖M) here, the module
+/// signs e on one of its sessions, the calling thread waits), one verification is the engine's
+/// with the version's public key. `version`: the highest `sdf` version when not given.
+fn module_subject(
+    dir: &std::path::Path,
+    version: Option<u32>,
+    settings: &Settings,
+) -> anyhow::Result<Subject> {
+    let id = settings.wechat.signer_id.as_bytes();
+    let ring =
+        pension_gateway::keyring::load_keyring(dir, settings.keys.engine, id, settings.server.demo)
+            .with_context(|| format!("key ring {}", dir.display()))?;
+    let version = ring
+        .bank_keys()
+        .filter(|k| k.signer.module().is_some())
+        .map(|k| k.version)
+        .filter(|v| version.is_none_or(|want| want == *v))
+        .max()
+        .with_context(|| match version {
+            Some(v) => format!("bank key v{v} in {} is not kept in a module", dir.display()),
+            None => format!("no bank key in {} is kept in a module", dir.display()),
+        })?;
+    let ring = Arc::new(ring);
+    let public = ring
+        .bank_public_key(version)
+        .context("the module version's public key")?;
+    let verifier: Arc<dyn pension_gateway::crypto::PreparedVerifier> =
+        Arc::from(settings.keys.engine.engine().verifier(&public, id)?);
+    let msg = Arc::new(sample_request_message());
+    let sign_once = {
+        let (ring, msg) = (Arc::clone(&ring), Arc::clone(&msg));
+        move || {
+            ring.bank_key(version)
+                .map(|k| k.signer.sign(&msg))
+                .transpose()
+        }
+    };
+    let sig = sign_once()?.context("the module version vanished")?;
+    verifier
+        .verify(&msg, &sig)
+        .context("the module's signature does not verify under the recorded public key")?;
+    let v = verifier;
+    Ok(Subject {
+        name: "sdf".to_string(),
+        sign: Arc::new(move || {
+            let _ = std::hint::black_box(sign_once());
+        }),
+        verify: Arc::new(move || {
+            let _ = std::hint::black_box(v.verify(std::hint::black_box(&msg), &sig));
+        }),
+    })
+}
+
+/// The server's signing-time histogram (`gateway_sign_seconds`) per backend: the `sdf` label,
+/// or every engine's label together for `file`.
+fn signing_totals(text: &str, backend: BenchBackend) -> ::bench::scrape::HistogramTotals {
+    ::bench::scrape::histogram_by_label(text, "gateway_sign_seconds", "engine")
+        .into_iter()
+        .filter(|(label, _)| (label == "sdf") == (backend == BenchBackend::Sdf))
+        .fold(Default::default(), |acc, (_, t)| {
+            ::bench::scrape::HistogramTotals {
+                sum: acc.sum + t.sum,
+                count: acc.count + t.count,
+            }
+        })
+}
+
 /// The account-query load: request `i` asks for demo person `i mod 4`, signed as WeChat signs
 /// (a fresh nonce, the current time); an answer is accepted when its WxIns signature verifies.
 struct AccountQueries {
@@ -92,7 +169,17 @@ impl Workload for AccountQueries {
 pub enum BenchCommand {
     /// SM2 sign/verify throughput per engine, with `openssl speed sm2` as the same-run baseline.
     Crypto {
-        /// Only this engine (default: every engine).
+        /// `file`: keys in memory, one per engine; `sdf`: the bank version kept in an SDF module
+        /// of the key ring in `--keys-dir` (the module's own latency included).
+        #[arg(long, value_enum, default_value = "file")]
+        backend: BenchBackend,
+        /// With `--backend sdf`: the key ring (default: `keys.dir`).
+        #[arg(long)]
+        keys_dir: Option<PathBuf>,
+        /// With `--backend sdf`: the bank version (default: the highest one kept in a module).
+        #[arg(long)]
+        version: Option<u32>,
+        /// Only this engine (default: every engine; with `--backend sdf`, the verifier's).
         #[arg(long)]
         engine: Option<EngineKind>,
         /// Threads (default: every core).
@@ -146,6 +233,12 @@ pub enum BenchCommand {
         /// Write a self-contained HTML report (charts inline, nothing loaded from elsewhere).
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
+        /// The backend the server must sign with: read its `gateway_sign_seconds` from its ops
+        /// `/metrics` (`--metrics-url`, or the default ops address) before and after, fail
+        /// unless every answer was signed by this backend, and print its signatures and mean
+        /// signing time.
+        #[arg(long, value_enum)]
+        backend: Option<BenchBackend>,
     },
 }
 
@@ -160,10 +253,11 @@ fn print_round(round: &::bench::crypto::Round) {
         None => println!("baseline  openssl not found or unparseable: ratios omitted"),
     }
     println!(
-        "{:<11} {:>7} {:>11} {:>11} {:>13} {:>13} {:>12} {:>12} {:>9} {:>9}",
+        "{:<11} {:>7} {:>11} {:>9} {:>11} {:>13} {:>13} {:>12} {:>12} {:>9} {:>9}",
         "engine",
         "threads",
         "sign/s",
+        "sign µs",
         "verify/s",
         "sign/s/core",
         "verify/s/core",
@@ -180,10 +274,11 @@ fn print_round(round: &::bench::crypto::Round) {
                 (format!("{s:.2}"), format!("{v:.2}"))
             });
         println!(
-            "{:<11} {:>7} {:>11.0} {:>11.0} {:>13.0} {:>13.0} {:>12} {:>12} {:>9} {:>9}",
+            "{:<11} {:>7} {:>11.0} {:>9.1} {:>11.0} {:>13.0} {:>13.0} {:>12} {:>12} {:>9} {:>9}",
             r.engine,
             r.threads,
             r.sign_per_sec,
+            r.sign_latency_us,
             r.verify_per_sec,
             r.sign_per_sec_per_core,
             r.verify_per_sec_per_core,
@@ -195,7 +290,8 @@ fn print_round(round: &::bench::crypto::Round) {
     }
     println!(
         "(ratios: engine per CPU second where the thread CPU time is readable, else per core of \
-         wall-clock time, ÷ OpenSSL, which counts per user CPU second)"
+         wall-clock time, ÷ OpenSSL, which counts per user CPU second; sign µs: mean time of \
+         one signature as a thread waits for it)"
     );
 }
 
@@ -241,6 +337,11 @@ impl HttpCpuArgs {
         if let Some(m) = &self.metrics_url {
             return Ok(Some((ServerCpuSource::Metrics(m.clone()), true)));
         }
+        Ok(Self::default_metrics_url(url, settings)?.map(|m| (ServerCpuSource::Metrics(m), false)))
+    }
+
+    /// The host of `url` and the port of `server.ops_listen`; `None` without an ops listener.
+    fn default_metrics_url(url: &str, settings: &Settings) -> anyhow::Result<Option<String>> {
         let Some(ops) = settings.ops_listen()? else {
             return Ok(None);
         };
@@ -251,10 +352,7 @@ impl HttpCpuArgs {
         } else {
             host.to_string()
         };
-        Ok(Some((
-            ServerCpuSource::Metrics(format!("http://{host}:{}/metrics", ops.port())),
-            false,
-        )))
+        Ok(Some(format!("http://{host}:{}/metrics", ops.port())))
     }
 }
 
@@ -263,6 +361,9 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
     use ::bench;
     match cmd {
         BenchCommand::Crypto {
+            backend,
+            keys_dir,
+            version,
             engine,
             threads,
             seconds,
@@ -272,20 +373,30 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1);
-            let engines: Vec<EngineKind> =
-                engine.map_or_else(|| EngineKind::ALL.to_vec(), |e| vec![e]);
-            let subjects = engines
-                .iter()
-                .map(|&kind| subject(kind))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let subjects = match backend {
+                BenchBackend::File => engine
+                    .map_or_else(|| EngineKind::ALL.to_vec(), |e| vec![e])
+                    .iter()
+                    .map(|&kind| subject(kind))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                BenchBackend::Sdf => {
+                    let mut settings = settings.clone();
+                    if let Some(e) = engine {
+                        settings.keys.engine = e;
+                    }
+                    let dir = keys_dir.unwrap_or_else(|| settings.keys.dir.clone());
+                    vec![module_subject(&dir, version, &settings)?]
+                }
+            };
+            let names: Vec<String> = subjects.iter().map(|s| s.name.clone()).collect();
             let rounds = bench::crypto::run_rounds(&subjects, threads, seconds, repeat);
             if output == "json" {
                 let mut medians = serde_json::Map::new();
-                for kind in &engines {
+                for name in &names {
                     let (sign, verify): (Vec<f64>, Vec<f64>) =
-                        rounds.iter().filter_map(|r| r.ratios(kind.name())).unzip();
+                        rounds.iter().filter_map(|r| r.ratios(name)).unzip();
                     medians.insert(
-                        kind.name().to_string(),
+                        name.clone(),
                         serde_json::json!({
                             "sign_ratio": bench::crypto::median(&sign),
                             "verify_ratio": bench::crypto::median(&verify),
@@ -307,9 +418,9 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                     "median of {} same-run ratios (engine ÷ openssl one core):",
                     rounds.len()
                 );
-                for kind in &engines {
+                for name in &names {
                     let (sign, verify): (Vec<f64>, Vec<f64>) =
-                        rounds.iter().filter_map(|r| r.ratios(kind.name())).unzip();
+                        rounds.iter().filter_map(|r| r.ratios(name)).unzip();
                     let list = |xs: &[f64]| {
                         xs.iter()
                             .map(|x| format!("{x:.2}"))
@@ -321,7 +432,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                     };
                     println!(
                         "{:<11} sign×ossl {:>6} [{}]  vrfy×ossl {:>6} [{}]",
-                        kind.name(),
+                        name,
                         med(&sign),
                         list(&sign),
                         med(&verify),
@@ -342,6 +453,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             cpu,
             rate,
             report,
+            backend,
         } => {
             let client = super::client::wechat_client(&keys_dir, settings)?;
             let source = cpu.source(&url, settings)?;
@@ -394,11 +506,51 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 rate,
             };
             let workload = Arc::new(AccountQueries { client });
+            // The server's signing histogram, before (warm-up included in the difference).
+            let signing_url = match backend {
+                None => None,
+                Some(_) => Some(match (&cpu.metrics_url, &source) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some((ServerCpuSource::Metrics(url), _))) => url.clone(),
+                    _ => HttpCpuArgs::default_metrics_url(&opts.url, settings)?
+                        .context("--backend needs the server's ops /metrics: give --metrics-url")?,
+                }),
+            };
+            let signing_before = match (&signing_url, backend) {
+                (Some(url), Some(b)) => Some(signing_totals(
+                    &bench::scrape::fetch(&http(), url).await?,
+                    b,
+                )),
+                _ => None,
+            };
             let r = bench::http::run(&opts, workload, &clients, &http()).await?;
+            let signing = match (&signing_url, backend, signing_before) {
+                (Some(url), Some(b), Some(before)) => {
+                    let after = signing_totals(&bench::scrape::fetch(&http(), url).await?, b);
+                    Some((b, after.since(&before)))
+                }
+                _ => None,
+            };
             if output == "json" {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                let mut v = serde_json::to_value(&r)?;
+                if let (Some((b, t)), Some(obj)) = (&signing, v.as_object_mut()) {
+                    obj.insert(
+                        "signing".into(),
+                        serde_json::json!({"backend": format!("{b:?}").to_lowercase(),
+                            "signatures": t.count, "mean_us": t.mean().map(|m| m * 1e6)}),
+                    );
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", bench::report::text_summary(&r));
+                if let Some((b, t)) = &signing {
+                    println!(
+                        "signing   {}: {:.0} signatures by the server, mean {} µs (its gateway_sign_seconds)",
+                        format!("{b:?}").to_lowercase(),
+                        t.count,
+                        t.mean().map_or("-".to_string(), |m| format!("{:.1}", m * 1e6))
+                    );
+                }
             }
             if let Some(path) = &report {
                 let args: Vec<String> = std::env::args().collect();
@@ -418,6 +570,18 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
             }
             if let (Some((_, true)), Some(e)) = (&source, &r.server_cpu_error) {
                 anyhow::bail!("{e}");
+            }
+            if let Some((b, t)) = &signing {
+                let answered = r.by_status.get(&200).copied().unwrap_or(0);
+                if t.count < answered as f64 {
+                    anyhow::bail!(
+                        "the server signed {:.0} answers with the {} backend, fewer than the {answered} \
+                         answered in the measured phase: its signing bank version is not a {} one",
+                        t.count,
+                        format!("{b:?}").to_lowercase(),
+                        format!("{b:?}").to_lowercase()
+                    );
+                }
             }
         }
     }

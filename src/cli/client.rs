@@ -176,6 +176,14 @@ async fn call(
         .iter()
         .find(|b| b.state == BankKeyState::Active)
         .context("no active bank key")?;
+    if active.backend != pension_gateway::keyring::Backend::File {
+        anyhow::bail!(
+            "bank key v{} is kept in module `{}`: `client call` signs with a key file only (the \
+             private key never leaves the module); `client query` needs only the public keys",
+            active.version,
+            active.module.as_deref().unwrap_or("?")
+        );
+    }
     let key_path = dir.join(&active.private_key);
     let text = read_key_text(&key_path, KeyFileKind::Secret)?;
     let bank_key = SecretKey::parse(&text)?;

@@ -65,6 +65,12 @@ pub enum KeysCommand {
         /// With --library: deadline of one signature, milliseconds.
         #[arg(long, requires = "library", default_value_t = 2000)]
         timeout_ms: u64,
+        /// With --library: the vendor profile, a TOML file with the fields of `[module.profile]`
+        /// for an SDF module (`name`, `ecc_field_len`, `sm2_sign_algorithm`) or of
+        /// `[module.pkcs11_profile]` for a token (`name`, `mechanism`, `input`); docs/hsm.md
+        /// "Vendor profiles". Default: the standard's layouts / the documented token default.
+        #[arg(long, requires = "library", value_name = "FILE.toml")]
+        profile: Option<PathBuf>,
     },
     /// List versions, states, fingerprints and which key signs.
     List,
@@ -356,6 +362,7 @@ pub async fn run(
             password_file,
             sessions,
             timeout_ms,
+            profile,
         } => {
             use pension_gateway::keyring::{ModuleEntry, ModuleKey};
             let key = match (key_index, key_label, key_id) {
@@ -372,7 +379,7 @@ pub async fn run(
                     let password_file = password_file.context(
                         "--library needs --password-file (the key access password or token PIN)",
                     )?;
-                    Some(if backend == "pkcs11" {
+                    let mut entry = if backend == "pkcs11" {
                         let token = match (token_label, token_serial) {
                             (Some(l), _) => pkcs11::TokenSelector::Label(l),
                             (_, Some(s)) => pkcs11::TokenSelector::Serial(s),
@@ -396,7 +403,15 @@ pub async fn run(
                             sessions,
                             timeout_ms,
                         )
-                    })
+                    };
+                    if let Some(path) = &profile {
+                        if entry.backend == pension_gateway::keyring::Backend::Pkcs11 {
+                            entry.pkcs11_profile = Some(read_pkcs11_profile(path)?);
+                        } else {
+                            entry.profile = read_profile(path)?;
+                        }
+                    }
+                    Some(entry)
                 }
             };
             let v = dir.add_module_key_at(&module, &key, declare)?;
@@ -666,4 +681,23 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// A token's vendor profile from a TOML file holding `[module.pkcs11_profile]`'s fields.
+fn read_pkcs11_profile(path: &std::path::Path) -> anyhow::Result<pkcs11::Profile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--profile {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("--profile {}", path.display()))
+}
+
+/// A vendor profile from a TOML file holding `[module.profile]`'s fields, checked.
+fn read_profile(path: &std::path::Path) -> anyhow::Result<sdf::Profile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--profile {}", path.display()))?;
+    let profile: sdf::Profile =
+        toml::from_str(&text).with_context(|| format!("--profile {}", path.display()))?;
+    profile
+        .validate()
+        .with_context(|| format!("--profile {}", path.display()))?;
+    Ok(profile)
 }

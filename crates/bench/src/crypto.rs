@@ -47,6 +47,10 @@ pub struct EngineFigures {
     pub sign_per_cpu_sec: Option<f64>,
     /// Verifications per CPU second of the measuring threads (as `sign_per_cpu_sec`).
     pub verify_per_cpu_sec: Option<f64>,
+    /// Mean time of one signature as a caller waits for it, microseconds: `threads` ÷ sign/s
+    /// (each thread signs back to back, so this is the closed loop's mean latency). For a
+    /// module it is the module's answer time plus the session hand-off.
+    pub sign_latency_us: f64,
 }
 
 /// OpenSSL's single-core figures from `openssl speed sm2`.
@@ -163,7 +167,14 @@ pub fn measure_engine(subject: &Subject, threads: usize, secs: f64) -> EngineFig
         verify_per_sec_per_core: verify / threads as f64,
         sign_per_cpu_sec: sign_cpu,
         verify_per_cpu_sec: verify_cpu,
+        sign_latency_us: mean_latency_us(threads, sign),
     }
+}
+
+/// The mean time of one operation in a closed loop of `threads` threads doing `per_sec`
+/// operations per second in all, microseconds (infinite for a rate of zero).
+pub fn mean_latency_us(threads: usize, per_sec: f64) -> f64 {
+    threads as f64 * 1e6 / per_sec
 }
 
 /// Runs `openssl speed -seconds S sm2` (one core) and parses its last line; `None` when
@@ -224,6 +235,7 @@ mod tests {
                 verify_per_sec_per_core: 20_000.0,
                 sign_per_cpu_sec: None,
                 verify_per_cpu_sec: None,
+                sign_latency_us: 50.0,
             }],
         };
         assert_eq!(round.ratios("fast"), Some((20.0, 10.0)));
@@ -253,6 +265,14 @@ mod tests {
             let b = thread_cpu().unwrap_or_default();
             assert!(b >= a, "{a:?} -> {b:?} ({x})");
         }
+    }
+
+    #[test]
+    fn mean_latency_of_a_closed_loop() {
+        // 4 threads at 2,000/s in all: each waits 2 ms per operation.
+        assert_eq!(mean_latency_us(4, 2_000.0), 2_000.0);
+        assert_eq!(mean_latency_us(1, 1_000_000.0), 1.0);
+        assert!(mean_latency_us(1, 0.0).is_infinite());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! throughput per engine with `openssl speed sm2` as the same-run baseline ([`crypto`]), and a
 //! bounded HTTP load generator with pre-built unique requests and checked answers, the server's
 //! CPU per request against the crypto floor and an optional self-contained HTML report
-//! ([`http`], [`cpu`], [`latency`], [`report`]). Figures are reported as ratios against a
+//! ([`http`], [`cpu`], [`latency`], [`report`], [`scrape`]). Figures are reported as ratios against a
 //! baseline.
 //!
 //! The crate knows nothing of the gateway: what a request is, how an answer is checked and what
@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod http;
 pub mod latency;
 pub mod report;
+pub mod scrape;
 
 /// Why a measurement could not run.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand_core::{OsRng, RngCore};
-use sm2::dsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
+use sm2::dsa::signature::hazmat::PrehashVerifier;
 use sm3::{Digest, Sm3};
 
 use crate::codes::{SdfError, SGD_SM2_1, SGD_SM3};
@@ -103,7 +103,7 @@ impl Device {
 #[derive(Default)]
 struct SessionState {
     /// Signing keys this session was granted, by index.
-    granted: HashMap<u32, sm2::dsa::SigningKey>,
+    granted: HashMap<u32, sm2_fast::SigningKey>,
     /// The hash between `SDF_HashInit` and `SDF_HashFinal`.
     hash: Option<Sm3>,
 }
@@ -161,8 +161,14 @@ impl Session {
     pub fn get_access_right(&self, index: u32, password: &[u8]) -> Result<(), SdfError> {
         self.device.gate(Op::AccessRight)?;
         self.device.keys.check_password(index, password)?;
+        self.grant(index)
+    }
+
+    /// Loads key `index` into this session's granted keys.
+    fn grant(&self, index: u32) -> Result<(), SdfError> {
         let secret = self.device.keys.secret_key(index)?;
-        let key = sm2::dsa::SigningKey::new(CRATE_ID, &secret).map_err(|_| SdfError::Key)?;
+        let bytes = zeroize::Zeroizing::new(<[u8; 32]>::from(secret.to_bytes()));
+        let key = sm2_fast::SigningKey::from_bytes(&bytes).map_err(|_| SdfError::Key)?;
         self.state().granted.insert(index, key);
         Ok(())
     }
@@ -171,10 +177,7 @@ impl Session {
     /// face, whose user logged in with the token PIN ([`Device::check_token_pin`]).
     pub fn grant_after_login(&self, index: u32) -> Result<(), SdfError> {
         self.device.gate(Op::AccessRight)?;
-        let secret = self.device.keys.secret_key(index)?;
-        let key = sm2::dsa::SigningKey::new(CRATE_ID, &secret).map_err(|_| SdfError::Key)?;
-        self.state().granted.insert(index, key);
-        Ok(())
+        self.grant(index)
     }
 
     /// The public key of key `index` (the export operation's switches apply).
@@ -235,11 +238,14 @@ impl Session {
             .granted
             .get(&index)
             .ok_or(SdfError::PermissionDenied)?;
-        // A fresh random k (hedged with the key and digest by the crate, RFC 6979 style).
-        let signature = key
-            .sign_prehash_with_rng(&mut OsRng, digest)
-            .map_err(|_| SdfError::Random)?;
-        Ok(signature_out(&signature))
+        let mut e = [0u8; 32];
+        e.copy_from_slice(digest);
+        // A fresh random k from the OS, rejection-sampled in [1, n).
+        let (r, s) = key.sign_prehash(&e, &mut OsRng);
+        Ok(EccSignature {
+            r: widen(&r),
+            s: widen(&s),
+        })
     }
 
     /// `SDF_InternalVerify_ECC`: verifies `signature` over the digest with key `index`'s
@@ -313,18 +319,6 @@ impl Session {
 /// The ID the `sm2` crate's key types carry; unused here, as the device signs and verifies
 /// digests that already contain Z.
 const CRATE_ID: &str = "1234567812345678";
-
-fn signature_out(signature: &sm2::dsa::Signature) -> EccSignature {
-    let bytes = signature.to_bytes();
-    let mut r = [0u8; 32];
-    let mut s = [0u8; 32];
-    r.copy_from_slice(&bytes[..32]);
-    s.copy_from_slice(&bytes[32..]);
-    EccSignature {
-        r: widen(&r),
-        s: widen(&s),
-    }
-}
 
 /// The point of a caller's `ECCrefPublicKey`: 256 bits, right-aligned, on the curve.
 fn point_in(public_key: &EccRefPublicKey) -> Result<PublicPoint, SdfError> {

@@ -29,8 +29,14 @@ fn demo(dir: &Path, socket: &Path) -> Command {
             "GATEWAY__DATABASE__URL",
             format!("sqlite://{}/demo.db", dir.display()),
         )
-        .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("GATEWAY__SERVER__OPS_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env(
+            "GATEWAY__SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env(
+            "GATEWAY__SERVER__OPS_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
         .env("GATEWAY__AUDIT__WITNESS_FILE", dir.join("witness.log"))
         .env("GATEWAY__AUDIT__WITNESS_SYSLOG", socket)
         .env("GATEWAY__AUDIT__CHECKPOINT_ROWS", "1");
@@ -78,7 +84,9 @@ fn witness_lines_reach_the_syslog_socket() {
 
     // The query's row is covered by a checkpoint of its own; its line goes to both.
     let mut buf = vec![0u8; 8192];
-    let n = daemon.recv(&mut buf).expect("a witness line on the syslog socket");
+    let n = daemon
+        .recv(&mut buf)
+        .expect("a witness line on the syslog socket");
     let got = String::from_utf8(buf[..n].to_vec()).unwrap();
     assert!(got.starts_with("<85>"), "authpriv.notice: {got}");
     let file = std::fs::read_to_string(tmp.path().join("witness.log")).unwrap();

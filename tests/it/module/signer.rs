@@ -54,6 +54,11 @@ pub(super) fn device() -> &'static Device {
     })
 }
 
+/// The device's key directory (`SOFTSDF_DIR` of this test process and of the processes it starts).
+pub(super) fn device_dir() -> &'static Path {
+    device().dir.path()
+}
+
 /// One test at a time: the control file is shared by every key of the device. (An async lock:
 /// each test holds it across its awaits, on its own runtime.)
 pub(super) async fn serial() -> MutexGuard<'static, ()> {
@@ -87,7 +92,7 @@ pub(super) fn write_0600(path: &Path, text: &str) {
 }
 
 /// The `[[module]]` section (and its password file in the ring directory).
-fn module_section(ring: &Path, library: &Path, timeout_ms: u64) -> String {
+pub(super) fn module_section(ring: &Path, library: &Path, timeout_ms: u64) -> String {
     write_0600(&ring.join("hsm.pass"), &format!("{PASSWORD}\n"));
     format!(
         "[[module]]\nname = \"hsm\"\nlibrary = \"{}\"\npassword_file = \"hsm.pass\"\n\
@@ -97,7 +102,7 @@ fn module_section(ring: &Path, library: &Path, timeout_ms: u64) -> String {
 }
 
 /// Bank v1 (file) in `v1_state`, bank v2 in the module at `index` in `v2_state`, WeChat v1.
-fn manifest(v1_state: &str, v2_state: &str, index: u32, module: &str) -> String {
+pub(super) fn manifest(v1_state: &str, v2_state: &str, index: u32, module: &str) -> String {
     format!(
         "[[bank]]\nversion = 1\nstate = \"{v1_state}\"\nprivate_key = \"bank-v1.key\"\n\n\
          [[bank]]\nversion = 2\nstate = \"{v2_state}\"\nbackend = \"sdf\"\nmodule = \"hsm\"\n\
@@ -108,7 +113,7 @@ fn manifest(v1_state: &str, v2_state: &str, index: u32, module: &str) -> String 
 
 /// A gateway whose bank v2 is the module's key at a fresh index, active (v1 retiring), loaded
 /// by a reload; the WeChat-side client knows v2's public key. `None` without the database.
-async fn module_gateway(db: Db, timeout_ms: u64) -> Option<(Gateway, u32, SecretKey)> {
+pub(super) async fn module_gateway(db: Db, timeout_ms: u64) -> Option<(Gateway, u32, SecretKey)> {
     let mut gw = Gateway::start(db).await?;
     let (index, key) = module_key();
     let ring = gw.keys.dir.path().to_path_buf();
