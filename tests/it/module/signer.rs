@@ -291,8 +291,10 @@ async fn hang_and_failure_then_recovery(db: Db) {
         assert_eq!(resp.status, 503);
         assert_eq!(resp.body, MODULE_UNAVAILABLE_BODY.as_bytes());
         assert_eq!(resp.header("WxIns-Signature"), None, "nothing can sign it");
+        // The device hangs until the test clears it: an answer at all means the deadline
+        // (300 ms) gave it; the bound only keeps a loaded machine from failing the test.
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(10),
             "answered at the deadline, not when the module answers"
         );
     }
