@@ -59,14 +59,39 @@ pub enum BenchBackend {
     File,
     /// A bank version whose key is inside a GM/T 0018 SDF module (docs/hsm.md).
     Sdf,
+    /// A bank version whose key is on a PKCS#11 token (docs/hsm.md).
+    Pkcs11,
 }
 
-/// The bank version kept in a module, from the key ring in `dir`, as a measurement subject
-/// named `sdf`: one signature is the gateway's own module path (e = SM3(Z‖M) here, the module
-/// signs e on one of its sessions, the calling thread waits), one verification is the engine's
-/// with the version's public key. `version`: the highest `sdf` version when not given.
+impl BenchBackend {
+    /// The key ring's name of the backend (`BankSigner::backend`), which is also the `engine`
+    /// label of the server's `gateway_sign_seconds` for module signatures.
+    fn name(self) -> &'static str {
+        match self {
+            BenchBackend::File => "file",
+            BenchBackend::Sdf => "sdf",
+            BenchBackend::Pkcs11 => "pkcs11",
+        }
+    }
+
+    /// Whether the `engine` label of `gateway_sign_seconds` counts for this backend: its own
+    /// name for a module; for `file`, every engine's label (none is a module's).
+    fn owns_engine_label(self, label: &str) -> bool {
+        match self {
+            BenchBackend::File => !matches!(label, "sdf" | "pkcs11"),
+            module => label == module.name(),
+        }
+    }
+}
+
+/// The bank version kept in a module of kind `backend` (`sdf` or `pkcs11`), from the key ring
+/// in `dir`, as a measurement subject named after the backend: one signature is the gateway's
+/// own module path (e = SM3(Z‖M) here, the module signs e on one of its sessions, the calling
+/// thread waits), one verification is the engine's with the version's public key. `version`:
+/// the highest such version when not given.
 fn module_subject(
     dir: &std::path::Path,
+    backend: BenchBackend,
     version: Option<u32>,
     settings: &Settings,
 ) -> anyhow::Result<Subject> {
@@ -76,13 +101,21 @@ fn module_subject(
             .with_context(|| format!("key ring {}", dir.display()))?;
     let version = ring
         .bank_keys()
-        .filter(|k| k.signer.module().is_some())
+        .filter(|k| k.signer.module().is_some() && k.signer.backend() == backend.name())
         .map(|k| k.version)
         .filter(|v| version.is_none_or(|want| want == *v))
         .max()
         .with_context(|| match version {
-            Some(v) => format!("bank key v{v} in {} is not kept in a module", dir.display()),
-            None => format!("no bank key in {} is kept in a module", dir.display()),
+            Some(v) => format!(
+                "bank key v{v} in {} is not kept in a {} module",
+                dir.display(),
+                backend.name()
+            ),
+            None => format!(
+                "no bank key in {} is kept in a {} module",
+                dir.display(),
+                backend.name()
+            ),
         })?;
     let ring = Arc::new(ring);
     let public = ring
@@ -105,7 +138,7 @@ fn module_subject(
         .context("the module's signature does not verify under the recorded public key")?;
     let v = verifier;
     Ok(Subject {
-        name: "sdf".to_string(),
+        name: backend.name().to_string(),
         sign: Arc::new(move || {
             let _ = std::hint::black_box(sign_once());
         }),
@@ -115,12 +148,12 @@ fn module_subject(
     })
 }
 
-/// The server's signing-time histogram (`gateway_sign_seconds`) per backend: the `sdf` label,
-/// or every engine's label together for `file`.
+/// The server's signing-time histogram (`gateway_sign_seconds`) per backend: a module's own
+/// label (`sdf`, `pkcs11`), or every engine's label together for `file`.
 fn signing_totals(text: &str, backend: BenchBackend) -> ::bench::scrape::HistogramTotals {
     ::bench::scrape::histogram_by_label(text, "gateway_sign_seconds", "engine")
         .into_iter()
-        .filter(|(label, _)| (label == "sdf") == (backend == BenchBackend::Sdf))
+        .filter(|(label, _)| backend.owns_engine_label(label))
         .fold(Default::default(), |acc, (_, t)| {
             ::bench::scrape::HistogramTotals {
                 sum: acc.sum + t.sum,
@@ -169,17 +202,18 @@ impl Workload for AccountQueries {
 pub enum BenchCommand {
     /// SM2 sign/verify throughput per engine, with `openssl speed sm2` as the same-run baseline.
     Crypto {
-        /// `file`: keys in memory, one per engine; `sdf`: the bank version kept in an SDF module
-        /// of the key ring in `--keys-dir` (the module's own latency included).
+        /// `file`: keys in memory, one per engine; `sdf` / `pkcs11`: the bank version kept in
+        /// such a module of the key ring in `--keys-dir` (the module's own latency included).
         #[arg(long, value_enum, default_value = "file")]
         backend: BenchBackend,
-        /// With `--backend sdf`: the key ring (default: `keys.dir`).
+        /// With a module backend: the key ring (default: `keys.dir`).
         #[arg(long)]
         keys_dir: Option<PathBuf>,
-        /// With `--backend sdf`: the bank version (default: the highest one kept in a module).
+        /// With a module backend: the bank version (default: the highest one kept in such a
+        /// module).
         #[arg(long)]
         version: Option<u32>,
-        /// Only this engine (default: every engine; with `--backend sdf`, the verifier's).
+        /// Only this engine (default: every engine; with a module backend, the verifier's).
         #[arg(long)]
         engine: Option<EngineKind>,
         /// Threads (default: every core).
@@ -379,13 +413,13 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                     .iter()
                     .map(|&kind| subject(kind))
                     .collect::<anyhow::Result<Vec<_>>>()?,
-                BenchBackend::Sdf => {
+                module @ (BenchBackend::Sdf | BenchBackend::Pkcs11) => {
                     let mut settings = settings.clone();
                     if let Some(e) = engine {
                         settings.keys.engine = e;
                     }
                     let dir = keys_dir.unwrap_or_else(|| settings.keys.dir.clone());
-                    vec![module_subject(&dir, version, &settings)?]
+                    vec![module_subject(&dir, module, version, &settings)?]
                 }
             };
             let names: Vec<String> = subjects.iter().map(|s| s.name.clone()).collect();
@@ -536,7 +570,7 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
                 if let (Some((b, t)), Some(obj)) = (&signing, v.as_object_mut()) {
                     obj.insert(
                         "signing".into(),
-                        serde_json::json!({"backend": format!("{b:?}").to_lowercase(),
+                        serde_json::json!({"backend": b.name(),
                             "signatures": t.count, "mean_us": t.mean().map(|m| m * 1e6)}),
                     );
                 }
@@ -586,4 +620,33 @@ pub async fn run(cmd: BenchCommand, settings: &Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scrape holding signatures of two engines and both module kinds.
+    const METRICS: &str = "\
+# TYPE gateway_sign_seconds histogram
+gateway_sign_seconds_sum{engine=\"fast\"} 0.5
+gateway_sign_seconds_count{engine=\"fast\"} 10
+gateway_sign_seconds_sum{engine=\"libsm\"} 0.25
+gateway_sign_seconds_count{engine=\"libsm\"} 5
+gateway_sign_seconds_sum{engine=\"sdf\"} 2
+gateway_sign_seconds_count{engine=\"sdf\"} 4
+gateway_sign_seconds_sum{engine=\"pkcs11\"} 3
+gateway_sign_seconds_count{engine=\"pkcs11\"} 6
+";
+
+    #[test]
+    fn each_backend_counts_only_its_own_signatures() {
+        let totals = |b| {
+            let t = signing_totals(METRICS, b);
+            (t.count, t.sum)
+        };
+        assert_eq!(totals(BenchBackend::File), (15.0, 0.75));
+        assert_eq!(totals(BenchBackend::Sdf), (4.0, 2.0));
+        assert_eq!(totals(BenchBackend::Pkcs11), (6.0, 3.0));
+    }
 }
