@@ -224,27 +224,12 @@ impl SignedCheckpoint {
 
     /// Parses a note written by [`Self::to_note`] (the signature is not checked here).
     pub fn from_note(note: &str) -> Result<Self, CheckpointError> {
-        let (body, sig_line) = note.split_once("\n\n").ok_or(CheckpointError::Malformed(
-            "no blank line before the signature",
-        ))?;
-        let body = format!("{body}\n");
+        let (body, key_version, signature) = split_note(note)?;
         let checkpoint = Checkpoint::parse_body(&body)?;
-        let sig_line = sig_line
-            .strip_suffix('\n')
-            .ok_or(CheckpointError::Malformed(
-                "signature line must end the note",
-            ))?;
-        let rest = sig_line
-            .strip_prefix(SIGNATURE_PREFIX)
-            .and_then(|s| s.strip_prefix(KEY_NAME_PREFIX))
-            .ok_or(CheckpointError::Malformed("signature line"))?;
-        let (version, sig) = rest
-            .split_once(' ')
-            .ok_or(CheckpointError::Malformed("signature line"))?;
         let signed = SignedCheckpoint {
             checkpoint,
-            key_version: parse_u32(version).ok_or(CheckpointError::Malformed("key version"))?,
-            signature: parse_signature(sig)?,
+            key_version,
+            signature,
         };
         if signed.to_note()? != note {
             return Err(CheckpointError::Malformed("note is not canonical"));
@@ -315,6 +300,30 @@ pub(super) fn parse_u64(s: &str) -> Option<u64> {
         return None;
     }
     s.parse().ok()
+}
+
+/// Splits a signed note — its body, a blank line, and the signature line that ends it
+/// (`— pension-gateway-bank-v<N> <Base64 r‖s>`) — into the body (with its newline), the key
+/// version and the signature. Checkpoints and prune records share these rules; the caller
+/// parses the body and checks that the note is canonical.
+pub(super) fn split_note(note: &str) -> Result<(String, u32, Signature), CheckpointError> {
+    let (body, sig_line) = note.split_once("\n\n").ok_or(CheckpointError::Malformed(
+        "no blank line before the signature",
+    ))?;
+    let sig_line = sig_line
+        .strip_suffix('\n')
+        .ok_or(CheckpointError::Malformed(
+            "signature line must end the note",
+        ))?;
+    let rest = sig_line
+        .strip_prefix(SIGNATURE_PREFIX)
+        .and_then(|s| s.strip_prefix(KEY_NAME_PREFIX))
+        .ok_or(CheckpointError::Malformed("signature line"))?;
+    let (version, sig) = rest
+        .split_once(' ')
+        .ok_or(CheckpointError::Malformed("signature line"))?;
+    let version = parse_u32(version).ok_or(CheckpointError::Malformed("key version"))?;
+    Ok((format!("{body}\n"), version, parse_signature(sig)?))
 }
 
 pub(super) fn parse_u32(s: &str) -> Option<u32> {

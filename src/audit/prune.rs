@@ -13,7 +13,7 @@ use base64::Engine as _;
 
 use super::chain::valid_instance_id;
 use super::checkpoint::{
-    parse_i64, parse_root, parse_signature, parse_u32, parse_u64, CheckpointError,
+    parse_i64, parse_root, parse_signature, parse_u32, parse_u64, split_note, CheckpointError,
     CheckpointSigner, CheckpointVerifier, KEY_NAME_PREFIX, SIGNATURE_PREFIX,
 };
 use super::merkle::Hash;
@@ -121,22 +121,11 @@ impl SignedPrune {
 
     /// Parses a note written by [`Self::to_note`] (the signature is not checked here).
     pub fn from_note(note: &str) -> Result<Self, CheckpointError> {
-        let (body, sig_line) = note.split_once("\n\n").ok_or(CheckpointError::Malformed(
-            "no blank line before the signature",
-        ))?;
-        let prune = Prune::parse_body(&format!("{body}\n"))?;
-        let rest = sig_line
-            .strip_suffix('\n')
-            .and_then(|s| s.strip_prefix(SIGNATURE_PREFIX))
-            .and_then(|s| s.strip_prefix(KEY_NAME_PREFIX))
-            .ok_or(CheckpointError::Malformed("signature line"))?;
-        let (version, sig) = rest
-            .split_once(' ')
-            .ok_or(CheckpointError::Malformed("signature line"))?;
+        let (body, key_version, signature) = split_note(note)?;
         let signed = SignedPrune {
-            prune,
-            key_version: parse_u32(version).ok_or(CheckpointError::Malformed("key version"))?,
-            signature: parse_signature(sig)?,
+            prune: Prune::parse_body(&body)?,
+            key_version,
+            signature,
         };
         if signed.to_note()? != note {
             return Err(CheckpointError::Malformed("prune note is not canonical"));

@@ -3,22 +3,14 @@
 //! every row, sends each witness line there exactly as the witness file holds it. A socket
 //! nobody listens on stops the start, naming the setting.
 
+use crate::common::demo_server::{printed_args, start_demo};
 use crate::common::free_port;
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pension-gateway");
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn demo(dir: &Path, socket: &Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -51,29 +43,10 @@ fn witness_lines_reach_the_syslog_socket() {
     daemon
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let mut child = demo(tmp.path(), &socket)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("client query") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let printed = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the demo starts and prints the command to run");
-    let words: Vec<&str> = printed.split_whitespace().collect();
-    let from = words.iter().position(|w| *w == "client").unwrap();
+    let (_server, printed) = start_demo(&mut demo(tmp.path(), &socket));
     let out = Command::new(BIN)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(&words[from..])
+        .args(printed_args(&printed))
         .output()
         .unwrap();
     assert!(

@@ -8,6 +8,7 @@
     reason = "each test binary uses a different part of the helpers"
 )]
 
+pub mod demo_server;
 pub mod partners;
 pub mod process;
 pub mod skips;

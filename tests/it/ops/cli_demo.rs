@@ -3,20 +3,12 @@
 //! `client query` command it prints against it, check the answer verified, use the self-test
 //! tools, then SIGTERM and expect a clean exit.
 
+use crate::common::demo_server::{printed_args, start_demo};
 use crate::common::free_port;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pension-gateway");
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One HTTP/1.1 request on a fresh loopback connection: the status and the body.
 fn http(port: u16, method: &str, path: &str, authorization: Option<&str>) -> (u16, String) {
@@ -38,37 +30,6 @@ fn http(port: u16, method: &str, path: &str, authorization: Option<&str>) -> (u1
         .unwrap_or(0);
     let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
-}
-
-/// Spawns `cmd` (a demo server) and waits for the `client query` line of its banner.
-fn start_demo(cmd: &mut Command) -> (Server, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("client query") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let printed = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the demo starts and prints the command to run");
-    (server, printed)
-}
-
-/// The `client …` arguments of the command the banner prints (`cargo run --release -- client
-/// query …` under cargo, `pension-gateway client query …` otherwise).
-fn printed_args(printed: &str) -> Vec<String> {
-    let words: Vec<&str> = printed.split_whitespace().collect();
-    let from = words.iter().position(|w| *w == "client").unwrap();
-    words[from..].iter().map(|w| w.to_string()).collect()
 }
 
 #[test]
