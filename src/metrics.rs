@@ -46,6 +46,8 @@ pub struct Metrics {
     pub audit_witness_failures: IntCounter,
     /// `gateway_audit_witness_syslog_failures_total`.
     pub audit_witness_syslog_failures: IntCounter,
+    /// `gateway_audit_checkpoint_failures_total`: checkpoints whose signature failed.
+    pub audit_checkpoint_failures: IntCounter,
     /// Requests whose signature verified under a WeChat key version (`version` label; every
     /// trusted version exported from its load at 0).
     pub wechat_key_requests: IntCounterVec,
@@ -262,6 +264,12 @@ impl Metrics {
             "Witness lines whose copy to the syslog socket (audit.witness_syslog) was lost",
         )?;
         registry.register(Box::new(audit_witness_syslog_failures.clone()))?;
+        let audit_checkpoint_failures = IntCounter::new(
+            "audit_checkpoint_failures_total",
+            "Audit checkpoints whose signature failed (the bank key's module down or past its \
+             deadline); the rows are written uncovered and the checkpoint tried again",
+        )?;
+        registry.register(Box::new(audit_checkpoint_failures.clone()))?;
         let wechat_key_requests = IntCounterVec::new(
             Opts::new(
                 "wechat_key_requests_total",
@@ -328,6 +336,7 @@ impl Metrics {
             audit_batch_rows,
             audit_witness_failures,
             audit_witness_syslog_failures,
+            audit_checkpoint_failures,
             wechat_key_requests,
             bank_key_signatures,
             key_last_used,

@@ -72,6 +72,10 @@ pub enum CheckpointError {
     /// The signer failed.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// The module holding the bank key did not sign (an error, or no answer within its
+    /// deadline); the text is the module error's.
+    #[error("the signing module did not sign the checkpoint: {0}")]
+    Module(String),
 }
 
 /// Signs checkpoint bodies with one bank key version. Implemented over the crypto layer's
@@ -81,7 +85,7 @@ pub trait CheckpointSigner {
     /// The key version written in the signature line.
     fn key_version(&self) -> u32;
     /// SM2-with-SM3 signature over `body`.
-    fn sign_body(&self, body: &[u8]) -> Result<Signature, SignError>;
+    fn sign_body(&self, body: &[u8]) -> Result<Signature, CheckpointError>;
 }
 
 /// Verifies checkpoint signatures by key version.
@@ -108,18 +112,24 @@ impl CheckpointSigner for Sm2CheckpointSigner<'_> {
         self.key_version
     }
 
-    fn sign_body(&self, body: &[u8]) -> Result<Signature, SignError> {
-        self.signer.sign(body)
+    fn sign_body(&self, body: &[u8]) -> Result<Signature, CheckpointError> {
+        Ok(self.signer.sign(body)?)
     }
 }
 
+/// A bank key version of the ring: a key file signs inline, a module key under the module's
+/// deadline (never longer: the audit writer signs on its own thread and must not stall).
 impl CheckpointSigner for BankKey {
     fn key_version(&self) -> u32 {
         self.version
     }
 
-    fn sign_body(&self, body: &[u8]) -> Result<Signature, SignError> {
-        self.signer.sign(body)
+    fn sign_body(&self, body: &[u8]) -> Result<Signature, CheckpointError> {
+        use crate::keyring::BankSignError;
+        self.signer.sign_within_deadline(body).map_err(|e| match e {
+            BankSignError::Engine(e) => CheckpointError::Sign(e),
+            BankSignError::Module(e) => CheckpointError::Module(e.to_string()),
+        })
     }
 }
 

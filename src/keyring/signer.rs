@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -73,6 +73,19 @@ impl BankSigner {
             BankSigner::Module(m) => m
                 .sign_blocking(&m.digest(message), message)
                 .map_err(|_| SignError("the signing module refused the signature")),
+        }
+    }
+
+    /// Signs `message` on the calling thread without ever waiting past the module's deadline:
+    /// a file key inline, a module key on a thread of its own (see
+    /// [`ModuleSigner::sign_within_deadline`]). For a thread that is not an async worker and
+    /// must not stall on a hung module: the audit writer signing checkpoints.
+    pub fn sign_within_deadline(&self, message: &[u8]) -> Result<Signature, BankSignError> {
+        match self {
+            BankSigner::File(s) => s.sign(message).map_err(BankSignError::Engine),
+            BankSigner::Module(m) => m
+                .sign_within_deadline(message)
+                .map_err(BankSignError::Module),
         }
     }
 
@@ -172,6 +185,9 @@ impl std::fmt::Debug for ModuleSigner {
     }
 }
 
+/// How often [`ModuleSigner::sign_within_deadline`] looks for a free session slot.
+const SLOT_POLL: Duration = Duration::from_millis(1);
+
 /// The message of the test signature made at load and by readiness probes.
 pub const PROBE_MESSAGE: &[u8] = b"pension-gateway module check";
 
@@ -260,6 +276,58 @@ impl ModuleSigner {
         }
     }
 
+    /// Signs `message` from a thread outside the async runtime, under the same deadline and
+    /// session slots as [`Self::sign`]: the caller waits at most `timeout` for a slot and the
+    /// module's answer, which comes on a thread of its own. Past the deadline it answers
+    /// [`ModuleSignError::Timeout`] and marks the module unhealthy; the stuck thread keeps its
+    /// slot until the module answers, so a hung module still holds at most `sessions` threads.
+    /// One short-lived thread per call: for rare signatures (audit checkpoints), not answers.
+    pub fn sign_within_deadline(
+        self: &Arc<Self>,
+        message: &[u8],
+    ) -> Result<Signature, ModuleSignError> {
+        let timeout = self.settings.timeout;
+        let deadline = Instant::now() + timeout;
+        let late = || {
+            self.healthy.store(false, Ordering::Relaxed);
+            Err(ModuleSignError::Timeout(timeout))
+        };
+        // tokio's semaphore has no blocking wait with a deadline: poll it (a slot frees within
+        // one signature's time unless the module hangs, when the deadline ends the wait).
+        let slot = loop {
+            match Arc::clone(&self.slots).try_acquire_owned() {
+                Ok(slot) => break slot,
+                Err(tokio::sync::TryAcquireError::Closed) => {
+                    return Err(ModuleSignError::Cancelled)
+                }
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return late();
+                    }
+                    std::thread::sleep(left.min(SLOT_POLL));
+                }
+            }
+        };
+        let e = self.digest(message);
+        let message = message.to_vec();
+        let me = Arc::clone(self);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("module-sign".into())
+            .spawn(move || {
+                let _slot = slot;
+                // The caller may have stopped waiting (deadline): nobody to tell then.
+                let _ = tx.send(me.sign_blocking(&e, &message));
+            })
+            .map_err(|_| ModuleSignError::Cancelled)?;
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => late(),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(ModuleSignError::Cancelled),
+        }
+    }
+
     /// One signature on the calling thread (blocks while the module does): an idle session,
     /// or a new one with the key's access right; a session that failed is closed, not reused.
     fn sign_blocking(&self, e: &[u8; 32], message: &[u8]) -> Result<Signature, ModuleSignError> {
@@ -302,5 +370,118 @@ impl ModuleSigner {
         let ok = self.sign(PROBE_MESSAGE).await.is_ok();
         self.probing.store(false, Ordering::Release);
         ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{EngineKind, SecretKey, DEFAULT_SIGNER_ID};
+    use std::sync::Condvar;
+
+    /// A device whose sessions sign with a real key, or hang while `hung` is set until it is
+    /// cleared.
+    struct Fake {
+        key: Arc<sm2_fast::SigningKey>,
+        hung: Arc<(Mutex<bool>, Condvar)>,
+    }
+
+    struct FakeSession(Arc<sm2_fast::SigningKey>, Arc<(Mutex<bool>, Condvar)>);
+
+    impl ModuleDevice for Fake {
+        fn backend(&self) -> &'static str {
+            "sdf"
+        }
+        fn open_session(&self) -> Result<Box<dyn DeviceSession>, DeviceError> {
+            Ok(Box::new(FakeSession(
+                Arc::clone(&self.key),
+                Arc::clone(&self.hung),
+            )))
+        }
+    }
+
+    impl DeviceSession for FakeSession {
+        fn public_key(&mut self) -> Result<[u8; 65], DeviceError> {
+            Ok(self.0.public_key().to_sec1_uncompressed())
+        }
+        fn sign(&mut self, e: &[u8; 32], _: &[u8]) -> Result<([u8; 32], [u8; 32]), DeviceError> {
+            let (lock, cv) = &*self.1;
+            let mut hung = lock.lock().unwrap();
+            while *hung {
+                hung = cv.wait(hung).unwrap();
+            }
+            Ok(self.0.sign_prehash_with_k(e, &[0x5a; 32]).unwrap())
+        }
+    }
+
+    fn signer(timeout: Duration) -> (Arc<ModuleSigner>, SecretKey, Arc<(Mutex<bool>, Condvar)>) {
+        let key = SecretKey::generate();
+        let fast = Arc::new(sm2_fast::SigningKey::from_bytes(&key.to_bytes()).unwrap());
+        let hung = Arc::new((Mutex::new(false), Condvar::new()));
+        let device = Fake {
+            key: Arc::clone(&fast),
+            hung: Arc::clone(&hung),
+        };
+        let session = device.open_session().unwrap();
+        let settings = ModuleSettings {
+            name: "hsm".into(),
+            library: PathBuf::from("/fake/libsdf.so"),
+            key: "key index 1".into(),
+            sessions: 2,
+            timeout,
+        };
+        let m = ModuleSigner::open(settings, Box::new(device), session, DEFAULT_SIGNER_ID).unwrap();
+        (Arc::new(m), key, hung)
+    }
+
+    fn set_hung(hung: &(Mutex<bool>, Condvar), on: bool) {
+        *hung.0.lock().unwrap() = on;
+        hung.1.notify_all();
+    }
+
+    #[test]
+    fn sign_within_deadline_signs_e_of_the_message_and_never_waits_past_the_deadline() {
+        let (m, key, hung) = signer(Duration::from_millis(200));
+        let verifier = EngineKind::RustCrypto
+            .engine()
+            .verifier(&key.public_key(), DEFAULT_SIGNER_ID)
+            .unwrap();
+        // The module signs e = SM3(Z‖M) of the message: an independent engine verifies it.
+        let message = b"pension-gateway audit gw-a\n1\nAAAA\ntime 1\n";
+        let sig = m.sign_within_deadline(message).unwrap();
+        verifier.verify(message, &sig).unwrap();
+        assert!(verifier.verify(b"another body", &sig).is_err());
+        assert!(m.is_healthy());
+
+        // Hung: each call answers Timeout at its deadline; the two stuck threads hold both
+        // session slots, so the third times out waiting for a slot, not in the module.
+        set_hung(&hung, true);
+        for _ in 0..3 {
+            let started = Instant::now();
+            let err = m.sign_within_deadline(message).unwrap_err();
+            assert!(matches!(err, ModuleSignError::Timeout(_)), "{err}");
+            // The deadline is 200 ms; the bound only keeps a loaded machine from failing it.
+            assert!(started.elapsed() < Duration::from_secs(5));
+            assert!(!m.is_healthy());
+        }
+        assert_eq!(
+            m.slots.available_permits(),
+            0,
+            "the stuck calls hold their slots"
+        );
+
+        // The module answers again: the stuck calls end, their slots come back, signing works.
+        set_hung(&hung, false);
+        let until = Instant::now() + Duration::from_secs(5);
+        while m.slots.available_permits() < 2 {
+            assert!(
+                Instant::now() < until,
+                "the stuck calls never gave their slots back"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let sig = m.sign_within_deadline(message).unwrap();
+        verifier.verify(message, &sig).unwrap();
+        assert!(m.is_healthy());
     }
 }

@@ -212,6 +212,7 @@ pub fn build_state(
     store.observe_audit_batches(metrics.audit_batch_rows.clone());
     store.count_witness_failures(metrics.audit_witness_failures.clone());
     store.count_witness_syslog_failures(metrics.audit_witness_syslog_failures.clone());
+    store.count_checkpoint_failures(metrics.audit_checkpoint_failures.clone());
     let replay = match settings.replay.store {
         crate::config::ReplayStoreKind::Redis => {
             if settings.replay.fail_open {
@@ -448,6 +449,7 @@ pub fn chain_audit(
             cp.sign(key)
         }),
         witness,
+        sign_failures: Default::default(),
     };
     let instance = setup.instance_id.clone();
     if store.chain_audit(setup) {

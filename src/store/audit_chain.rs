@@ -39,6 +39,8 @@ pub struct ChainSetup {
     pub sign: Box<CheckpointSignFn>,
     /// The witness file.
     pub witness: Witness,
+    /// `gateway_audit_checkpoint_failures_total`: one per checkpoint whose signature failed.
+    pub sign_failures: std::sync::OnceLock<prometheus::IntCounter>,
 }
 
 impl std::fmt::Debug for ChainSetup {
@@ -229,6 +231,35 @@ pub(crate) struct ChainState {
     last_time_ms: i64,
     /// When the oldest uncovered row was linked.
     uncovered_since: Option<Instant>,
+    /// After a checkpoint whose signature failed: no new try before this time…
+    retry_at: Option<Instant>,
+    /// …and the pause before the one after, should it fail too (doubling, at most
+    /// [`SIGN_RETRY_MAX`]).
+    retry_backoff: Duration,
+}
+
+/// The pause after the first failed checkpoint signature; it doubles with each failure in a row.
+pub(crate) const SIGN_RETRY_MIN: Duration = Duration::from_secs(1);
+/// The longest pause between two tries to sign a checkpoint.
+pub(crate) const SIGN_RETRY_MAX: Duration = Duration::from_secs(30);
+
+impl ChainState {
+    /// Marks a failed checkpoint signature: the next try waits for the backoff.
+    fn sign_failed(&mut self) -> Duration {
+        let pause = if self.retry_backoff.is_zero() {
+            SIGN_RETRY_MIN
+        } else {
+            (self.retry_backoff * 2).min(SIGN_RETRY_MAX)
+        };
+        self.retry_backoff = pause;
+        self.retry_at = Some(Instant::now() + pause);
+        pause
+    }
+
+    /// Whether a failed signature's backoff still holds the next try.
+    fn backing_off(&self) -> bool {
+        self.retry_at.is_some_and(|t| Instant::now() < t)
+    }
 }
 
 /// The chain columns of one row.
@@ -406,6 +437,8 @@ impl ChainSetup {
             covered,
             last_time_ms,
             uncovered_since,
+            retry_at: None,
+            retry_backoff: Duration::ZERO,
         })
     }
 
@@ -435,7 +468,7 @@ impl ChainSetup {
             next.uncovered_since.get_or_insert_with(Instant::now);
         }
         let checkpoint = if self.due(&next) {
-            Some(self.checkpoint(&mut next, now_ms)?)
+            self.checkpoint(&mut next, now_ms)?
         } else {
             None
         };
@@ -446,10 +479,11 @@ impl ChainSetup {
         })
     }
 
-    /// Whether a checkpoint is due for `state`.
+    /// Whether a checkpoint is due for `state` (never while a failed signature's backoff holds).
     pub(crate) fn due(&self, state: &ChainState) -> bool {
         let uncovered = state.frontier.size() - state.covered;
         uncovered > 0
+            && !state.backing_off()
             && (uncovered >= self.checkpoint_rows
                 || state
                     .uncovered_since
@@ -457,18 +491,31 @@ impl ChainSetup {
     }
 
     /// How long until the timer should check for a due checkpoint (`None`: nothing uncovered).
+    /// Rows enough for a checkpoint are uncovered only after a failed signature: the timer then
+    /// tries again at the backoff's end, batch or not.
     pub(crate) fn wait(&self, state: &ChainState) -> Option<Duration> {
-        state
-            .uncovered_since
-            .map(|t| self.checkpoint_every.saturating_sub(t.elapsed()))
+        let since = state.uncovered_since?;
+        let backoff = state.retry_at.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        let by_rows_or_time = if state.frontier.size() - state.covered >= self.checkpoint_rows {
+            Duration::ZERO
+        } else {
+            self.checkpoint_every.saturating_sub(since.elapsed())
+        };
+        Some(by_rows_or_time.max(backoff))
     }
 
-    /// Signs the checkpoint of `state`'s whole tree and marks it covered.
+    /// Signs the checkpoint of `state`'s whole tree and marks it covered. A signature that
+    /// fails (the module down or past its deadline) gives `None`: the rows stay uncovered and
+    /// are written all the same, the failure is counted (`gateway_audit_checkpoint_failures_total`)
+    /// and logged, and a later batch or the timer tries again once the backoff has passed —
+    /// a checkpoint covers the whole tree, so the retry covers these rows too.
     pub(crate) fn checkpoint(
         &self,
         state: &mut ChainState,
         now_ms: i64,
-    ) -> Result<CheckpointRow, StoreError> {
+    ) -> Result<Option<CheckpointRow>, StoreError> {
         let time_ms = now_ms.max(state.last_time_ms);
         let cp = Checkpoint {
             instance_id: self.instance_id.clone(),
@@ -476,10 +523,23 @@ impl ChainSetup {
             root: state.frontier.root(),
             time_ms,
         };
-        let signed = (self.sign)(cp).map_err(|e| {
-            tracing::error!(error = %e, "cannot sign an audit checkpoint");
-            invalid("cannot sign the audit checkpoint")
-        })?;
+        let signed = match (self.sign)(cp) {
+            Ok(signed) => signed,
+            Err(e) => {
+                if let Some(c) = self.sign_failures.get() {
+                    c.inc();
+                }
+                let retry_in = state.sign_failed();
+                tracing::error!(
+                    error = %e,
+                    uncovered = state.frontier.size() - state.covered,
+                    retry_in_secs = retry_in.as_secs(),
+                    "cannot sign an audit checkpoint; the rows are written uncovered and the \
+                     checkpoint is tried again"
+                );
+                return Ok(None);
+            }
+        };
         let note = signed
             .to_note()
             .map_err(|_| invalid("checkpoint cannot be written as a note"))?;
@@ -489,7 +549,9 @@ impl ChainSetup {
         state.covered = state.frontier.size();
         state.last_time_ms = time_ms;
         state.uncovered_since = None;
-        Ok(CheckpointRow {
+        state.retry_at = None;
+        state.retry_backoff = Duration::ZERO;
+        Ok(Some(CheckpointRow {
             tree_size: i64::try_from(state.covered).map_err(|_| invalid("tree size overflow"))?,
             time_ms,
             key_version: i32::try_from(signed.key_version)
@@ -497,7 +559,7 @@ impl ChainSetup {
             note,
             frontier: frontier_bytes(&state.frontier),
             witness_line,
-        })
+        }))
     }
 
     /// After the commit: the checkpoint's witness line. A failed append does not stop the
@@ -551,6 +613,7 @@ mod tests {
                 })
             }),
             witness: Witness::open(&dir.join("w.log")).unwrap(),
+            sign_failures: Default::default(),
         }
     }
 
@@ -616,6 +679,74 @@ mod tests {
                 rows: vec![(4, all[4].leaf_hash.to_vec())],
             })
             .is_err());
+    }
+
+    /// A signer that fails while `down` is set (as a module past its deadline would).
+    fn flaky_setup(dir: &Path, down: Arc<std::sync::atomic::AtomicBool>) -> ChainSetup {
+        let mut s = setup(dir, 2);
+        let inner = std::mem::replace(&mut s.sign, Box::new(|_| unreachable!()));
+        s.sign = Box::new(move |cp: Checkpoint| {
+            if down.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(CheckpointError::Module(
+                    "the signing module did not answer within 300ms".into(),
+                ))
+            } else {
+                inner(cp)
+            }
+        });
+        s
+    }
+
+    #[test]
+    fn a_failed_checkpoint_signature_leaves_the_rows_uncovered_and_backs_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let s = flaky_setup(dir.path(), Arc::clone(&down));
+        let failures = prometheus::IntCounter::new("f", "f").unwrap();
+        s.sign_failures.set(failures.clone()).unwrap();
+        let st = s
+            .resume(Tail {
+                checkpoint: None,
+                rows: vec![],
+            })
+            .unwrap();
+        // Due (2 rows), but the signer fails: the rows are linked all the same, no checkpoint.
+        let a = s.link(&st, &[row(0), row(1)], 10).unwrap();
+        assert_eq!(a.cols.len(), 2);
+        assert!(a.checkpoint.is_none());
+        assert_eq!(failures.get(), 1);
+        assert_eq!(a.next.covered, 0);
+        assert_eq!(a.next.retry_backoff, SIGN_RETRY_MIN);
+        // During the backoff nothing is due, and the timer waits for its end.
+        assert!(!s.due(&a.next));
+        let wait = s.wait(&a.next).unwrap();
+        assert!(
+            wait > Duration::from_millis(500) && wait <= SIGN_RETRY_MIN,
+            "{wait:?}"
+        );
+        let b = s.link(&a.next, &[row(2)], 11).unwrap();
+        assert!(b.checkpoint.is_none());
+        assert_eq!(failures.get(), 1, "no try during the backoff");
+        // The backoff over and the signer still down: it doubles, up to its bound.
+        let mut st = b.next.clone();
+        for expect in [2, 4, 8, 16, 30, 30] {
+            st.retry_at = Some(Instant::now());
+            let c = s.link(&st, std::iter::empty(), 12).unwrap();
+            assert!(c.checkpoint.is_none());
+            assert_eq!(c.next.retry_backoff, Duration::from_secs(expect));
+            st = c.next;
+        }
+        assert_eq!(failures.get(), 7);
+        // The signer is back: the next due checkpoint covers every row, the backoff is reset.
+        down.store(false, std::sync::atomic::Ordering::SeqCst);
+        st.retry_at = Some(Instant::now());
+        let d = s.link(&st, &[row(3)], 13).unwrap();
+        let cp = d.checkpoint.expect("signed once the signer answers");
+        assert_eq!(cp.tree_size, 4);
+        assert_eq!(d.next.covered, 4);
+        assert_eq!(d.next.retry_at, None);
+        assert_eq!(d.next.retry_backoff, Duration::ZERO);
+        assert_eq!(s.wait(&d.next), None, "nothing uncovered");
     }
 
     #[test]

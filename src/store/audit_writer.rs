@@ -322,7 +322,11 @@ fn checkpoint_sqlite(
         return Ok(());
     }
     let mut next = st;
-    let cp = setup.checkpoint(&mut next, now_ms())?;
+    let Some(cp) = setup.checkpoint(&mut next, now_ms())? else {
+        // Not signed (counted and logged): tried again after the backoff.
+        *state = Some(next);
+        return Ok(());
+    };
     let c = sqlite_conn(conn, path, pragmas)?;
     insert_checkpoint_sqlite(c, &setup.instance_id, &cp)?;
     setup.witness(&cp);
@@ -682,7 +686,11 @@ async fn checkpoint_mysql(
         return Ok(());
     }
     let mut next = st.clone();
-    let cp = setup.checkpoint(&mut next, now_ms())?;
+    let Some(cp) = setup.checkpoint(&mut next, now_ms())? else {
+        // Not signed (counted and logged): tried again after the backoff.
+        *state = Some(next);
+        return Ok(());
+    };
     let c = connection(conn, connect).await?;
     c.batch_execute(&super::audit_sql::checkpoint(&setup.instance_id, &cp))
         .await?;

@@ -293,6 +293,14 @@ impl Store {
         }
     }
 
+    /// Counts checkpoints whose signature failed in `c`
+    /// (`gateway_audit_checkpoint_failures_total`); nothing without a chain. The first call wins.
+    pub fn count_checkpoint_failures(&self, c: prometheus::IntCounter) {
+        if let Some(setup) = self.inner.audit.as_ref().and_then(|w| w.chain_setup()) {
+            let _ = setup.sign_failures.set(c);
+        }
+    }
+
     /// Chains every audit row written from now on into `setup`'s instance log (docs/audit.md).
     /// Call it once, before the first audit row. Returns false when this store has no
     /// group-commit writer (in-memory SQLite, `database.group_commit = false`): its rows stay

@@ -44,6 +44,7 @@ fn setup(key: &SecretKey, witness: &Path, rows: u64) -> ChainSetup {
             })
         }),
         witness: Witness::open(witness).unwrap(),
+        sign_failures: Default::default(),
     }
 }
 

@@ -44,6 +44,11 @@ async fn add_module_key_serve_and_verify_with_public_keys_only() {
     let (port, ops_port) = (free_port(), free_port());
     let db = format!("sqlite://{}", tmp.path().join("gw.db").display());
     let pepper = random_pepper();
+    // The audit chained with a checkpoint after every row: the module's key signs them.
+    let audit = format!(
+        "[audit]\ninstance_id = \"gw-module\"\ncheckpoint_rows = 1\nwitness_file = {:?}\n",
+        tmp.path().join("witness.log").display().to_string()
+    );
     let cfg = ServeConfig {
         port,
         ops_port,
@@ -51,7 +56,7 @@ async fn add_module_key_serve_and_verify_with_public_keys_only() {
         pepper: &pepper,
         keys: &keys,
         drain_secs: 0,
-        extra: "",
+        extra: &audit,
     }
     .write(&tmp.path().join("gateway.toml"));
     let cfg = cfg.to_str().unwrap();
@@ -150,6 +155,24 @@ async fn add_module_key_serve_and_verify_with_public_keys_only() {
         text(&out)
     );
 
+    // The query's audit row is covered by a checkpoint the module signed, and `audit verify`
+    // (the ring's public keys only) finds the log intact.
+    let witness = std::fs::read_to_string(tmp.path().join("witness.log")).unwrap();
+    let fields: Vec<&str> = witness.split_whitespace().collect();
+    assert_eq!(witness.lines().count(), 1, "{witness}");
+    assert_eq!(
+        (fields[0], fields[1], fields[2], fields[5]),
+        ("pgw1", "gw-module", "1", "2"),
+        "one checkpoint of size 1, signed by bank key v2: {witness}"
+    );
+    let out = run(&["--config", cfg, "audit", "verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("instance gw-module: rows 0..1 intact, 1 checkpoint root(s) checked"),
+        "{}",
+        text(&out)
+    );
     // The bank-side test tool signs with a key file; a module-held active key is named.
     let out = run(&[
         "--config",
