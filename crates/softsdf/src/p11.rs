@@ -671,430 +671,88 @@ unsafe extern "C" fn C_Sign(
 
 // Every function a signing client does not call: not supported.
 
-unsafe extern "C" fn C_GetInfo(_arg1: *mut CK_INFO) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
+/// Defines each named entry, with the parameter types the standard gives it, as a function
+/// that answers `CKR_FUNCTION_NOT_SUPPORTED` (its arguments unread).
+macro_rules! not_supported {
+    ($($name:ident($($param:ty),* $(,)?);)*) => {
+        $(
+            unsafe extern "C" fn $name($(_: $param),*) -> CK_RV {
+                CKR_FUNCTION_NOT_SUPPORTED
+            }
+        )*
+    };
 }
 
-unsafe extern "C" fn C_GetSlotInfo(_arg1: CK_SLOT_ID, _arg2: *mut CK_SLOT_INFO) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_InitToken(
-    _arg1: CK_SLOT_ID,
-    _arg2: *mut CK_UTF8CHAR,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_UTF8CHAR,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_InitPIN(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_UTF8CHAR,
-    _arg3: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_SetPIN(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_UTF8CHAR,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_UTF8CHAR,
-    _arg5: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_CloseAllSessions(_arg1: CK_SLOT_ID) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_GetSessionInfo(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_SESSION_INFO,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_GetOperationState(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_SetOperationState(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: CK_OBJECT_HANDLE,
-    _arg5: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_CreateObject(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_ATTRIBUTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_CopyObject(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: CK_OBJECT_HANDLE,
-    _arg3: *mut CK_ATTRIBUTE,
-    _arg4: CK_ULONG,
-    _arg5: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DestroyObject(_arg1: CK_SESSION_HANDLE, _arg2: CK_OBJECT_HANDLE) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_GetObjectSize(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: CK_OBJECT_HANDLE,
-    _arg3: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_SetAttributeValue(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: CK_OBJECT_HANDLE,
-    _arg3: *mut CK_ATTRIBUTE,
-    _arg4: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_EncryptInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_Encrypt(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_EncryptUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_EncryptFinal(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DecryptInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_Decrypt(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DecryptUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DecryptFinal(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DigestInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_Digest(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DigestUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DigestKey(_arg1: CK_SESSION_HANDLE, _arg2: CK_OBJECT_HANDLE) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DigestFinal(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_SignUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_SignFinal(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_SignRecoverInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_SignRecover(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_VerifyInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_Verify(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_VerifyUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_VerifyFinal(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_VerifyRecoverInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_VerifyRecover(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DigestEncryptUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DecryptDigestUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_SignEncryptUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DecryptVerifyUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_GenerateKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: *mut CK_ATTRIBUTE,
-    _arg4: CK_ULONG,
-    _arg5: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_GenerateKeyPair(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: *mut CK_ATTRIBUTE,
-    _arg4: CK_ULONG,
-    _arg5: *mut CK_ATTRIBUTE,
-    _arg6: CK_ULONG,
-    _arg7: *mut CK_OBJECT_HANDLE,
-    _arg8: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_WrapKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-    _arg4: CK_OBJECT_HANDLE,
-    _arg5: *mut CK_BYTE,
-    _arg6: *mut CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_UnwrapKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-    _arg4: *mut CK_BYTE,
-    _arg5: CK_ULONG,
-    _arg6: *mut CK_ATTRIBUTE,
-    _arg7: CK_ULONG,
-    _arg8: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_DeriveKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-    _arg4: *mut CK_ATTRIBUTE,
-    _arg5: CK_ULONG,
-    _arg6: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_SeedRandom(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_GenerateRandom(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_GetFunctionStatus(_arg1: CK_SESSION_HANDLE) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_CancelFunction(_arg1: CK_SESSION_HANDLE) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
-}
-
-unsafe extern "C" fn C_WaitForSlotEvent(
-    _arg1: CK_FLAGS,
-    _arg2: *mut CK_SLOT_ID,
-    _arg3: *mut ::std::os::raw::c_void,
-) -> CK_RV {
-    CKR_FUNCTION_NOT_SUPPORTED
+not_supported! {
+    C_GetInfo(*mut CK_INFO);
+    C_GetSlotInfo(CK_SLOT_ID, *mut CK_SLOT_INFO);
+    C_InitToken(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR);
+    C_InitPIN(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, CK_ULONG);
+    C_SetPIN(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR, CK_ULONG);
+    C_CloseAllSessions(CK_SLOT_ID);
+    C_GetSessionInfo(CK_SESSION_HANDLE, *mut CK_SESSION_INFO);
+    C_GetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SetOperationState(
+        CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE,
+    );
+    C_CreateObject(CK_SESSION_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_CopyObject(
+        CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE,
+    );
+    C_DestroyObject(CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
+    C_GetObjectSize(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ULONG);
+    C_SetAttributeValue(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG);
+    C_EncryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Encrypt(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_EncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_EncryptFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Decrypt(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestInit(CK_SESSION_HANDLE, *mut CK_MECHANISM);
+    C_Digest(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_DigestKey(CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
+    C_DigestFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_SignFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_SignRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_VerifyInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Verify(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_VerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifyFinal(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifyRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_VerifyRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptDigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptVerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_GenerateKey(
+        CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE,
+    );
+    C_GenerateKeyPair(
+        CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_ATTRIBUTE,
+        CK_ULONG, *mut CK_OBJECT_HANDLE, *mut CK_OBJECT_HANDLE,
+    );
+    C_WrapKey(
+        CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE, *mut CK_BYTE,
+        *mut CK_ULONG,
+    );
+    C_UnwrapKey(
+        CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG,
+        *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE,
+    );
+    C_DeriveKey(
+        CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG,
+        *mut CK_OBJECT_HANDLE,
+    );
+    C_SeedRandom(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_GenerateRandom(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_GetFunctionStatus(CK_SESSION_HANDLE);
+    C_CancelFunction(CK_SESSION_HANDLE);
+    C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, *mut std::ffi::c_void);
 }
 
 /// The function list `C_GetFunctionList` hands out (PKCS#11 2.40).

@@ -13,17 +13,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pension_gateway::accounts::demo::DEMO_PEOPLE;
 use pension_gateway::http::wechat::respond::MODULE_UNAVAILABLE_BODY;
-use pension_gateway::keyring::admin::KeyDir;
 
-use super::signer::{
-    manifest, module_key, module_section, readyz, serial, set_control, wait_ready, SIGNER_ID,
+use super::setup::{
+    app, assert_no_failures, busy_gateway, key_dir, query_until_done, wait_for_answers, write_ring,
 };
+use super::signer::{manifest, module_section, readyz, serial, set_control, wait_ready};
 use crate::common::softsdf::softsdf_library;
-use crate::common::{send, Db, Gateway, Req};
 
 /// Clients querying at once (the module has 2 sessions).
 const CLIENTS: usize = 8;
@@ -51,39 +49,22 @@ enum Outcome {
 #[actix_web::test]
 async fn module_hang_and_failure_under_load_block_no_worker() {
     let _serial = serial().await;
-    let mut gw = Gateway::start_with(Db::Sqlite, |s| s.limits.per_identity_per_minute = 0)
-        .await
-        .unwrap();
-    let (index, key) = module_key();
+    let (mut gw, index, key) = busy_gateway().await;
     let ring = gw.keys.dir.path().to_path_buf();
-    std::fs::write(ring.join("bank-v2.pub"), key.public_key().to_hex()).unwrap();
     // 2 sessions, a 300 ms deadline.
     let module = module_section(&ring, softsdf_library(), 300);
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest("active", "staged", index, &module),
-    )
-    .unwrap();
-    KeyDir::new(
+    write_ring(
         &ring,
-        pension_gateway::crypto::EngineKind::DEFAULT,
-        SIGNER_ID,
-    )
-    .rollout(2, 50)
-    .unwrap();
+        &key.public_key(),
+        &manifest("active", "staged", index, &module),
+    );
+    key_dir(&ring).rollout(2, 50).unwrap();
     gw.state
         .keyring()
         .reload()
         .expect("the module version loads");
     gw.keys.bank.push((2, key.clone()));
-    let st = gw.state.clone();
-    let ops = st.clone();
-    let svc = actix_web::test::init_service(
-        actix_web::App::new()
-            .configure(move |cfg| pension_gateway::http::configure(cfg, st))
-            .configure(move |cfg| pension_gateway::ops::configure_ops(cfg, ops)),
-    )
-    .await;
+    let svc = app(gw.state.clone()).await;
 
     let phase = Cell::new(Phase::Healthy);
     let done = Cell::new(false);
@@ -101,35 +82,27 @@ async fn module_hang_and_failure_under_load_block_no_worker() {
     };
 
     let client = |c: usize| {
-        let (svc, keys, phase, done, failures, record) =
-            (&svc, &gw.keys, &phase, &done, &failures, &record);
-        async move {
-            let mut i = c;
-            while !done.get() {
-                let person = &DEMO_PEOPLE[i % DEMO_PEOPLE.len()];
-                i += CLIENTS;
-                let sent_in = phase.get();
-                let resp = send(
-                    svc,
-                    keys,
-                    Req::query(person.name, person.id_number).build(keys),
-                )
-                .await;
-                match (resp.status, &resp.signed_by) {
-                    (200, Ok(v)) => record(sent_in, Outcome::Signed(*v)),
-                    (503, _)
-                        if resp.body == MODULE_UNAVAILABLE_BODY.as_bytes()
-                            && resp.header("WxIns-Signature").is_none() =>
-                    {
-                        record(sent_in, Outcome::Unsigned503)
-                    }
-                    _ => failures.borrow_mut().push(format!(
-                        "{sent_in:?}: HTTP {} {:?}, signature {:?}",
-                        resp.status, resp.json, resp.signed_by
-                    )),
+        let (record, failures) = (&record, &failures);
+        query_until_done(
+            &svc,
+            &gw.keys,
+            (c, CLIENTS),
+            &phase,
+            &done,
+            move |sent_in, resp| match (resp.status, &resp.signed_by) {
+                (200, Ok(v)) => record(sent_in, Outcome::Signed(*v)),
+                (503, _)
+                    if resp.body == MODULE_UNAVAILABLE_BODY.as_bytes()
+                        && resp.header("WxIns-Signature").is_none() =>
+                {
+                    record(sent_in, Outcome::Unsigned503)
                 }
-            }
-        }
+                _ => failures.borrow_mut().push(format!(
+                    "{sent_in:?}: HTTP {} {:?}, signature {:?}",
+                    resp.status, resp.json, resp.signed_by
+                )),
+            },
+        )
     };
     let healthz = async {
         while !done.get() {
@@ -155,22 +128,19 @@ async fn module_hang_and_failure_under_load_block_no_worker() {
     let driver = async {
         // Waits until phase `p` has seen at least PER_PHASE of each outcome in `want`.
         let wait_for = |p: Phase, want: &'static [Outcome]| {
-            let (count, failures) = (&count, &failures);
-            async move {
-                let until = Instant::now() + Duration::from_secs(120);
-                while want.iter().any(|o| count(p, *o) < PER_PHASE) && failures.borrow().is_empty()
-                {
-                    assert!(
-                        Instant::now() < until,
+            wait_for_answers(
+                move || want.iter().all(|o| count(p, *o) >= PER_PHASE),
+                &failures,
+                move || {
+                    format!(
                         "{p:?}: too few of {want:?} (healthz {}, v1 {}, v2 {}, 503 {})",
                         count(p, Outcome::Healthz),
                         count(p, Outcome::Signed(1)),
                         count(p, Outcome::Signed(2)),
                         count(p, Outcome::Unsigned503)
-                    );
-                    actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
+                    )
+                },
+            )
         };
         const SIGNING: &[Outcome] = &[Outcome::Signed(1), Outcome::Signed(2), Outcome::Healthz];
         const DEGRADED: &[Outcome] = &[Outcome::Signed(1), Outcome::Unsigned503, Outcome::Healthz];
@@ -196,13 +166,7 @@ async fn module_hang_and_failure_under_load_block_no_worker() {
     .await;
     set_control("");
 
-    let failures = failures.into_inner();
-    assert!(
-        failures.is_empty(),
-        "{} unexpected answers, first: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    assert_no_failures(failures.into_inner());
     let counts = counts.into_inner();
     eprintln!(
         "answers per (phase, outcome): {counts:?}; {} across a phase change",

@@ -6,5 +6,6 @@ mod cli;
 mod load;
 mod rotation_load;
 mod sdf_conformance;
+mod setup;
 mod signer;
 mod token;

@@ -7,15 +7,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
-use pension_gateway::accounts::demo::DEMO_PEOPLE;
-use pension_gateway::keyring::admin::KeyDir;
-use pension_gateway::keyring::ModuleEntry;
-
-use super::signer::{assert_no_private_key, module_key, serial, write_0600, PASSWORD, SIGNER_ID};
-use crate::common::softsdf::softsdf_library;
-use crate::common::{send, Db, Gateway, Req};
+use super::setup::{
+    assert_no_failures, busy_gateway, hsm_entry, hsm_password_file, key_dir, query_until_done,
+    wait_for_answers,
+};
+use super::signer::{assert_no_private_key, serial};
 
 /// Clients querying at once.
 const CLIENTS: usize = 6;
@@ -38,20 +35,13 @@ enum Phase {
 #[actix_web::test]
 async fn rotation_file_to_module_under_concurrent_load() {
     let _serial = serial().await;
-    let mut gw = Gateway::start_with(Db::Sqlite, |s| s.limits.per_identity_per_minute = 0)
-        .await
-        .unwrap();
-    let (index, key) = module_key();
+    let (mut gw, index, key) = busy_gateway().await;
     let ring = gw.keys.dir.path().to_path_buf();
-    write_0600(&ring.join("hsm.pass"), &format!("{PASSWORD}\n"));
+    hsm_password_file(&ring);
     // The WeChat side knows v2's public key before it signs anything (exported first).
     gw.keys.bank.push((2, key.clone()));
     let svc = gw.service().await;
-    let admin = KeyDir::new(
-        &ring,
-        pension_gateway::crypto::EngineKind::DEFAULT,
-        SIGNER_ID,
-    );
+    let admin = key_dir(&ring);
 
     let phase = Cell::new(Phase::Staged);
     let done = Cell::new(false);
@@ -70,54 +60,36 @@ async fn rotation_file_to_module_under_concurrent_load() {
     };
 
     let client = |c: usize| {
-        let (svc, keys, phase, done, counts, failures, crossed) =
-            (&svc, &gw.keys, &phase, &done, &counts, &failures, &crossed);
-        async move {
-            let mut i = c;
-            while !done.get() {
-                let person = &DEMO_PEOPLE[i % DEMO_PEOPLE.len()];
-                i += CLIENTS;
-                let sent_in = phase.get();
-                let resp = send(
-                    svc,
-                    keys,
-                    Req::query(person.name, person.id_number).build(keys),
-                )
-                .await;
-                match (&resp.signed_by, resp.status) {
-                    // Sent before a reload and answered after it: checked, not counted in a
-                    // phase (either set may have signed it).
-                    (Ok(_), 200) if phase.get() != sent_in => crossed.set(crossed.get() + 1),
-                    (Ok(v), 200) => *counts.borrow_mut().entry((sent_in, *v)).or_default() += 1,
-                    _ => failures.borrow_mut().push(format!(
-                        "{sent_in:?}: HTTP {} {:?}, signature {:?}",
-                        resp.status, resp.json, resp.signed_by
-                    )),
-                }
-            }
-        }
+        let (phase, counts, failures, crossed) = (&phase, &counts, &failures, &crossed);
+        query_until_done(
+            &svc,
+            &gw.keys,
+            (c, CLIENTS),
+            phase,
+            &done,
+            move |sent_in, resp| match (&resp.signed_by, resp.status) {
+                // Sent before a reload and answered after it: checked, not counted in a
+                // phase (either set may have signed it).
+                (Ok(_), 200) if phase.get() != sent_in => crossed.set(crossed.get() + 1),
+                (Ok(v), 200) => *counts.borrow_mut().entry((sent_in, *v)).or_default() += 1,
+                _ => failures.borrow_mut().push(format!(
+                    "{sent_in:?}: HTTP {} {:?}, signature {:?}",
+                    resp.status, resp.json, resp.signed_by
+                )),
+            },
+        )
     };
 
     let driver = async {
         let wait_for = |p: Phase| {
-            let in_phase = &in_phase;
-            let failures = &failures;
-            async move {
-                let until = Instant::now() + Duration::from_secs(120);
-                while in_phase(p) < PER_PHASE && failures.borrow().is_empty() {
-                    assert!(Instant::now() < until, "{p:?}: too few answers");
-                    actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
+            wait_for_answers(
+                move || in_phase(p) >= PER_PHASE,
+                &failures,
+                move || format!("{p:?}: too few answers"),
+            )
         };
         // v1 (file) active, v2 added in the module as staged, loaded by a reload.
-        let declare = ModuleEntry::sdf(
-            "hsm".into(),
-            softsdf_library().to_path_buf(),
-            "hsm.pass".into(),
-            4,
-            5000,
-        );
+        let declare = hsm_entry(4, 5000);
         assert_eq!(
             admin.add_module_key("hsm", index, Some(declare)).unwrap(),
             2
@@ -145,13 +117,7 @@ async fn rotation_file_to_module_under_concurrent_load() {
     )
     .await;
 
-    let failures = failures.into_inner();
-    assert!(
-        failures.is_empty(),
-        "{} failed answers, first: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    assert_no_failures(failures.into_inner());
     let counts = counts.into_inner();
     let n = |p, v| counts.get(&(p, v)).copied().unwrap_or(0);
     eprintln!(

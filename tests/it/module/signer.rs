@@ -18,13 +18,15 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::setup::{
+    app, busy_gateway, hsm_entry, hsm_password_file, key_dir, reload_opens_the_module_anew,
+    write_ring,
+};
 use common::softsdf::{provision, softsdf_library};
-use common::{send, Db, Gateway, Req};
+use common::{send, Db, Gateway, Req, Resp};
 use pension_gateway::crypto::signing_string::response_signing_string;
 use pension_gateway::crypto::{PublicKey, SecretKey, Signature};
 use pension_gateway::http::wechat::respond::MODULE_UNAVAILABLE_BODY;
-use pension_gateway::keyring::admin::KeyDir;
-use pension_gateway::keyring::ModuleEntry;
 
 pub(super) const PASSWORD: &str = "module-signer-Pw-7";
 pub(super) const SIGNER_ID: &[u8] = b"1234567812345678";
@@ -93,7 +95,7 @@ pub(super) fn write_0600(path: &Path, text: &str) {
 
 /// The `[[module]]` section (and its password file in the ring directory).
 pub(super) fn module_section(ring: &Path, library: &Path, timeout_ms: u64) -> String {
-    write_0600(&ring.join("hsm.pass"), &format!("{PASSWORD}\n"));
+    hsm_password_file(ring);
     format!(
         "[[module]]\nname = \"hsm\"\nlibrary = \"{}\"\npassword_file = \"hsm.pass\"\n\
          sessions = 2\ntimeout_ms = {timeout_ms}\n",
@@ -117,13 +119,12 @@ pub(super) async fn module_gateway(db: Db, timeout_ms: u64) -> Option<(Gateway, 
     let mut gw = Gateway::start(db).await?;
     let (index, key) = module_key();
     let ring = gw.keys.dir.path().to_path_buf();
-    std::fs::write(ring.join("bank-v2.pub"), key.public_key().to_hex()).unwrap();
     let module = module_section(&ring, softsdf_library(), timeout_ms);
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest("retiring", "active", index, &module),
-    )
-    .unwrap();
+    write_ring(
+        &ring,
+        &key.public_key(),
+        &manifest("retiring", "active", index, &module),
+    );
     gw.state
         .keyring()
         .reload()
@@ -150,26 +151,10 @@ where
     (status, serde_json::from_slice(&body).unwrap_or_default())
 }
 
-macro_rules! app {
-    ($gw:expr) => {{
-        let st = $gw.state.clone();
-        let ops = st.clone();
-        actix_web::test::init_service(
-            actix_web::App::new()
-                .configure(move |cfg| pension_gateway::http::configure(cfg, st))
-                .configure(move |cfg| pension_gateway::ops::configure_ops(cfg, ops)),
-        )
-        .await
-    }};
-}
-
-/// Whether OpenSSL (when on PATH) accepts `signature` over `message` under `public`, with the
-/// distinguishing ID 1234567812345678. `None` when there is no `openssl`.
-pub(super) fn openssl_verifies(
-    public: &PublicKey,
-    message: &[u8],
-    signature: &Signature,
-) -> Option<bool> {
+/// Whether OpenSSL accepts `signature` over `message` under `public`, with the distinguishing ID
+/// 1234567812345678 (`openssl pkeyutl`). Fails the test when `openssl` (Debian package
+/// `openssl`, installed by `.ci/services`) is not on PATH.
+pub(super) fn openssl_verifies(public: &PublicKey, message: &[u8], signature: &Signature) -> bool {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pub.pem"), public.to_pem().unwrap()).unwrap();
     std::fs::write(dir.path().join("msg"), message).unwrap();
@@ -193,8 +178,42 @@ pub(super) fn openssl_verifies(
         ])
         .current_dir(dir.path())
         .output()
-        .ok()?;
-    Some(out.status.success())
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `openssl` ({e}): the OpenSSL check needs it on PATH \
+                 (Debian package `openssl`; `.ci/services` installs it)"
+            )
+        });
+    out.status.success()
+}
+
+/// A query's answer signed by bank v2, the key in the device (`signer` names it in the
+/// messages): 200, verified by the WeChat-side client, and by OpenSSL independently, which
+/// also refuses the message changed by one byte.
+pub(super) fn assert_signed_by_v2(resp: &Resp, key: &SecretKey, signer: &str) {
+    assert_eq!(resp.status, 200, "{:?}", resp.json);
+    assert_eq!(resp.header("WxIns-Version"), Some("2"));
+    assert_eq!(
+        resp.signed_by.as_ref().ok(),
+        Some(&2),
+        "the WeChat-side client verifies the {signer}'s signature"
+    );
+    let message = response_signing_string(
+        resp.header("WxIns-Timestamp").unwrap(),
+        resp.header("WxIns-Nonce").unwrap(),
+        &resp.body,
+    );
+    let signature = Signature::from_base64(resp.header("WxIns-Signature").unwrap()).unwrap();
+    assert!(
+        openssl_verifies(&key.public_key(), &message, &signature),
+        "OpenSSL refused the {signer}'s response signature"
+    );
+    let mut changed = message;
+    changed.push(b' ');
+    assert!(
+        !openssl_verifies(&key.public_key(), &changed, &signature),
+        "OpenSSL must refuse a changed message"
+    );
 }
 
 macro_rules! on_both_backends {
@@ -214,36 +233,14 @@ async fn query_answered_and_signed_by_the_module(db: Db) {
     let Some((gw, _index, key)) = module_gateway(db, 2000).await else {
         return;
     };
-    let svc = app!(gw);
+    let svc = app(gw.state.clone()).await;
     let resp = send(
         &svc,
         &gw.keys,
         Req::query("张三", "11010519491231002X").build(&gw.keys),
     )
     .await;
-    assert_eq!(resp.status, 200, "{:?}", resp.json);
-    assert_eq!(resp.header("WxIns-Version"), Some("2"));
-    assert_eq!(
-        resp.signed_by.as_ref().ok(),
-        Some(&2),
-        "the WeChat-side client verifies the module's signature"
-    );
-    // OpenSSL checks the same bytes independently.
-    let message = response_signing_string(
-        resp.header("WxIns-Timestamp").unwrap(),
-        resp.header("WxIns-Nonce").unwrap(),
-        &resp.body,
-    );
-    let signature = Signature::from_base64(resp.header("WxIns-Signature").unwrap()).unwrap();
-    match openssl_verifies(&key.public_key(), &message, &signature) {
-        Some(ok) => assert!(ok, "OpenSSL refused the module's response signature"),
-        None => eprintln!("note: no openssl on PATH; the OpenSSL check did not run"),
-    }
-    let mut changed = message.clone();
-    changed.push(b' ');
-    if let Some(ok) = openssl_verifies(&key.public_key(), &changed, &signature) {
-        assert!(!ok, "OpenSSL must refuse a changed message");
-    }
+    assert_signed_by_v2(&resp, &key, "module");
     assert_no_private_key(gw.keys.dir.path(), &key);
     let metrics = gw.state.metrics().render();
     assert!(metrics.contains("gateway_sign_seconds_count{engine=\"sdf\"}"));
@@ -279,7 +276,7 @@ async fn hang_and_failure_then_recovery(db: Db) {
     let Some((gw, _index, _key)) = module_gateway(db, 300).await else {
         return;
     };
-    let svc = app!(gw);
+    let svc = app(gw.state.clone()).await;
     let query = || Req::query("张三", "11010519491231002X").build(&gw.keys);
     assert_eq!(readyz(&svc).await.0, 200);
 
@@ -358,13 +355,8 @@ async fn public_key_mismatch_is_refused() {
     let ring = gw.keys.dir.path();
     // Recorded: some other key.
     let other = SecretKey::generate().public_key();
-    std::fs::write(ring.join("bank-v2.pub"), other.to_hex()).unwrap();
     let module = module_section(ring, softsdf_library(), 2000);
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest("active", "staged", index, &module),
-    )
-    .unwrap();
+    write_ring(ring, &other, &manifest("active", "staged", index, &module));
     let err = gw.state.keyring().reload().unwrap_err().to_string();
     assert!(err.contains("bank key v2"), "{err}");
     assert!(err.contains("is not the one recorded"), "{err}");
@@ -379,14 +371,13 @@ async fn a_missing_module_stops_the_start() {
     let keys = common::Keys::new();
     let (index, key) = module_key();
     let ring = keys.dir.path();
-    std::fs::write(ring.join("bank-v2.pub"), key.public_key().to_hex()).unwrap();
     let missing = Path::new("/nonexistent/vendor/libsdf.so");
     let module = module_section(ring, missing, 2000);
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest("active", "staged", index, &module),
-    )
-    .unwrap();
+    write_ring(
+        ring,
+        &key.public_key(),
+        &manifest("active", "staged", index, &module),
+    );
     let err = pension_gateway::server::load_keys(&common::settings(&keys))
         .err()
         .expect("the start is refused")
@@ -399,19 +390,9 @@ async fn a_missing_module_stops_the_start() {
 async fn reload_reopens_the_module() {
     let _serial = serial().await;
     let (gw, _index, _key) = module_gateway(Db::Sqlite, 2000).await.unwrap();
-    let svc = app!(gw);
+    let svc = app(gw.state.clone()).await;
     let query = || Req::query("张三", "11010519491231002X").build(&gw.keys);
-    let before = gw.state.keyring().snapshot();
-    let old = before.modules().next().unwrap().clone();
-    drop(before);
-    gw.state.keyring().reload().unwrap();
-    let after = gw.state.keyring().snapshot();
-    let new = after.modules().next().unwrap().clone();
-    assert!(
-        !std::sync::Arc::ptr_eq(&old, &new),
-        "a reload opens the module afresh"
-    );
-    drop(after);
+    reload_opens_the_module_anew(&gw);
     let resp = send(&svc, &gw.keys, query()).await;
     assert_eq!(resp.signed_by.as_ref().ok(), Some(&2));
     // A reload while the module refuses to export its key is refused; the old set serves on.
@@ -429,26 +410,14 @@ async fn reload_reopens_the_module() {
 async fn rotation_from_a_file_key_to_a_module_key() {
     let _serial = serial().await;
     // 90 queries of one demo person: no per-identity limit here.
-    let mut gw = Gateway::start_with(Db::Sqlite, |s| s.limits.per_identity_per_minute = 0)
-        .await
-        .unwrap();
-    let svc = app!(gw);
-    let (index, key) = module_key();
+    let (mut gw, index, key) = busy_gateway().await;
+    let svc = app(gw.state.clone()).await;
     let ring = gw.keys.dir.path().to_path_buf();
-    write_0600(&ring.join("hsm.pass"), &format!("{PASSWORD}\n"));
-    let admin = KeyDir::new(
-        &ring,
-        pension_gateway::crypto::EngineKind::DEFAULT,
-        SIGNER_ID,
-    );
-    let declare = ModuleEntry::sdf(
-        "hsm".into(),
-        softsdf_library().to_path_buf(),
-        "hsm.pass".into(),
-        2,
-        2000,
-    );
-    let v = admin.add_module_key("hsm", index, Some(declare)).unwrap();
+    hsm_password_file(&ring);
+    let admin = key_dir(&ring);
+    let v = admin
+        .add_module_key("hsm", index, Some(hsm_entry(2, 2000)))
+        .unwrap();
     assert_eq!(v, 2);
     assert_eq!(admin.export_public(2).unwrap(), key.public_key());
     assert_no_private_key(&ring, &key);

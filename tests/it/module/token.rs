@@ -15,30 +15,16 @@ use crate::common;
 use std::path::Path;
 use std::time::Duration;
 
+use super::setup::{app, key_dir, reload_opens_the_module_anew, write_ring};
 use super::signer::{
-    assert_no_private_key, device, module_key, openssl_verifies, readyz, serial, set_control,
-    wait_ready, write_0600, PASSWORD, SIGNER_ID,
+    assert_no_private_key, assert_signed_by_v2, device, module_key, readyz, serial, set_control,
+    wait_ready, write_0600, PASSWORD,
 };
 use common::softsdf::softsdf_library;
 use common::{send, Db, Gateway, Req};
-use pension_gateway::crypto::signing_string::response_signing_string;
-use pension_gateway::crypto::{SecretKey, Signature};
+use pension_gateway::crypto::{PublicKey, SecretKey};
 use pension_gateway::http::wechat::respond::MODULE_UNAVAILABLE_BODY;
-use pension_gateway::keyring::admin::KeyDir;
 use pension_gateway::keyring::{ModuleEntry, ModuleKey};
-
-macro_rules! app {
-    ($gw:expr) => {{
-        let st = $gw.state.clone();
-        let ops = st.clone();
-        actix_web::test::init_service(
-            actix_web::App::new()
-                .configure(move |cfg| pension_gateway::http::configure(cfg, st))
-                .configure(move |cfg| pension_gateway::ops::configure_ops(cfg, ops)),
-        )
-        .await
-    }};
-}
 
 /// The token's user PIN file (`token.pin`) in the device directory, written once.
 fn token_pin() {
@@ -79,6 +65,18 @@ fn manifest(v1_state: &str, v2_state: &str, key_line: &str, module: &str) -> Str
     )
 }
 
+/// The ring of `ring`: bank v1 (file) active, bank v2 staged on the token `softsdf` of
+/// `library` as `sign-<index>`, recorded as `recorded`.
+fn staged_token_ring(ring: &Path, recorded: &PublicKey, library: &Path, index: u32) {
+    let module = token_section(ring, library, "softsdf", "");
+    let key_line = format!("key_label = \"sign-{index}\"");
+    write_ring(
+        ring,
+        recorded,
+        &manifest("active", "staged", &key_line, &module),
+    );
+}
+
 /// A gateway whose bank v2 is the token's key at a fresh index (named by label, or by id),
 /// active, loaded by a reload; the WeChat-side client knows v2's public key.
 async fn token_gateway(db: Db, by_id: bool, profile: &str) -> Option<(Gateway, SecretKey)> {
@@ -86,18 +84,17 @@ async fn token_gateway(db: Db, by_id: bool, profile: &str) -> Option<(Gateway, S
     token_pin();
     let (index, key) = module_key();
     let ring = gw.keys.dir.path().to_path_buf();
-    std::fs::write(ring.join("bank-v2.pub"), key.public_key().to_hex()).unwrap();
     let key_line = if by_id {
         format!("key_id = \"{}\"", hex::encode(index.to_be_bytes()))
     } else {
         format!("key_label = \"sign-{index}\"")
     };
     let module = token_section(&ring, softsdf_library(), "softsdf", profile);
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest("retiring", "active", &key_line, &module),
-    )
-    .unwrap();
+    write_ring(
+        &ring,
+        &key.public_key(),
+        &manifest("retiring", "active", &key_line, &module),
+    );
     gw.state
         .keyring()
         .reload()
@@ -118,28 +115,7 @@ where
         Req::query("张三", "11010519491231002X").build(&gw.keys),
     )
     .await;
-    assert_eq!(resp.status, 200, "{:?}", resp.json);
-    assert_eq!(resp.header("WxIns-Version"), Some("2"));
-    assert_eq!(
-        resp.signed_by.as_ref().ok(),
-        Some(&2),
-        "the WeChat-side client verifies the token's signature"
-    );
-    let message = response_signing_string(
-        resp.header("WxIns-Timestamp").unwrap(),
-        resp.header("WxIns-Nonce").unwrap(),
-        &resp.body,
-    );
-    let signature = Signature::from_base64(resp.header("WxIns-Signature").unwrap()).unwrap();
-    match openssl_verifies(&key.public_key(), &message, &signature) {
-        Some(ok) => assert!(ok, "OpenSSL refused the token's response signature"),
-        None => eprintln!("note: no openssl on PATH; the OpenSSL check did not run"),
-    }
-    let mut changed = message.clone();
-    changed.push(b' ');
-    if let Some(ok) = openssl_verifies(&key.public_key(), &changed, &signature) {
-        assert!(!ok, "OpenSSL must refuse a changed message");
-    }
+    assert_signed_by_v2(&resp, key, "token");
 }
 
 async fn query_signed_through_pkcs11(db: Db) {
@@ -148,7 +124,7 @@ async fn query_signed_through_pkcs11(db: Db) {
     let Some((gw, key)) = token_gateway(db, false, "").await else {
         return;
     };
-    let svc = app!(gw);
+    let svc = app(gw.state.clone()).await;
     query_signed_by_the_token(&svc, &gw, &key).await;
     assert_no_private_key(gw.keys.dir.path(), &key);
     let metrics = gw.state.metrics().render();
@@ -158,26 +134,7 @@ async fn query_signed_through_pkcs11(db: Db) {
     );
 
     // A reload opens new sessions on the token; it still signs.
-    let before = gw
-        .state
-        .keyring()
-        .snapshot()
-        .modules()
-        .next()
-        .unwrap()
-        .clone();
-    gw.state.keyring().reload().unwrap();
-    let after = gw
-        .state
-        .keyring()
-        .snapshot()
-        .modules()
-        .next()
-        .unwrap()
-        .clone();
-    assert!(!std::sync::Arc::ptr_eq(&before, &after));
-    assert_eq!(after.backend(), "pkcs11");
-    drop(before);
+    assert_eq!(reload_opens_the_module_anew(&gw).backend(), "pkcs11");
     query_signed_by_the_token(&svc, &gw, &key).await;
 }
 
@@ -202,7 +159,7 @@ async fn a_message_input_profile_and_a_key_by_id() {
     token_env(None, Some("message"));
     let profile = "[module.pkcs11_profile]\nname = \"hashing-token\"\ninput = \"message\"\n";
     let (gw, key) = token_gateway(Db::Sqlite, true, profile).await.unwrap();
-    let svc = app!(gw);
+    let svc = app(gw.state.clone()).await;
     query_signed_by_the_token(&svc, &gw, &key).await;
     token_env(None, None);
 }
@@ -216,18 +173,7 @@ async fn public_key_mismatch_is_refused() {
     let (index, _key) = module_key();
     let ring = gw.keys.dir.path();
     let other = SecretKey::generate().public_key();
-    std::fs::write(ring.join("bank-v2.pub"), other.to_hex()).unwrap();
-    let module = token_section(ring, softsdf_library(), "softsdf", "");
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest(
-            "active",
-            "staged",
-            &format!("key_label = \"sign-{index}\""),
-            &module,
-        ),
-    )
-    .unwrap();
+    staged_token_ring(ring, &other, softsdf_library(), index);
     let err = gw.state.keyring().reload().unwrap_err().to_string();
     assert!(err.contains("bank key v2"), "{err}");
     assert!(err.contains("pkcs11 module `tok`"), "{err}");
@@ -243,18 +189,7 @@ async fn a_token_listing_only_ecdsa_is_refused_naming_the_mechanism() {
     let gw = Gateway::start(Db::Sqlite).await.unwrap();
     let (index, key) = module_key();
     let ring = gw.keys.dir.path();
-    std::fs::write(ring.join("bank-v2.pub"), key.public_key().to_hex()).unwrap();
-    let module = token_section(ring, softsdf_library(), "softsdf", "");
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest(
-            "active",
-            "staged",
-            &format!("key_label = \"sign-{index}\""),
-            &module,
-        ),
-    )
-    .unwrap();
+    staged_token_ring(ring, &key.public_key(), softsdf_library(), index);
     // CKM_ECDSA only.
     token_env(Some("0x1041"), None);
     let err = gw.state.keyring().reload().unwrap_err().to_string();
@@ -276,23 +211,8 @@ async fn a_missing_library_stops_the_start() {
     let keys = common::Keys::new();
     let (index, key) = module_key();
     let ring = keys.dir.path();
-    std::fs::write(ring.join("bank-v2.pub"), key.public_key().to_hex()).unwrap();
-    let module = token_section(
-        ring,
-        Path::new("/nonexistent/vendor/libp11.so"),
-        "softsdf",
-        "",
-    );
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest(
-            "active",
-            "staged",
-            &format!("key_label = \"sign-{index}\""),
-            &module,
-        ),
-    )
-    .unwrap();
+    let missing = Path::new("/nonexistent/vendor/libp11.so");
+    staged_token_ring(ring, &key.public_key(), missing, index);
     let err = pension_gateway::server::load_keys(&common::settings(&keys))
         .err()
         .expect("the start is refused")
@@ -309,7 +229,7 @@ async fn a_hung_token_answers_503_and_recovers() {
     let _serial = serial().await;
     token_env(None, None);
     let (gw, _key) = token_gateway(Db::Sqlite, false, "").await.unwrap();
-    let svc = app!(gw);
+    let svc = app(gw.state.clone()).await;
     let query = || Req::query("张三", "11010519491231002X").build(&gw.keys);
     assert_eq!(readyz(&svc).await.0, 200);
     set_control("hang = sign\n");
@@ -353,11 +273,7 @@ async fn add_module_key_records_a_token_key() {
     let (index, key) = module_key();
     let ring = gw.keys.dir.path().to_path_buf();
     write_0600(&ring.join("tok.pin"), &format!("{PASSWORD}\n"));
-    let admin = KeyDir::new(
-        &ring,
-        pension_gateway::crypto::EngineKind::DEFAULT,
-        SIGNER_ID,
-    );
+    let admin = key_dir(&ring);
     let declare = ModuleEntry::pkcs11(
         "tok".into(),
         softsdf_library().to_path_buf(),
@@ -452,17 +368,12 @@ async fn softhsm_offering_only_ecdsa_stops_the_start() {
     );
     let keys = common::Keys::new();
     let ring = keys.dir.path();
-    std::fs::write(
-        ring.join("bank-v2.pub"),
-        SecretKey::generate().public_key().to_hex(),
-    )
-    .unwrap();
     let module = token_section(ring, &library, "bank-hsm", "");
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest("active", "staged", "key_label = \"bank\"", &module),
-    )
-    .unwrap();
+    write_ring(
+        ring,
+        &SecretKey::generate().public_key(),
+        &manifest("active", "staged", "key_label = \"bank\"", &module),
+    );
     let err = pension_gateway::server::load_keys(&common::settings(&keys))
         .err()
         .expect("the start is refused")
