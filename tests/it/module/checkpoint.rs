@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::setup::{app, write_ring};
 use super::signer::{manifest, module_key, module_section, serial, set_control, wait_ready};
 use crate::common::softsdf::softsdf_library;
 use crate::common::{self, send, Db, Gateway, Keys, Req, TestDb, NOW};
@@ -40,13 +41,12 @@ async fn chained_module_gateway(db: Db) -> Option<Chained> {
     let mut keys = Keys::new();
     let (index, key) = module_key();
     let ring = keys.dir.path().to_path_buf();
-    std::fs::write(ring.join("bank-v2.pub"), key.public_key().to_hex()).unwrap();
     let module = module_section(&ring, softsdf_library(), TIMEOUT_MS);
-    std::fs::write(
-        ring.join("keyring.toml"),
-        manifest("retiring", "active", index, &module),
-    )
-    .unwrap();
+    write_ring(
+        &ring,
+        &key.public_key(),
+        &manifest("retiring", "active", index, &module),
+    );
     keys.bank.push((2, key));
     let mut s = common::settings(&keys);
     s.limits.per_identity_per_minute = 0;
@@ -125,7 +125,7 @@ async fn module_key_signs_checkpoints_and_a_hung_module_never_holds_the_audit(db
         return;
     };
     let gw = &c.gw;
-    let svc = gw.service().await;
+    let svc = app(gw.state.clone()).await;
     let query = || Req::query("张三", "11010519491231002X");
 
     // Three answers signed in the module; each row is covered by a checkpoint the module signed.
@@ -192,15 +192,7 @@ async fn module_key_signs_checkpoints_and_a_hung_module_never_holds_the_audit(db
     // The module answers again. Once the backoff (1 s) is over, the next batch's checkpoint
     // covers every row, the uncovered one included, and the log verifies.
     set_control("");
-    let ops = {
-        let st = gw.state.clone();
-        actix_web::test::init_service(
-            actix_web::App::new()
-                .configure(move |cfg| pension_gateway::ops::configure_ops(cfg, st)),
-        )
-        .await
-    };
-    wait_ready(&ops).await;
+    wait_ready(&svc).await;
     // With no further request, the writer's timer tries again once the backoff (1 s from the
     // failure) is over: a checkpoint of all four rows, the uncovered one included.
     let until = Instant::now() + Duration::from_secs(20);
