@@ -379,14 +379,17 @@ mod tests {
     use crate::crypto::{EngineKind, SecretKey, DEFAULT_SIGNER_ID};
     use std::sync::Condvar;
 
+    /// Set while the device hangs; its sessions wait on the condition variable until cleared.
+    type Hang = Arc<(Mutex<bool>, Condvar)>;
+
     /// A device whose sessions sign with a real key, or hang while `hung` is set until it is
     /// cleared.
     struct Fake {
         key: Arc<sm2_fast::SigningKey>,
-        hung: Arc<(Mutex<bool>, Condvar)>,
+        hung: Hang,
     }
 
-    struct FakeSession(Arc<sm2_fast::SigningKey>, Arc<(Mutex<bool>, Condvar)>);
+    struct FakeSession(Arc<sm2_fast::SigningKey>, Hang);
 
     impl ModuleDevice for Fake {
         fn backend(&self) -> &'static str {
@@ -414,7 +417,7 @@ mod tests {
         }
     }
 
-    fn signer(timeout: Duration) -> (Arc<ModuleSigner>, SecretKey, Arc<(Mutex<bool>, Condvar)>) {
+    fn signer(timeout: Duration) -> (Arc<ModuleSigner>, SecretKey, Hang) {
         let key = SecretKey::generate();
         let fast = Arc::new(sm2_fast::SigningKey::from_bytes(&key.to_bytes()).unwrap());
         let hung = Arc::new((Mutex::new(false), Condvar::new()));
