@@ -168,7 +168,6 @@ async fn module_key_signs_checkpoints_and_a_hung_module_never_holds_the_audit(db
     )
     .await
     .expect("no answer in 10 s: the audit writer waits on the hung module");
-    let failed_at = Instant::now();
     assert_eq!(resp.status, 503);
     assert_eq!(resp.body, MODULE_UNAVAILABLE_BODY.as_bytes());
     // Two deadlines of 300 ms; the device hangs until it is cleared, so any answer at all came
@@ -199,14 +198,19 @@ async fn module_key_signs_checkpoints_and_a_hung_module_never_holds_the_audit(db
     while c.checkpoints(&instance).await.len() < 4 {
         assert!(
             Instant::now() < until,
-            "no checkpoint {:?} after the failure",
-            failed_at.elapsed()
+            "no checkpoint {:?} after the query that failed",
+            started.elapsed()
         );
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
+    // The failure came at least the checkpoint's deadline (300 ms) after the query was sent,
+    // and the backoff is 1 s from the failure: an earlier checkpoint was a try during the
+    // backoff. (From `started`, a lower bound however slow the machine; the test's own clock
+    // after the answer may be later than the failure.)
     assert!(
-        failed_at.elapsed() >= Duration::from_secs(1),
-        "tried again during the backoff"
+        started.elapsed() >= Duration::from_millis(TIMEOUT_MS) + Duration::from_secs(1),
+        "tried again during the backoff ({:?} after the query was sent)",
+        started.elapsed()
     );
     assert_eq!(
         c.checkpoints(&instance).await,
