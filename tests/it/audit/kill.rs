@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use pension_gateway::crypto::SecretKey;
 use pension_gateway::store::{Store, StoreOptions};
 use testkit as testing;
 
+use crate::common::demo_server::{start_demo, Server};
 use crate::common::{self, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pension-gateway");
@@ -29,14 +30,6 @@ const CLIENTS: usize = 6;
 const PER_CLIENT: usize = 1_500;
 /// Acknowledged requests to see before the kill.
 const KILL_AFTER: usize = 150;
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn demo_client() -> WechatClient {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys/demo");
@@ -71,8 +64,8 @@ fn start_as(db_url: &str, tmp: &Path, instance: &str) -> (Server, u16) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--demo"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("GATEWAY__DATABASE__URL", db_url)
         .env("GATEWAY__LOG__LEVEL", "warn")
@@ -88,23 +81,8 @@ fn start_as(db_url: &str, tmp: &Path, instance: &str) -> (Server, u16) {
         .env("GATEWAY__SERVER__ADMIN_TOKEN_FILE", &token_file)
         .env("GATEWAY__AUDIT__WITNESS_FILE", tmp.join("witness.log"))
         .env("GATEWAY__AUDIT__INSTANCE_ID", instance)
-        .env("GATEWAY__AUDIT__CHECKPOINT_ROWS", "40")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("client query") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the demo server starts");
+        .env("GATEWAY__AUDIT__CHECKPOINT_ROWS", "40");
+    let (server, _) = start_demo(&mut cmd);
     (server, port)
 }
 
